@@ -1,0 +1,1 @@
+"""nbsclient: the thin ZeroMQ client of nbsd, with the same chunk-store API as ``nbs``."""

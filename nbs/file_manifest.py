@@ -1,0 +1,132 @@
+"""The manifest of a local store: one line of text in ``<dir>/manifest``, guarded by ``LOCK``.
+
+Format (no trailing newline): ``4:<vers>:<lock>:<root>[:<table>:<count>]*``.
+Readers and writers take ``flock(LOCK_EX)`` on ``<dir>/LOCK`` exactly as Go
+does, so Go and Python processes can share a store.  Updates write a temp file
+first and rename it over ``manifest`` while holding the lock.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import tempfile
+import time
+
+from nbs.addr import EMPTY_ADDR, Addr
+from nbs.errors import AddressError, ManifestError, VersionMismatchError
+from nbs.manifest import (NOMS_VERSION, STORAGE_VERSION, Hook, Manifest, ManifestContents,
+                          format_specs, parse_specs)
+from nbs.stats import Stats
+
+MANIFEST_FILE = "manifest"
+LOCK_FILE = "LOCK"
+MANIFEST_TEMP_PREFIX = "nbs_manifest_"
+
+
+def format_manifest(contents: ManifestContents) -> str:
+    fields = [STORAGE_VERSION, contents.vers, str(contents.lock), str(contents.root)]
+    if contents.specs:
+        fields.append(format_specs(contents.specs))
+    return ":".join(fields)
+
+
+def parse_manifest(text: str, source: str) -> ManifestContents:
+    """Parse manifest text; anything malformed raises ``ManifestError``."""
+    fields = text.split(":")
+    if len(fields) < 4 or len(fields) % 2:
+        raise ManifestError(source, f"malformed manifest ({len(fields)} fields)")
+    if fields[0] != STORAGE_VERSION:
+        raise VersionMismatchError(source, f"storage version {fields[0]!r}, this code reads {STORAGE_VERSION!r}")
+    try:
+        lock = Addr.parse(fields[2])
+        root = Addr.parse(fields[3])
+    except AddressError as err:
+        raise ManifestError(source, f"malformed manifest: {err}") from err
+    return ManifestContents(fields[1], lock, root, parse_specs(fields[4:], source))
+
+
+class FileManifest(Manifest):
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self._path = os.path.join(directory, MANIFEST_FILE)
+        self._lock_path = os.path.join(directory, LOCK_FILE)
+
+    def name(self) -> str:
+        return self.directory
+
+    def parse_if_exists(self, stats: Stats, read_hook: Hook | None = None) -> ManifestContents | None:
+        started = time.perf_counter_ns()
+        try:
+            try:
+                lock_fd = os.open(self._lock_path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return None
+            try:
+                fcntl.flock(lock_fd, fcntl.LOCK_EX)
+                if read_hook is not None:
+                    read_hook()
+                try:
+                    manifest = open(self._path, "rb")
+                except FileNotFoundError:
+                    return None
+            finally:
+                os.close(lock_fd)
+            with manifest:
+                raw = manifest.read()
+            return parse_manifest(self._decode(raw), self._path)
+        finally:
+            stats.read_manifest_latency.sample_time(started)
+
+    def update(self, last_lock: Addr, new: ManifestContents, stats: Stats,
+               write_hook: Hook | None = None) -> ManifestContents:
+        started = time.perf_counter_ns()
+        fd, temp = tempfile.mkstemp(prefix=MANIFEST_TEMP_PREFIX, dir=self.directory)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(format_manifest(new).encode("utf-8"))
+            lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+            try:
+                fcntl.flock(lock_fd, fcntl.LOCK_EX)
+                if write_hook is not None:
+                    write_hook()
+                current = self._read_locked()
+                if current is None:
+                    if last_lock != EMPTY_ADDR:
+                        raise ManifestError(self._path, "manifest vanished while a lock was expected")
+                    current = ManifestContents(lock=EMPTY_ADDR)
+                elif current.vers != NOMS_VERSION:
+                    raise VersionMismatchError(
+                        self._path, f"won't clobber a store of Noms version {current.vers!r}")
+                if current.lock != last_lock:
+                    return current
+                os.rename(temp, self._path)
+                return new
+            finally:
+                os.close(lock_fd)
+        finally:
+            _remove_quietly(temp)
+            stats.write_manifest_latency.sample_time(started)
+
+    def _read_locked(self) -> ManifestContents | None:
+        try:
+            with open(self._path, "rb") as manifest:
+                raw = manifest.read()
+        except FileNotFoundError:
+            return None
+        return parse_manifest(self._decode(raw), self._path)
+
+    def _decode(self, raw: bytes) -> str:
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise ManifestError(self._path, "manifest is not text") from err
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError as err:
+        if err.errno != errno.ENOENT:
+            raise

@@ -1,0 +1,40 @@
+"""Non-reentrant mutexes keyed by name, created on demand.
+
+Used for the manifest fetch/update locks and the index cache's per-table entry
+locks: work on one name serialises while other names proceed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Hashable, Iterator
+from contextlib import contextmanager
+
+
+class NamedLocks:
+    """A set of held names guarded by one condition variable."""
+
+    def __init__(self) -> None:
+        self._held: set[Hashable] = set()
+        self._cond = threading.Condition()
+
+    def lock(self, name: Hashable) -> None:
+        with self._cond:
+            while name in self._held:
+                self._cond.wait()
+            self._held.add(name)
+
+    def unlock(self, name: Hashable) -> None:
+        with self._cond:
+            if name not in self._held:
+                raise RuntimeError(f"unlock of {name!r}, which is not locked")
+            self._held.remove(name)
+            self._cond.notify_all()
+
+    @contextmanager
+    def holding(self, name: Hashable) -> Iterator[None]:
+        self.lock(name)
+        try:
+            yield
+        finally:
+            self.unlock(name)

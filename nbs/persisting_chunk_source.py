@@ -1,0 +1,120 @@
+"""A memtable on its way to becoming a table.
+
+Prepending a memtable to a table set starts its persist in the background.
+Until that finishes, reads are answered from the memtable; afterwards from
+the persisted table.  A failed persist is retried the next time the table is
+needed, so a transient storage error fails one commit rather than the store.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from nbs.addr import Addr
+from nbs.chunk_source import ChunkSource
+from nbs.mem_table import Haver, MemTable
+from nbs.stats import Stats
+from nbs.table_index import TableIndex
+from nbs.table_persister import TablePersister
+
+CONCURRENT_PERSISTS = 5
+
+_EXECUTOR = ThreadPoolExecutor(max_workers=32, thread_name_prefix="nbs-persist")
+
+
+class PersistingChunkSource(ChunkSource):
+    def __init__(self, memtable: MemTable, haver: Haver | None, persister: TablePersister,
+                 stats: Stats, slots: threading.Semaphore) -> None:
+        self._memtable: MemTable | None = memtable
+        self._haver = haver
+        self._persister = persister
+        self._stats = stats
+        self._slots = slots
+        self._started = time.perf_counter_ns()
+        self._lock = threading.Lock()
+        self._result: ChunkSource | None = None
+        self._future = self._submit()
+
+    def _submit(self) -> Future[ChunkSource]:
+        self._slots.acquire()
+        return _EXECUTOR.submit(self._persist)
+
+    def _persist(self) -> ChunkSource:
+        try:
+            memtable = self._memtable
+            assert memtable is not None
+            source = self._persister.persist(memtable, self._haver, self._stats)
+            if source.count() > 0:
+                self._stats.persist_latency.sample_time(self._started)
+            self._result = source
+            self._memtable = None
+            self._haver = None
+            return source
+        finally:
+            self._slots.release()
+
+    def wait(self) -> ChunkSource:
+        """The persisted table, blocking until the persist finishes; re-raises its failure."""
+        result = self._result
+        if result is not None:
+            return result
+        with self._lock:
+            if self._result is None:
+                future = self._future
+                try:
+                    future.result()
+                except BaseException:
+                    if self._future is future:
+                        self._future = self._submit()
+                    raise
+            assert self._result is not None
+            return self._result
+
+    @property
+    def memtable(self) -> MemTable | None:
+        return self._memtable
+
+    @property
+    def name(self) -> Addr:
+        return self.wait().name
+
+    def count(self) -> int:
+        return self.wait().count()
+
+    def uncompressed_len(self) -> int:
+        return self.wait().uncompressed_len()
+
+    def index(self) -> TableIndex:
+        return self.wait().index()
+
+    def has(self, addr: bytes) -> bool:
+        mt = self._memtable
+        return mt.has(addr) if mt is not None else self.wait().has(addr)
+
+    def get(self, addr: bytes) -> bytes | None:
+        mt = self._memtable
+        return mt.get(addr) if mt is not None else self.wait().get(addr)
+
+    def has_many(self, addrs: Sequence[bytes]) -> list[bytes]:
+        mt = self._memtable
+        return mt.has_many(addrs) if mt is not None else self.wait().has_many(addrs)
+
+    def get_many(self, addrs: Sequence[bytes], found: dict[bytes, bytes]) -> list[bytes]:
+        mt = self._memtable
+        return mt.get_many(addrs, found) if mt is not None else self.wait().get_many(addrs, found)
+
+    def extract(self) -> Iterator[tuple[bytes, bytes]]:
+        return self.wait().extract()
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        return self.wait().read_at(offset, length)
+
+    def calc_reads(self, addrs: Sequence[bytes]) -> tuple[int, list[bytes]]:
+        return self.wait().calc_reads(addrs)
+
+    def close(self) -> None:
+        if self._result is not None:
+            self._result.close()

@@ -1,0 +1,75 @@
+"""A least-recently-used cache bounded by the total size of its entries (Go's ``sizecache``)."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Generic, Hashable, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class SizeCache(Generic[K, V]):
+    """Entries carry a size; adding past ``max_size`` evicts from the LRU end.
+
+    An entry larger than the whole cache is ignored; re-adding a present key only
+    bumps it (the value is not replaced).  ``on_expire`` runs for evicted keys.
+    """
+
+    def __init__(self, max_size: int, on_expire: Callable[[K, V], None] | None = None) -> None:
+        self.max_size = max_size
+        self._on_expire = on_expire
+        self._entries: OrderedDict[K, tuple[int, V]] = OrderedDict()
+        self._total = 0
+        self._lock = threading.Lock()
+
+    @property
+    def total_size(self) -> int:
+        return self._total
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: K) -> bool:
+        return key in self._entries
+
+    def keys(self) -> list[K]:
+        with self._lock:
+            return list(self._entries)
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            self._entries.move_to_end(key)
+            return entry[1]
+
+    def add(self, key: K, size: int, value: V) -> bool:
+        """Insert ``key``; returns False when it was too large to keep."""
+        expired: list[tuple[K, V]] = []
+        with self._lock:
+            if size > self.max_size:
+                return False
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return True
+            self._entries[key] = (size, value)
+            self._total += size
+            while self._total > self.max_size:
+                old_key, (old_size, old_value) = self._entries.popitem(last=False)
+                self._total -= old_size
+                expired.append((old_key, old_value))
+        if self._on_expire is not None:
+            for old_key, old_value in expired:
+                self._on_expire(old_key, old_value)
+        return True
+
+    def drop(self, key: K) -> None:
+        """Remove ``key`` without calling ``on_expire``."""
+        with self._lock:
+            entry = self._entries.pop(key, None)
+            if entry is not None:
+                self._total -= entry[0]

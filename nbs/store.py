@@ -1,0 +1,270 @@
+"""``NomsBlockStore``: a chunk store over a manifest, a table persister and a conjoiner.
+
+Puts fill a memtable; a full memtable is prepended to the table set and
+persisted in the background.  ``commit`` writes pending tables and swaps the
+manifest with optimistic concurrency, retrying while only the table list
+changed underneath it (NBS-FORMAT.md section 8).
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+from collections.abc import Iterable, Iterator
+
+from nbs.addr import Addr, compute_addr
+from nbs.chunk_source import ChunkSource
+from nbs.conjoiner import Conjoiner
+from nbs.errors import ChunkError, StoreClosedError
+from nbs.manifest import NOMS_VERSION, ManifestContents
+from nbs.manifest_manager import ManifestManager
+from nbs.mem_table import MemTable
+from nbs.stats import Stats, humanize_bytes
+from nbs.table_persister import TablePersister
+from nbs.table_set import TableSet
+
+DEFAULT_MEMTABLE_SIZE = 128 << 20
+PREFLUSH_CHUNK_COUNT = 8
+
+
+class _Outcome(enum.Enum):
+    SUCCESS = enum.auto()
+    LAST_ROOT_MISMATCH = enum.auto()
+    LOCK_FAILED_ROOT = enum.auto()
+    LOCK_FAILED_TABLES = enum.auto()
+
+
+class NomsBlockStore:
+    """A content-addressed chunk store with one mutable root."""
+
+    def __init__(self, manager: ManifestManager, persister: TablePersister, conjoiner: Conjoiner,
+                 memtable_size: int = 0, contents: ManifestContents | None = None) -> None:
+        """Open the store; ``contents`` (if given) is used instead of fetching the manifest."""
+        started = time.perf_counter_ns()
+        self._mm = manager
+        self._persister = persister
+        self._conjoiner = conjoiner
+        self._memtable_size = memtable_size or DEFAULT_MEMTABLE_SIZE
+        self._lock = threading.RLock()
+        self._stats = Stats()
+        self._memtable: MemTable | None = None
+        self._tables = TableSet(persister, self._stats)
+        self._upstream = ManifestContents()
+        self._put_count = 0
+        self._closed = False
+        if contents is None:
+            contents = manager.fetch(self._stats)
+            fetched = True
+        else:
+            fetched = False
+        if contents is not None:
+            self._upstream = contents
+            self._tables = self._tables.rebase(contents.specs)
+        if fetched:
+            self._stats.open_latency.sample_time(started)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def _snapshot(self) -> tuple[MemTable | None, TableSet]:
+        with self._lock:
+            if self._closed:
+                raise StoreClosedError(f"store {self._mm.name()} is closed")
+            return self._memtable, self._tables
+
+    def get(self, addr: bytes) -> bytes | None:
+        started = time.perf_counter_ns()
+        memtable, tables = self._snapshot()
+        data = memtable.get(addr) if memtable is not None else None
+        if data is None:
+            data = tables.get(addr)
+        self._stats.get_latency.sample_time(started)
+        self._stats.chunks_per_get.sample(1)
+        return data
+
+    def get_many(self, addrs: Iterable[bytes]) -> dict[bytes, bytes]:
+        started = time.perf_counter_ns()
+        wanted = list(addrs)
+        memtable, tables = self._snapshot()
+        found: dict[bytes, bytes] = {}
+        remaining = memtable.get_many(wanted, found) if memtable is not None else wanted
+        if remaining:
+            tables.get_many(remaining, found)
+        if wanted:
+            self._stats.get_latency.sample_time(started)
+            self._stats.chunks_per_get.sample(len(wanted))
+        return found
+
+    def has(self, addr: bytes) -> bool:
+        started = time.perf_counter_ns()
+        memtable, tables = self._snapshot()
+        present = (memtable is not None and memtable.has(addr)) or tables.has(addr)
+        self._stats.has_latency.sample_time(started)
+        self._stats.addresses_per_has.sample(1)
+        return present
+
+    def has_many(self, addrs: Iterable[bytes]) -> set[bytes]:
+        started = time.perf_counter_ns()
+        wanted = list(addrs)
+        memtable, tables = self._snapshot()
+        remaining = memtable.has_many(wanted) if memtable is not None else wanted
+        if remaining:
+            remaining = tables.has_many(remaining)
+        if wanted:
+            self._stats.has_latency.sample_time(started)
+            self._stats.addresses_per_has.sample(len(wanted))
+        return set(remaining)
+
+    def count(self) -> int:
+        memtable, tables = self._snapshot()
+        return (memtable.count() if memtable is not None else 0) + tables.count()
+
+    def root(self) -> Addr:
+        with self._lock:
+            return self._upstream.root
+
+    def version(self) -> str:
+        with self._lock:
+            return self._upstream.vers
+
+    def stats(self) -> Stats:
+        return self._stats.copy()
+
+    def stats_summary(self) -> str:
+        with self._lock:
+            tables = self._tables
+            root = self._upstream.root
+        count = sum(s.count() for s in tables.sources())
+        return f"Root: {root}; Chunk Count {count}; Physical Bytes {humanize_bytes(tables.physical_len())}"
+
+    def extract_chunks(self) -> Iterator[tuple[bytes, bytes]]:
+        """Every chunk in insertion order: tables oldest first, then the memtable."""
+        memtable, tables = self._snapshot()
+        yield from tables.extract()
+        if memtable is not None:
+            yield from memtable.extract()
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def put(self, data: bytes) -> Addr:
+        """Buffer ``data`` as a chunk; it is durable after the next successful commit."""
+        started = time.perf_counter_ns()
+        if not data:
+            raise ChunkError("empty chunks cannot be stored")
+        if len(data) > self._memtable_size:
+            raise ChunkError(f"chunk of {len(data)} bytes is larger than the memtable ({self._memtable_size})")
+        addr = compute_addr(data)
+        with self._lock:
+            if self._closed:
+                raise StoreClosedError(f"store {self._mm.name()} is closed")
+            if self._memtable is None:
+                self._memtable = MemTable(self._memtable_size)
+            if not self._memtable.add_chunk(addr, data):
+                self._tables = self._tables.prepend(self._memtable)
+                self._memtable = MemTable(self._memtable_size)
+                self._memtable.add_chunk(addr, data)
+            self._put_count += 1
+        self._stats.put_latency.sample_time(started)
+        return Addr(addr)
+
+    def rebase(self) -> None:
+        with self._lock:
+            contents = self._mm.fetch(self._stats)
+            if contents is not None:
+                self._upstream = contents
+                self._tables = self._tables.rebase(contents.specs)
+
+    def commit(self, current: bytes, last: bytes) -> bool:
+        """Move the root from ``last`` to ``current``; False if another writer moved it."""
+        started = time.perf_counter_ns()
+        try:
+            current, last = Addr(current), Addr(last)
+            with self._lock:
+                if self._closed:
+                    raise StoreClosedError(f"store {self._mm.name()} is closed")
+                if self._memtable is None and not self._tables.novel and current == last:
+                    self.rebase()
+                    return True
+                if self._memtable is not None and self._memtable.count() > PREFLUSH_CHUNK_COUNT:
+                    self._tables = self._tables.prepend(self._memtable)
+                    self._memtable = None
+            self._mm.lock_for_update()
+            try:
+                while True:
+                    outcome = self._update_manifest(current, last)
+                    if outcome is _Outcome.SUCCESS:
+                        return True
+                    if outcome is not _Outcome.LOCK_FAILED_TABLES:
+                        return False
+            finally:
+                self._mm.unlock_for_update()
+        finally:
+            self._stats.commit_latency.sample_time(started)
+
+    def _update_manifest(self, current: Addr, last: Addr) -> _Outcome:
+        with self._lock:
+            if self._upstream.root != last:
+                return _Outcome.LAST_ROOT_MISMATCH
+            cached = self._mm.update_will_fail(self._upstream.lock)
+            if cached is not None:
+                return self._optimistic_failure(cached, last)
+            if self._memtable is not None and self._memtable.count() > 0:
+                self._tables = self._tables.prepend(self._memtable)
+                self._memtable = None
+            if self._conjoiner.conjoin_required(self._tables):
+                self._upstream = self._conjoiner.conjoin(self._upstream, self._mm, self._persister, self._stats)
+                self._tables = self._tables.rebase(self._upstream.specs)
+                return _Outcome.LOCK_FAILED_TABLES
+            new = ManifestContents.for_commit(current, self._tables.to_specs())
+            stored = self._mm.update(self._upstream.lock, new, self._stats)
+            if stored.lock != new.lock:
+                return self._optimistic_failure(stored, last)
+            self._upstream = new
+            self._tables = self._tables.flatten()
+            return _Outcome.SUCCESS
+
+    def _optimistic_failure(self, upstream: ManifestContents, last: Addr) -> _Outcome:
+        self._upstream = upstream
+        self._tables = self._tables.rebase(upstream.specs)
+        return _Outcome.LOCK_FAILED_ROOT if last != upstream.root else _Outcome.LOCK_FAILED_TABLES
+
+    # -- lifecycle and introspection ---------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            sources: tuple[ChunkSource, ...] = self._tables.sources()
+        for source in sources:
+            source.close()
+
+    def __enter__(self) -> NomsBlockStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def put_count(self) -> int:
+        """Puts since opening, duplicates included (Go's ``putCount``)."""
+        return self._put_count
+
+    @property
+    def memtable(self) -> MemTable | None:
+        return self._memtable
+
+    @property
+    def table_set(self) -> TableSet:
+        return self._tables
+
+    @property
+    def manifest_name(self) -> str:
+        return self._mm.name()
+
+    @property
+    def upstream(self) -> ManifestContents:
+        return self._upstream
+
+    def __repr__(self) -> str:
+        return f"NomsBlockStore({self._mm.name()!r}, root={self.root()}, version={NOMS_VERSION})"

@@ -1,0 +1,125 @@
+"""The tables a store reads from: novel ones it wrote and upstream ones its manifest names.
+
+A ``TableSet`` is an immutable value; every change returns a new set.  Novel
+tables are newest first and are searched before upstream tables.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+
+from nbs.chunk_source import ChunkSource
+from nbs.manifest import TableSpec
+from nbs.mem_table import MemTable
+from nbs.persisting_chunk_source import CONCURRENT_PERSISTS, PersistingChunkSource
+from nbs.stats import Stats
+from nbs.table_index import index_size
+from nbs.table_persister import TablePersister
+
+
+class TableSet:
+    def __init__(self, persister: TablePersister, stats: Stats,
+                 novel: Sequence[ChunkSource] = (), upstream: Sequence[ChunkSource] = (),
+                 slots: threading.Semaphore | None = None) -> None:
+        self.persister = persister
+        self.stats = stats
+        self.novel: tuple[ChunkSource, ...] = tuple(novel)
+        self.upstream: tuple[ChunkSource, ...] = tuple(upstream)
+        self._slots = slots if slots is not None else threading.Semaphore(CONCURRENT_PERSISTS)
+
+    def _derive(self, novel: Sequence[ChunkSource], upstream: Sequence[ChunkSource]) -> TableSet:
+        return TableSet(self.persister, self.stats, novel, upstream, self._slots)
+
+    def sources(self) -> tuple[ChunkSource, ...]:
+        return self.novel + self.upstream
+
+    def size(self) -> int:
+        return len(self.novel) + len(self.upstream)
+
+    def has(self, addr: bytes) -> bool:
+        return any(s.has(addr) for s in self.sources())
+
+    def get(self, addr: bytes) -> bytes | None:
+        for source in self.sources():
+            data = source.get(addr)
+            if data is not None:
+                return data
+        return None
+
+    def has_many(self, addrs: Sequence[bytes]) -> list[bytes]:
+        """Addresses no table holds."""
+        remaining = list(addrs)
+        for source in self.sources():
+            if not remaining:
+                break
+            remaining = source.has_many(remaining)
+        return remaining
+
+    def get_many(self, addrs: Sequence[bytes], found: dict[bytes, bytes]) -> list[bytes]:
+        remaining = list(addrs)
+        for source in self.sources():
+            if not remaining:
+                break
+            remaining = source.get_many(remaining, found)
+        return remaining
+
+    def calc_reads(self, addrs: Sequence[bytes]) -> tuple[int, list[bytes]]:
+        reads = 0
+        remaining = list(addrs)
+        for source in self.sources():
+            if not remaining:
+                break
+            n, remaining = source.calc_reads(remaining)
+            reads += n
+        return reads, remaining
+
+    def count(self) -> int:
+        return sum(s.count() for s in self.sources())
+
+    def uncompressed_len(self) -> int:
+        return sum(s.uncompressed_len() for s in self.sources())
+
+    def physical_len(self) -> int:
+        """Bytes of chunk data and indexes (footers not counted, as in Go)."""
+        total = 0
+        for source in self.sources():
+            if source.count():
+                index = source.index()
+                total += index.data_len + index_size(index.chunk_count)
+        return total
+
+    def prepend(self, memtable: MemTable) -> TableSet:
+        """A set with ``memtable`` persisting in front; dedup against this set."""
+        source = PersistingChunkSource(memtable, self, self.persister, self.stats, self._slots)
+        return self._derive((source,) + self.novel, self.upstream)
+
+    def extract(self) -> Iterator[tuple[bytes, bytes]]:
+        """Every chunk, oldest table first."""
+        for source in reversed(self.upstream):
+            yield from source.extract()
+        for source in reversed(self.novel):
+            yield from source.extract()
+
+    def flatten(self) -> TableSet:
+        """Novel tables become upstream (after a successful manifest update)."""
+        novel = [s for s in self.novel if s.count() > 0]
+        return self._derive((), novel + list(self.upstream))
+
+    def rebase(self, specs: Sequence[TableSpec]) -> TableSet:
+        """Keep novel tables; upstream becomes the tables of ``specs`` (opened once each)."""
+        novel = [s for s in self.novel if s.count() > 0]
+        open_now = {bytes(s.name): s for s in self.upstream}
+        wanted: dict[bytes, TableSpec] = {}
+        for spec in specs:
+            wanted.setdefault(bytes(spec.name), spec)
+        to_open = [spec for name, spec in wanted.items() if name not in open_now]
+        opened = {bytes(s.name): s for s in self.persister.open_many(to_open, self.stats)}
+        upstream = [open_now.get(name) or opened[name] for name in wanted]
+        return self._derive(novel, upstream)
+
+    def to_specs(self) -> list[TableSpec]:
+        """Specs of novel (non-empty) then upstream tables; waits for persists."""
+        specs = [TableSpec(s.name, s.count()) for s in self.novel if s.count() > 0]
+        specs.extend(TableSpec(s.name, s.count()) for s in self.upstream)
+        return specs

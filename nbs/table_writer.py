@@ -1,0 +1,70 @@
+"""Building table files: records in insertion order, then the index and footer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from nbs.addr import PREFIX_SIZE, Addr
+from nbs.errors import ChunkError
+from nbs.record import encode_record
+from nbs.table_index import encode_index, name_of_suffixes
+
+MAX_CHUNK_SIZE = 0xFFFFFFFF
+
+
+@dataclass(frozen=True)
+class WrittenTable:
+    """A finished table: its name, bytes and the figures persisters sample."""
+
+    name: Addr
+    data: bytes
+    chunk_count: int
+    uncompressed_len: int
+    compressed_len: int
+
+
+class TableWriter:
+    """Accumulates chunks and produces the bytes of one table."""
+
+    def __init__(self) -> None:
+        self._records: list[bytes] = []
+        self._tuples: list[tuple[int, int]] = []
+        self._lengths: list[int] = []
+        self._suffixes: list[bytes] = []
+        self._uncompressed = 0
+        self._compressed = 0
+
+    def __len__(self) -> int:
+        return len(self._lengths)
+
+    def add(self, addr: bytes, chunk: bytes) -> None:
+        """Append ``chunk`` (whose address is ``addr``) as the next ordinal."""
+        if not chunk:
+            raise ChunkError("empty chunks cannot be stored")
+        if len(chunk) > MAX_CHUNK_SIZE:
+            raise ChunkError(f"chunk of {len(chunk)} bytes exceeds the Snappy limit")
+        record, compressed = encode_record(chunk)
+        ordinal = len(self._lengths)
+        self._records.append(record)
+        self._tuples.append((int.from_bytes(addr[:PREFIX_SIZE], "big"), ordinal))
+        self._lengths.append(len(record))
+        self._suffixes.append(bytes(addr[PREFIX_SIZE:]))
+        self._uncompressed += len(chunk)
+        self._compressed += compressed
+
+    def finish(self) -> WrittenTable:
+        """The complete table; with no chunks it is a bare footer (never persisted)."""
+        suffixes = b"".join(self._suffixes)
+        index = encode_index(self._tuples, self._lengths, suffixes, self._uncompressed)
+        data = b"".join(self._records) + index
+        return WrittenTable(name_of_suffixes(suffixes), data, len(self._lengths),
+                            self._uncompressed, self._compressed)
+
+
+def build_table(chunks: Iterable[tuple[bytes, bytes]]) -> WrittenTable:
+    """A table of ``(address, chunk)`` pairs in the given order."""
+    writer = TableWriter()
+    for addr, chunk in chunks:
+        writer.add(addr, chunk)
+    return writer.finish()
