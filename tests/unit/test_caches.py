@@ -1,0 +1,160 @@
+"""Size-LRU, index cache, manifest cache and descriptor cache (NBS-FORMAT.md 9, 14.19, 14.20)."""
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from nbs.addr import Addr
+from nbs.fd_cache import FDCache
+from nbs.index_cache import IndexCache
+from nbs.manifest import ManifestContents, TableSpec
+from nbs.manifest_cache import ManifestCache
+from nbs.size_cache import SizeCache
+from nbs.table_index import parse_table_index
+from nbs.table_writer import build_table
+from tests.helpers import TEST_CHUNKS
+
+
+
+def test_contents_size() -> None:
+    assert ManifestContents(vers="").size() == 40
+    assert ManifestContents().size() == 44
+    assert ManifestContents(specs=(TableSpec(Addr.of(b"t"), 1),)).size() == 68
+
+
+def test_manifest_cache_get_and_put() -> None:
+    cache = ManifestCache(2 * 40 + 8)
+    a = ManifestContents(lock=Addr.of(b"lockA"))
+    b = ManifestContents(lock=Addr.of(b"lockB"))
+    cache.put("dbA", a, 1)
+    cache.put("dbB", b, 2)
+    assert cache.get("dbA") == (a, 1) and cache.get("dbB") == (b, 2)
+
+
+def test_manifest_cache_drops_lru() -> None:
+    empty = ManifestContents(vers="")
+    cache = ManifestCache(5 * 40)
+    for i in range(1, 10):
+        cache.put(f"db{i}", empty, i)
+        assert cache.total_size == min(i, 5) * 40
+    assert all(cache.get(f"db{i}") is None for i in range(1, 5))
+    assert all(cache.get(f"db{i}") is not None for i in range(5, 10))
+    cache.get("db5")
+    cache.put("novel", empty, 10)
+    assert cache.get("db6") is None
+    big = ManifestContents(vers="big version")
+    assert big.size() == 51
+    cache.put("big", big, 11)
+    assert cache.get("db7") is None and cache.get("db8") is None
+    assert all(cache.get(k) is not None for k in ["db9", "novel", "big"])
+
+
+def test_manifest_cache_too_large_and_zero_size() -> None:
+    small = ManifestCache(16)
+    small.put("x", ManifestContents(vers=""), 1)
+    assert small.get("x") is None
+    zero = ManifestCache(0)
+    zero.put("x", ManifestContents(vers=""), 1)
+    assert zero.get("x") is None
+
+
+def test_size_cache_evicts_and_calls_expiry() -> None:
+    expired: list[str] = []
+    cache: SizeCache[str, int] = SizeCache(10, lambda k, v: expired.append(k))
+    assert cache.add("a", 4, 1) and cache.add("b", 4, 2)
+    cache.get("a")
+    cache.add("c", 4, 3)
+    assert expired == ["b"] and cache.keys() == ["a", "c"]
+    assert not cache.add("huge", 11, 0)
+    assert cache.add("a", 4, 99) and cache.get("a") == 1  # re-add bumps, keeps value
+    cache.drop("a")
+    assert expired == ["b"] and cache.total_size == 4
+
+
+def test_index_cache_loads_once_under_concurrency() -> None:
+    t = build_table((Addr.of(c), c) for c in TEST_CHUNKS)
+    cache = IndexCache(1024)
+    loads = []
+    barrier = threading.Barrier(4)
+
+    def load():  # type: ignore[no-untyped-def]
+        loads.append(1)
+        return parse_table_index(t.data, "t")
+
+    def worker() -> None:
+        barrier.wait()
+        cache.get_or_load(t.name, load)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert len(loads) == 1
+    assert cache.total_size == 3 * 36
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> list[str]:
+    paths = []
+    for i in range(3):
+        p = tmp_path / f"file{i}"
+        p.write_text(f"file{i}")
+        paths.append(str(p))
+    return paths
+
+
+def test_fd_cache_concurrent_open(files: list[str]) -> None:
+    cache = FDCache(3)
+    barrier = threading.Barrier(3)
+    fds: list[int] = []
+
+    def worker() -> None:
+        barrier.wait()
+        fds.append(cache.ref_file(files[0]))
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert len(set(fds)) == 1
+    assert cache.entries() == [files[0]] and cache.refcount(files[0]) == 3
+
+
+def test_fd_cache_no_evictions(files: list[str]) -> None:
+    cache = FDCache(2)
+    f0 = cache.ref_file(files[0])
+    f1 = cache.ref_file(files[1])
+    assert f0 != f1
+    assert cache.ref_file(files[0]) == f0
+    assert os.pread(f0, 5, 0) == b"file0"
+
+
+def test_fd_cache_evictions(files: list[str]) -> None:
+    cache = FDCache(1)
+    f0 = cache.ref_file(files[0])
+    f1 = cache.ref_file(files[1])
+    assert f0 != f1
+    assert cache.ref_file(files[0]) == f0
+    assert cache.entries() == sorted(files[:2])
+    cache.unref_file(files[1])
+    assert cache.entries() == [files[0]]
+    f1b = cache.ref_file(files[1])
+    f2 = cache.ref_file(files[2])
+    assert f2 not in (f0, f1b)
+    cache.unref_file(files[0])
+    cache.unref_file(files[0])
+    cache.unref_file(files[1])
+    assert cache.entries() == [files[2]]
+
+
+def test_fd_cache_drop_closes_everything(files: list[str]) -> None:
+    cache = FDCache(5)
+    fd = cache.ref_file(files[0])
+    cache.drop()
+    assert cache.entries() == []
+    with pytest.raises(OSError):
+        os.fstat(fd)
