@@ -69,8 +69,10 @@ def _require_directory(directory: str) -> str:
     return directory
 
 
-def _local_store(directory: str, caches: SharedCaches, memtable_size: int, max_tables: int,
-                 contents: ManifestContents | None = None) -> NomsBlockStore:
+def local_store_with(directory: str, caches: SharedCaches, memtable_size: int = 0,
+                     max_tables: int = DEFAULT_MAX_TABLES,
+                     contents: ManifestContents | None = None) -> NomsBlockStore:
+    """A store in ``directory`` sharing ``caches``; ``contents`` skips the manifest read."""
     manager = ManifestManager(FileManifest(directory), caches.manifest_cache, caches.manifest_locks)
     persister = FSTablePersister(directory, caches.fd_cache, caches.index_cache)
     return NomsBlockStore(manager, persister, InlineConjoiner(max_tables), memtable_size, contents)
@@ -79,7 +81,7 @@ def _local_store(directory: str, caches: SharedCaches, memtable_size: int, max_t
 def new_local_store(directory: str, memtable_size: int = 0,
                     max_tables: int = DEFAULT_MAX_TABLES) -> NomsBlockStore:
     """Open (or start) a store in an existing directory, Go's ``NewLocalStore``."""
-    return _local_store(_require_directory(directory), global_caches(), memtable_size, max_tables)
+    return local_store_with(_require_directory(directory), global_caches(), memtable_size, max_tables)
 
 
 def new_memory_store(memtable_size: int = 0) -> NomsBlockStore:
@@ -103,7 +105,7 @@ class LocalStoreFactory:
     def create_store(self, name: str, memtable_size: int = 0) -> NomsBlockStore:
         directory = self._store_dir(name)
         os.makedirs(directory, exist_ok=True)
-        return _local_store(directory, self.caches, memtable_size, DEFAULT_MAX_TABLES)
+        return local_store_with(directory, self.caches, memtable_size, DEFAULT_MAX_TABLES)
 
     def create_store_from_cache(self, name: str, memtable_size: int = 0) -> NomsBlockStore | None:
         """A store built from the factory's cached manifest without reading it, or None."""
@@ -111,7 +113,7 @@ class LocalStoreFactory:
         entry = self.caches.manifest_cache.get(directory)
         if entry is None:
             return None
-        return _local_store(_require_directory(directory), self.caches, memtable_size, DEFAULT_MAX_TABLES,
+        return local_store_with(_require_directory(directory), self.caches, memtable_size, DEFAULT_MAX_TABLES,
                             contents=entry[0] if entry[0].vers else ManifestContents())
 
     def close(self) -> None:

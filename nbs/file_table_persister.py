@@ -16,10 +16,10 @@ from nbs.chunk_source import FILE_BLOCK_SIZE, ChunkSource, EmptyChunkSource, Rea
 from nbs.errors import CorruptTableError, TableNotFoundError
 from nbs.fd_cache import FDCache
 from nbs.index_cache import IndexCache
-from nbs.mem_table import Haver, MemTable
 from nbs.stats import Stats
 from nbs.table_index import TableIndex, parse_table_index, tail_size
 from nbs.table_persister import TablePersister, copy_chunk_regions, plan_conjoin
+from nbs.table_writer import WrittenTable
 
 TABLE_TEMP_PREFIX = "nbs_table_"
 
@@ -56,11 +56,8 @@ class FSTablePersister(TablePersister):
     def _path(self, name: Addr) -> str:
         return os.path.join(self.directory, str(name))
 
-    def persist(self, memtable: MemTable, haver: Haver | None, stats: Stats) -> ChunkSource:
-        table = memtable.write(haver, stats)
-        if table.chunk_count == 0:
-            return EmptyChunkSource()
-        index = parse_table_index(table.data, str(table.name), len(table.data))
+    def persist_table(self, table: WrittenTable, stats: Stats) -> ChunkSource:
+        index = table.index()
         self._write_file(table.name, lambda write: write(table.data), index)
         return self.open(table.name, table.chunk_count, stats)
 

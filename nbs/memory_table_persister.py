@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from nbs.addr import Addr
 from nbs.chunk_source import FILE_BLOCK_SIZE, BytesReaderAt, ChunkSource, EmptyChunkSource, TableChunkSource
 from nbs.errors import TableNotFoundError
-from nbs.mem_table import Haver, MemTable
 from nbs.stats import Stats
 from nbs.table_index import parse_table_index
 from nbs.table_persister import TablePersister, copy_chunk_regions, plan_conjoin
+from nbs.table_writer import WrittenTable
 
 
 class MemoryTablePersister(TablePersister):
@@ -19,10 +19,7 @@ class MemoryTablePersister(TablePersister):
         self.tables: dict[bytes, bytes] = {}
         self._lock = threading.Lock()
 
-    def persist(self, memtable: MemTable, haver: Haver | None, stats: Stats) -> ChunkSource:
-        table = memtable.write(haver, stats)
-        if table.chunk_count == 0:
-            return EmptyChunkSource()
+    def persist_table(self, table: WrittenTable, stats: Stats) -> ChunkSource:
         return self._store(table.name, table.data, stats)
 
     def conjoin_all(self, sources: Sequence[ChunkSource], stats: Stats) -> ChunkSource:

@@ -11,18 +11,19 @@ from __future__ import annotations
 import enum
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from nbs.addr import Addr, compute_addr
 from nbs.chunk_source import ChunkSource
 from nbs.conjoiner import Conjoiner
 from nbs.errors import ChunkError, StoreClosedError
-from nbs.manifest import NOMS_VERSION, ManifestContents
+from nbs.manifest import NOMS_VERSION, ManifestContents, TableSpec
 from nbs.manifest_manager import ManifestManager
 from nbs.mem_table import MemTable
 from nbs.stats import Stats, humanize_bytes
 from nbs.table_persister import TablePersister
 from nbs.table_set import TableSet
+from nbs.table_writer import WrittenTable
 
 DEFAULT_MEMTABLE_SIZE = 128 << 20
 PREFLUSH_CHUNK_COUNT = 8
@@ -53,6 +54,7 @@ class NomsBlockStore:
         self._upstream = ManifestContents()
         self._put_count = 0
         self._closed = False
+        self._names: tuple[TableSet, frozenset[bytes]] | None = None
         if contents is None:
             contents = manager.fetch(self._stats)
             fetched = True
@@ -83,13 +85,22 @@ class NomsBlockStore:
         return data
 
     def get_many(self, addrs: Iterable[bytes]) -> dict[bytes, bytes]:
+        return self.get_many_with_origins(addrs, None)
+
+    def get_many_with_origins(self, addrs: Iterable[bytes],
+                              origins: dict[bytes, Addr] | None) -> dict[bytes, bytes]:
+        """``get_many`` that also records, in ``origins``, the table that served each chunk.
+
+        Chunks still in the memtable have no table and get no origin; a cache
+        keyed by table (the daemon's) must not record them.
+        """
         started = time.perf_counter_ns()
         wanted = list(addrs)
         memtable, tables = self._snapshot()
         found: dict[bytes, bytes] = {}
         remaining = memtable.get_many(wanted, found) if memtable is not None else wanted
         if remaining:
-            tables.get_many(remaining, found)
+            tables.get_many(remaining, found, origins)
         if wanted:
             self._stats.get_latency.sample_time(started)
             self._stats.chunks_per_get.sample(len(wanted))
@@ -130,6 +141,16 @@ class NomsBlockStore:
     def stats(self) -> Stats:
         return self._stats.copy()
 
+    def table_names(self) -> frozenset[bytes]:
+        """Names of every table this store reads (novel and upstream): its view of the storage."""
+        tables = self._snapshot()[1]
+        cached = self._names
+        if cached is not None and cached[0] is tables:
+            return cached[1]
+        names = frozenset(bytes(s.name) for s in tables.sources())
+        self._names = (tables, names)
+        return names
+
     def stats_summary(self) -> str:
         with self._lock:
             tables = self._tables
@@ -166,6 +187,27 @@ class NomsBlockStore:
             self._put_count += 1
         self._stats.put_latency.sample_time(started)
         return Addr(addr)
+
+    def write_table(self, data: bytes) -> TableSpec:
+        """Persist a complete table built elsewhere and add it to the pending (novel) tables.
+
+        This is how clients of the daemon write: they build tables themselves,
+        so compression and hashing run in their processes.  The table becomes
+        durable in the store at the next successful commit.
+        """
+        table = WrittenTable.from_bytes(data)
+        self._snapshot()
+        source = self._persister.persist_table(table, self._stats)
+        with self._lock:
+            self._tables = self._tables.prepend_source(source)
+        return TableSpec(source.name, source.count())
+
+    def add_novel_tables(self, specs: Sequence[TableSpec]) -> None:
+        """Adopt tables already persisted (by an earlier session) as pending tables."""
+        sources = self._persister.open_many(specs, self._stats)
+        with self._lock:
+            for source in sources:
+                self._tables = self._tables.prepend_source(source)
 
     def rebase(self) -> None:
         with self._lock:

@@ -7,11 +7,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from nbs.addr import Addr
-from nbs.chunk_source import ChunkSource
+from nbs.chunk_source import ChunkSource, EmptyChunkSource
 from nbs.manifest import TableSpec
 from nbs.mem_table import Haver, MemTable
 from nbs.stats import Stats
 from nbs.table_index import encode_index, name_of_suffixes
+from nbs.table_writer import WrittenTable
 
 
 class TablePersister(abc.ABC):
@@ -21,9 +22,16 @@ class TablePersister(abc.ABC):
     background threads.
     """
 
-    @abc.abstractmethod
     def persist(self, memtable: MemTable, haver: Haver | None, stats: Stats) -> ChunkSource:
         """Write the chunks of ``memtable`` that ``haver`` lacks; empty source if none."""
+        table = memtable.write(haver, stats)
+        if table.chunk_count == 0:
+            return EmptyChunkSource()
+        return self.persist_table(table, stats)
+
+    @abc.abstractmethod
+    def persist_table(self, table: WrittenTable, stats: Stats) -> ChunkSource:
+        """Store a finished, non-empty table and return it opened."""
 
     @abc.abstractmethod
     def conjoin_all(self, sources: Sequence[ChunkSource], stats: Stats) -> ChunkSource:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 
+from nbs.addr import Addr
 from nbs.chunk_source import ChunkSource
 from nbs.manifest import TableSpec
 from nbs.mem_table import MemTable
@@ -56,12 +57,19 @@ class TableSet:
             remaining = source.has_many(remaining)
         return remaining
 
-    def get_many(self, addrs: Sequence[bytes], found: dict[bytes, bytes]) -> list[bytes]:
+    def get_many(self, addrs: Sequence[bytes], found: dict[bytes, bytes],
+                 origins: dict[bytes, Addr] | None = None) -> list[bytes]:
+        """Fill ``found``; with ``origins``, also record which table served each chunk."""
         remaining = list(addrs)
         for source in self.sources():
             if not remaining:
                 break
+            before = remaining
             remaining = source.get_many(remaining, found)
+            if origins is not None and len(remaining) < len(before):
+                left = set(remaining)
+                name = source.name
+                origins.update((a, name) for a in before if a not in left)
         return remaining
 
     def calc_reads(self, addrs: Sequence[bytes]) -> tuple[int, list[bytes]]:
@@ -92,6 +100,10 @@ class TableSet:
     def prepend(self, memtable: MemTable) -> TableSet:
         """A set with ``memtable`` persisting in front; dedup against this set."""
         source = PersistingChunkSource(memtable, self, self.persister, self.stats, self._slots)
+        return self._derive((source,) + self.novel, self.upstream)
+
+    def prepend_source(self, source: ChunkSource) -> TableSet:
+        """A set with an already-persisted novel table in front."""
         return self._derive((source,) + self.novel, self.upstream)
 
     def extract(self) -> Iterator[tuple[bytes, bytes]]:

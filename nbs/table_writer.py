@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from nbs.addr import PREFIX_SIZE, Addr
 from nbs.errors import ChunkError
 from nbs.record import encode_record
-from nbs.table_index import encode_index, name_of_suffixes
+from nbs.record import CRC_SIZE
+from nbs.table_index import TableIndex, encode_index, name_of_suffixes, parse_table_index
 
 MAX_CHUNK_SIZE = 0xFFFFFFFF
 
@@ -22,6 +23,16 @@ class WrittenTable:
     chunk_count: int
     uncompressed_len: int
     compressed_len: int
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> WrittenTable:
+        """Adopt table bytes built elsewhere (a client); the index is validated and the name derived."""
+        index = parse_table_index(data, "incoming table", len(data))
+        return cls(name_of_suffixes(index.suffixes), data, index.chunk_count, index.total_uncompressed,
+                   index.data_len - CRC_SIZE * index.chunk_count)
+
+    def index(self) -> TableIndex:
+        return parse_table_index(self.data, str(self.name), len(self.data))
 
 
 class TableWriter:

@@ -70,3 +70,34 @@ BACKENDS: dict[str, BackendFactory] = {
     "local": _local,
     "mem": _memory,
 }
+
+
+class DaemonBackend(Backend):
+    """Handles are nbsd clients (in this test process) on a store under the daemon's local root."""
+
+    def __init__(self, endpoint: str, path: str) -> None:
+        self.endpoint = endpoint
+        self.path = path
+        self.handles: list[ChunkStore] = []
+
+    def open(self, memtable_size: int = 0) -> ChunkStore:
+        from nbsclient import connect
+
+        options = {"memtable_size": memtable_size} if memtable_size else {}
+        store = connect(self.path, self.endpoint, timeout=20.0, **options)
+        self.handles.append(store)
+        return store
+
+
+@contextmanager
+def _nbsd_local(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    daemon = request.getfixturevalue("nbsd_daemon")
+    backend = DaemonBackend(daemon.endpoint, daemon.store_path(tmp_path.name))
+    try:
+        yield backend
+    finally:
+        for handle in backend.handles:
+            handle.close()
+
+
+BACKENDS["nbsd-local"] = _nbsd_local

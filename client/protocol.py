@@ -1,0 +1,240 @@
+"""The nbsd wire protocol: one msgpack frame per request and per reply over ZeroMQ.
+
+Request: ``[PROTOCOL_VERSION, request_id, op, body]``; reply:
+``[PROTOCOL_VERSION, request_id, status, body]`` with status ``"ok"`` or
+``"error"`` (body ``{"type": ..., "message": ...}``).  Binary values are
+msgpack ``bin``.  docs/PROTOCOL.md describes every operation.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from nbs import errors as nbs_errors
+from nbs.addr import Addr
+from nbs.manifest import ManifestContents, TableSpec
+
+PROTOCOL_VERSION = 1
+OK = "ok"
+ERROR = "error"
+
+# Operations.
+HELLO = "hello"
+OPEN = "open"
+CLOSE = "close"
+GET = "get"
+HAS = "has"
+WRITE_TABLE = "write_table"
+COMMIT = "commit"
+REBASE = "rebase"
+COUNT = "count"
+REPORT = "report"
+STATS = "stats"
+OPS = frozenset({HELLO, OPEN, CLOSE, GET, HAS, WRITE_TABLE, COMMIT, REBASE, COUNT, REPORT, STATS})
+
+# Error types that are not ``nbs.errors`` classes.
+UNKNOWN_SESSION = "UnknownSession"
+BAD_REQUEST = "BadRequest"
+UNSUPPORTED_PROTOCOL = "UnsupportedProtocol"
+BUSY = "Busy"
+FORBIDDEN = "Forbidden"
+INTERNAL = "InternalError"
+
+DEFAULT_MAX_MESSAGE = 256 << 20
+ENDPOINT_ENV = "NBSD_ENDPOINT"
+MAX_ADDRS_PER_REQUEST = 4096
+
+
+SYSTEM_SOCKET = "/run/nbsd/nbsd.sock"
+
+
+def default_runtime_dir() -> str:
+    """The daemon's socket directory when none is configured.
+
+    systemd's ``RuntimeDirectory=`` (``$RUNTIME_DIRECTORY``) first, /run/nbsd
+    for root, else a per-user directory.
+    """
+    if os.environ.get("RUNTIME_DIRECTORY"):
+        return os.environ["RUNTIME_DIRECTORY"].split(":")[0]
+    if os.geteuid() == 0:
+        return os.path.dirname(SYSTEM_SOCKET)
+    base = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/nbsd-{os.geteuid()}"
+    return os.path.join(base, "nbsd")
+
+
+def default_endpoint() -> str:
+    """``$NBSD_ENDPOINT``; else the system daemon's socket if there is one; else the per-user socket."""
+    if os.environ.get(ENDPOINT_ENV):
+        return os.environ[ENDPOINT_ENV]
+    if os.path.exists(SYSTEM_SOCKET):
+        return f"ipc://{SYSTEM_SOCKET}"
+    return f"ipc://{os.path.join(default_runtime_dir(), 'nbsd.sock')}"
+
+
+class ProtocolError(nbs_errors.NBSError):
+    """A frame that does not follow the protocol."""
+
+
+class DaemonError(nbs_errors.NBSError):
+    """An error reported by nbsd that has no more specific class."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(f"{kind}: {message}")
+        self.kind = kind
+
+
+class UnknownSessionError(DaemonError):
+    """The daemon does not know the session (it restarted, or the session expired)."""
+
+
+class DaemonBusyError(DaemonError):
+    """The daemon refused the request for now (too much in flight from this client)."""
+
+
+class ForbiddenError(DaemonError):
+    """The daemon's policy forbids the request (e.g. a local store outside its roots)."""
+
+
+class DaemonUnavailableError(nbs_errors.NBSError):
+    """No reply from the daemon within the timeout, after every retry."""
+
+
+_SPECIAL = {UNKNOWN_SESSION: UnknownSessionError, BUSY: DaemonBusyError, FORBIDDEN: ForbiddenError}
+_NBS_ERRORS = {name: cls for name, cls in vars(nbs_errors).items()
+               if isinstance(cls, type) and issubclass(cls, nbs_errors.NBSError)}
+
+
+def pack(message: Any) -> bytes:
+    return msgpack.packb(message, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def unpack(frame: bytes, max_size: int = DEFAULT_MAX_MESSAGE) -> Any:
+    """Decode a frame; anything that is not msgpack raises ``ProtocolError``."""
+    try:
+        return msgpack.unpackb(frame, raw=False, strict_map_key=False, max_bin_len=max_size,
+                               max_str_len=max_size, max_array_len=max_size, max_map_len=max_size)
+    except Exception as err:  # msgpack raises several unrelated types for bad input
+        raise ProtocolError(f"undecodable frame: {err}") from err
+
+
+@dataclass(frozen=True)
+class Request:
+    request_id: int
+    op: str
+    body: dict[str, Any]
+
+
+def encode_request(request_id: int, op: str, body: dict[str, Any]) -> bytes:
+    return pack([PROTOCOL_VERSION, request_id, op, body])
+
+
+def decode_request(frame: bytes, max_size: int = DEFAULT_MAX_MESSAGE) -> Request:
+    """Validate the envelope; the request id is recovered even when the rest is bad, for the reply."""
+    message = unpack(frame, max_size)
+    if not isinstance(message, list) or len(message) != 4:
+        raise ProtocolError("a request is [version, id, op, body]")
+    version, request_id, op, body = message
+    if not isinstance(request_id, int) or isinstance(request_id, bool):
+        raise ProtocolError("request id must be an integer")
+    if version != PROTOCOL_VERSION:
+        raise UnsupportedProtocolError(request_id, version)
+    if not isinstance(op, str) or op not in OPS:
+        raise BadRequestError(request_id, f"unknown operation {op!r}")
+    if not isinstance(body, dict):
+        raise BadRequestError(request_id, "request body must be a map")
+    return Request(request_id, op, body)
+
+
+class BadRequestError(ProtocolError):
+    def __init__(self, request_id: int, message: str) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+
+
+class UnsupportedProtocolError(BadRequestError):
+    def __init__(self, request_id: int, version: object) -> None:
+        super().__init__(request_id, f"protocol version {version!r} is not supported (daemon speaks {PROTOCOL_VERSION})")
+
+
+def encode_reply(request_id: int, body: Any) -> bytes:
+    return pack([PROTOCOL_VERSION, request_id, OK, body])
+
+
+def encode_error(request_id: int, kind: str, message: str) -> bytes:
+    return pack([PROTOCOL_VERSION, request_id, ERROR, {"type": kind, "message": message}])
+
+
+def decode_reply(frame: bytes) -> tuple[int, Any, Exception | None]:
+    """``(request_id, body, error)``: ``error`` is the typed exception of an error reply."""
+    message = unpack(frame)
+    if not isinstance(message, list) or len(message) != 4 or message[0] != PROTOCOL_VERSION:
+        raise ProtocolError("malformed reply from the daemon")
+    _, request_id, status, body = message
+    if status == OK:
+        return request_id, body, None
+    if not isinstance(body, dict):
+        raise ProtocolError("malformed error reply from the daemon")
+    return request_id, None, error_from_reply(str(body.get("type")), str(body.get("message")))
+
+
+def error_from_reply(kind: str, message: str) -> Exception:
+    """Rebuild a typed exception from an error reply."""
+    if kind in _SPECIAL:
+        return _SPECIAL[kind](kind, message)
+    cls = _NBS_ERRORS.get(kind)
+    if cls is None:
+        return DaemonError(kind, message)
+    # Rebuild without the class's own __init__ (its arguments are not on the wire).
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    return err
+
+
+def error_kind(err: BaseException) -> str:
+    """The type name sent for an exception raised while serving a request."""
+    if isinstance(err, DaemonError):
+        return err.kind
+    if isinstance(err, nbs_errors.NBSError):
+        return type(err).__name__
+    return INTERNAL
+
+
+# --- field codecs ---------------------------------------------------------------------------------
+
+def encode_specs(specs: tuple[TableSpec, ...] | list[TableSpec]) -> list[list[Any]]:
+    return [[bytes(s.name), s.chunk_count] for s in specs]
+
+
+def decode_specs(raw: Any) -> tuple[TableSpec, ...]:
+    if not isinstance(raw, list):
+        raise ProtocolError("table specs must be a list")
+    try:
+        return tuple(TableSpec(Addr(name), int(count)) for name, count in raw)
+    except (TypeError, ValueError, nbs_errors.AddressError) as err:
+        raise ProtocolError(f"bad table spec: {err}") from err
+
+
+def encode_contents(c: ManifestContents) -> dict[str, Any]:
+    return {"vers": c.vers, "lock": bytes(c.lock), "root": bytes(c.root), "specs": encode_specs(c.specs)}
+
+
+def decode_contents(raw: Any) -> ManifestContents:
+    if not isinstance(raw, dict):
+        raise ProtocolError("manifest contents must be a map")
+    try:
+        return ManifestContents(str(raw["vers"]), Addr(raw["lock"]), Addr(raw["root"]),
+                                decode_specs(raw["specs"]))
+    except (KeyError, TypeError, nbs_errors.AddressError) as err:
+        raise ProtocolError(f"bad manifest contents: {err}") from err
+
+
+def decode_addrs(raw: Any) -> list[bytes]:
+    if not isinstance(raw, list) or len(raw) > MAX_ADDRS_PER_REQUEST:
+        raise ProtocolError(f"addresses must be a list of at most {MAX_ADDRS_PER_REQUEST}")
+    if not all(isinstance(a, bytes) and len(a) == 20 for a in raw):
+        raise ProtocolError("every address must be 20 bytes")
+    return raw

@@ -1,0 +1,275 @@
+"""``DaemonStore``: the chunk-store API of ``nbs``, served by nbsd.
+
+Writes stay in this process until they must move: puts fill a local memtable,
+which becomes a table built here (compression, CRCs and the index are computed
+in the worker, not the daemon) and is sent whole to the daemon.  Reads look in
+the memtable, then in the daemon's cache directly (read-only LMDB), then ask
+the daemon.  The client remembers its view (manifest contents and pending
+tables) so that after a daemon restart it reopens its session exactly where
+it was, and a commit that landed before a lost reply is still reported landed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from nbs.addr import Addr, compute_addr
+from nbs.errors import ChunkError, StoreClosedError
+from nbs.manifest import ManifestContents, TableSpec
+from nbs.mem_table import MemTable
+from nbs.stats import Stats
+from nbs.table_writer import TableWriter
+from nbsclient import protocol as p
+from nbsclient.connection import Connection
+from nbsclient.fast_cache import ReadOnlyCache
+
+DEFAULT_MEMTABLE_SIZE = 64 << 20
+REPORT_EVERY_S = 5.0
+
+
+def _batches(items: Sequence[bytes], size: int = p.MAX_ADDRS_PER_REQUEST) -> Iterator[Sequence[bytes]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+class DaemonStore:
+    def __init__(self, spec: str, endpoint: str | None = None, *, memtable_size: int = DEFAULT_MEMTABLE_SIZE,
+                 timeout: float = 30.0, commit_timeout: float = 300.0, retries: int = 3,
+                 fast_path: bool = True) -> None:
+        self.spec = spec
+        self._conn = Connection(endpoint, timeout, retries)
+        self._commit_timeout = commit_timeout
+        self._fast_path = fast_path
+        self._memtable_size = memtable_size
+        self._lock = threading.RLock()
+        self._stats = Stats()
+        self._cache: ReadOnlyCache | None = None
+        self._memtable: MemTable | None = None
+        self._novel: list[TableSpec] = []
+        self._contents: ManifestContents | None = None
+        self._view: frozenset[bytes] = frozenset()
+        self._handle: int | None = None
+        self._closed = False
+        self._last_report = time.monotonic()
+        try:
+            self._connect()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    # -- session management -----------------------------------------------------------------
+
+    def _connect(self) -> None:
+        """Greet the daemon and open (or reopen, after a restart) this store's session."""
+        hello = self._conn.request(p.HELLO, {})
+        self._conn.max_message = int(hello.get("max_message", p.DEFAULT_MAX_MESSAGE))
+        cache_info = hello.get("cache")
+        if self._fast_path:
+            self._cache = ReadOnlyCache.try_open(cache_info)
+        body: dict[str, Any] = {"spec": self.spec, "novel": p.encode_specs(self._novel)}
+        if self._contents is not None:
+            body["contents"] = p.encode_contents(self._contents)
+        reply = self._conn.request(p.OPEN, body)
+        self._handle = int(reply["handle"])
+        self._set_contents(p.decode_contents(reply["contents"]))
+
+    def _set_contents(self, contents: ManifestContents) -> None:
+        self._contents = contents
+        self._view = frozenset(bytes(s.name) for s in (*contents.specs, *self._novel))
+
+    def _call(self, op: str, body: dict[str, Any], timeout: float | None = None) -> tuple[Any, bool]:
+        """A session request; returns (reply, retried).  An unknown session is reopened once."""
+        if self._closed:
+            raise StoreClosedError(f"store {self.spec} is closed")
+        self._maybe_report()
+        reopened = False
+        while True:
+            try:
+                reply = self._conn.request(op, {**body, "handle": self._handle}, timeout)
+                return reply, reopened or self._conn.last_attempts > 1
+            except p.UnknownSessionError:
+                if reopened:
+                    raise
+                reopened = True
+                self._connect()
+
+    def _maybe_report(self) -> None:
+        if self._cache is not None and time.monotonic() - self._last_report > REPORT_EVERY_S:
+            self._send_report()
+
+    def _send_report(self) -> None:
+        self._last_report = time.monotonic()
+        if self._cache is not None:
+            report = self._cache.take_report()
+            if report["hits"] or report["misses"] or report["corrupt"]:
+                self._conn.request(p.REPORT, report)
+
+    def _snapshot(self) -> tuple[MemTable | None, frozenset[bytes]]:
+        with self._lock:
+            if self._closed:
+                raise StoreClosedError(f"store {self.spec} is closed")
+            return self._memtable, self._view
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def get(self, addr: bytes) -> bytes | None:
+        return self.get_many((addr,)).get(addr)
+
+    def get_many(self, addrs: Iterable[bytes]) -> dict[bytes, bytes]:
+        started = time.perf_counter_ns()
+        wanted = list(addrs)
+        memtable, view = self._snapshot()
+        found: dict[bytes, bytes] = {}
+        remaining = memtable.get_many(wanted, found) if memtable is not None else wanted
+        if remaining and self._cache is not None:
+            remaining = self._cache.get_many(remaining, view, found)
+        for batch in _batches(remaining):
+            served = self._call(p.GET, {"addrs": [bytes(a) for a in batch]})[0]["found"]
+            for a in batch:
+                chunk = served.get(a)
+                if chunk is not None:
+                    found[a] = chunk
+        if wanted:
+            self._stats.get_latency.sample_time(started)
+            self._stats.chunks_per_get.sample(len(wanted))
+        return found
+
+    def has(self, addr: bytes) -> bool:
+        return not self.has_many((addr,))
+
+    def has_many(self, addrs: Iterable[bytes]) -> set[bytes]:
+        started = time.perf_counter_ns()
+        wanted = list(addrs)
+        memtable, view = self._snapshot()
+        remaining = memtable.has_many(wanted) if memtable is not None else wanted
+        if remaining and self._cache is not None:
+            present: dict[bytes, bytes] = {}
+            remaining = self._cache.get_many(remaining, view, present)
+        absent: set[bytes] = set()
+        for batch in _batches(remaining):
+            told = set(self._call(p.HAS, {"addrs": [bytes(a) for a in batch]})[0]["absent"])
+            absent.update(a for a in batch if a in told)
+        if wanted:
+            self._stats.has_latency.sample_time(started)
+            self._stats.addresses_per_has.sample(len(wanted))
+        return absent
+
+    def count(self) -> int:
+        memtable = self._snapshot()[0]
+        pending = memtable.count() if memtable is not None else 0
+        return int(self._call(p.COUNT, {})[0]["count"]) + pending
+
+    def root(self) -> Addr:
+        with self._lock:
+            assert self._contents is not None
+            return self._contents.root
+
+    def version(self) -> str:
+        with self._lock:
+            assert self._contents is not None
+            return self._contents.vers
+
+    def stats(self) -> Stats:
+        return self._stats.copy()
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    def put(self, data: bytes) -> Addr:
+        started = time.perf_counter_ns()
+        if not data:
+            raise ChunkError("empty chunks cannot be stored")
+        if len(data) > self._memtable_size:
+            raise ChunkError(f"chunk of {len(data)} bytes is larger than the memtable ({self._memtable_size})")
+        addr = compute_addr(data)
+        with self._lock:
+            if self._closed:
+                raise StoreClosedError(f"store {self.spec} is closed")
+            if self._memtable is None:
+                self._memtable = MemTable(self._memtable_size)
+            if not self._memtable.add_chunk(addr, data):
+                self._flush()
+                self._memtable = MemTable(self._memtable_size)
+                self._memtable.add_chunk(addr, data)
+        self._stats.put_latency.sample_time(started)
+        return Addr(addr)
+
+    def _flush(self) -> None:
+        """Send the memtable's chunks the store lacks as one table (caller holds the lock)."""
+        memtable = self._memtable
+        if memtable is None or memtable.count() == 0:
+            return
+        started = time.perf_counter_ns()
+        addrs = [a for a, _ in memtable.extract()]
+        absent: set[bytes] = set()
+        for batch in _batches(addrs):
+            absent.update(self._call(p.HAS, {"addrs": [bytes(a) for a in batch]})[0]["absent"])
+        writer = TableWriter()
+        for a, data in memtable.extract():
+            if a in absent:
+                writer.add(a, data)
+        if len(writer):
+            table = writer.finish()
+            reply = self._call(p.WRITE_TABLE, {"data": table.data}, self._commit_timeout)[0]
+            spec = TableSpec(Addr(reply["name"]), int(reply["count"]))
+            self._novel.insert(0, spec)
+            self._view = self._view | {bytes(spec.name)}
+            self._stats.bytes_per_persist.sample(len(table.data))
+            self._stats.chunks_per_persist.sample(table.chunk_count)
+            self._stats.persist_latency.sample_time(started)
+        self._memtable = None
+
+    def commit(self, current: bytes, last: bytes) -> bool:
+        started = time.perf_counter_ns()
+        current, last = Addr(current), Addr(last)
+        try:
+            with self._lock:
+                self._flush()
+                reply, retried = self._call(p.COMMIT, {"current": bytes(current), "last": bytes(last)},
+                                            self._commit_timeout)
+                contents = p.decode_contents(reply["contents"])
+                ok = bool(reply["ok"])
+                if not ok and retried and self._landed(current, contents):
+                    ok = True  # our first attempt landed; its reply was lost
+                if ok:
+                    self._novel = []
+                self._set_contents(contents)
+                return ok
+        finally:
+            self._stats.commit_latency.sample_time(started)
+
+    def _landed(self, current: Addr, contents: ManifestContents) -> bool:
+        names = {s.name for s in contents.specs}
+        return contents.root == current and all(s.name in names for s in self._novel)
+
+    def rebase(self) -> None:
+        with self._lock:
+            reply = self._call(p.REBASE, {})[0]
+            self._set_contents(p.decode_contents(reply["contents"]))
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """End the session; uncommitted writes are dropped, as with a direct store."""
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                self._send_report()
+                self._conn.request(p.CLOSE, {"handle": self._handle}, timeout=2.0, retries=0)
+            except p.DaemonUnavailableError:
+                pass  # the daemon will expire the session
+            finally:
+                self._closed = True
+                self._conn.close()
+
+    def __enter__(self) -> DaemonStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"DaemonStore({self.spec!r}, endpoint={self._conn.endpoint!r})"

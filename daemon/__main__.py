@@ -1,0 +1,5 @@
+import sys
+
+from nbsd.cli import main
+
+sys.exit(main())

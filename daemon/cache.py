@@ -1,0 +1,262 @@
+"""The daemon's on-disk chunk cache: one LMDB environment, nbsd its only writer.
+
+Layout: database ``chunks`` (address -> cache record, see nbsclient.cache_record),
+``fifo`` (insertion sequence -> address) and ``meta`` (byte total, next
+sequence, cache id).  Eviction is FIFO by first insertion: when the estimated
+on-disk size passes the budget, the oldest entries go first.  Clients read
+the same environment read-only, so hits they serve themselves are invisible
+here; FIFO needs no recency information, which is why it was chosen.
+
+The map size is fixed for the life of the process (budget + 25% + 64 MiB):
+read-only clients opened with that size never see MapResizedError.  Writes
+use ``sync=False`` with a periodic ``sync()``; a crash of the daemon loses
+nothing already committed to the page cache, and a damaged environment is
+moved aside and recreated at start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Set
+from dataclasses import dataclass
+
+import lmdb
+
+from nbsclient import cache_record
+
+log = logging.getLogger(__name__)
+
+PAGE = 4096
+MAX_INLINE_NODE = 2000
+MAX_READERS = 1024
+MAX_DBS = 4
+_BYTES = b"bytes"
+_SEQ = b"seq"
+_ID = b"id"
+
+
+def stored_size(value_len: int) -> int:
+    """Estimated bytes a record occupies in LMDB (values over ~2 KB take whole overflow pages)."""
+    if value_len + 20 < MAX_INLINE_NODE:
+        return value_len + 28
+    return -(-(value_len + 16) // PAGE) * PAGE
+
+
+def map_size_for(budget: int) -> int:
+    return budget + budget // 4 + (64 << 20)
+
+
+@dataclass
+class CacheInfo:
+    """What a client needs to open the environment read-only."""
+
+    path: str
+    map_size: int
+    max_readers: int
+    cache_id: str
+
+
+@dataclass
+class CacheCounters:
+    hits: int = 0
+    misses: int = 0
+    inserts: int = 0
+    evictions: int = 0
+    corrupt: int = 0
+    hidden: int = 0  # present but not visible to the asking store
+
+
+class ChunkCache:
+    def __init__(self, path: str, budget: int) -> None:
+        self.path = path
+        self.budget = budget
+        self.map_size = map_size_for(budget)
+        self.counters = CacheCounters()
+        self._write_lock = threading.Lock()
+        self.env = self._open()
+        self._chunks = self.env.open_db(b"chunks")
+        self._fifo = self.env.open_db(b"fifo")
+        self._meta = self.env.open_db(b"meta")
+        with self.env.begin(write=True) as txn:
+            cache_id = txn.get(_ID, db=self._meta)
+            if cache_id is None:
+                cache_id = uuid.uuid4().hex.encode()
+                txn.put(_ID, cache_id, db=self._meta)
+        self.cache_id = cache_id.decode()
+        self._set_permissions()
+        cleared = self.env.reader_check()
+        if cleared:
+            log.info("cleared %d stale LMDB reader slots", cleared)
+        self._shrink_to_budget()
+
+    def _open(self) -> lmdb.Environment:
+        os.makedirs(self.path, mode=0o750, exist_ok=True)
+        try:
+            return self._open_env()
+        except lmdb.Error as err:
+            aside = f"{self.path}.broken-{int(time.time())}"
+            log.error("cache at %s cannot be opened (%s); moving it to %s and starting empty", self.path, err, aside)
+            shutil.move(self.path, aside)
+            os.makedirs(self.path, mode=0o750, exist_ok=True)
+            return self._open_env()
+
+    def _open_env(self) -> lmdb.Environment:
+        return lmdb.open(self.path, map_size=self.map_size, max_dbs=MAX_DBS, max_readers=MAX_READERS,
+                         sync=False, metasync=False, readahead=False, meminit=False)
+
+    def _set_permissions(self) -> None:
+        """Group members may read the data and register as readers in the lock file."""
+        os.chmod(self.path, 0o750)
+        os.chmod(os.path.join(self.path, "data.mdb"), 0o640)
+        os.chmod(os.path.join(self.path, "lock.mdb"), 0o660)
+
+    @property
+    def info(self) -> CacheInfo:
+        return CacheInfo(self.path, self.map_size, MAX_READERS, self.cache_id)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def get_many(self, addrs: Iterable[bytes], view: Set[bytes], found: dict[bytes, bytes]) -> list[bytes]:
+        """Serve visible, intact entries into ``found``; return the rest (corrupt entries are dropped)."""
+        missing: list[bytes] = []
+        corrupt: list[bytes] = []
+        with self.env.begin(db=self._chunks, buffers=True) as txn:
+            for a in addrs:
+                value = txn.get(a)
+                if value is None:
+                    missing.append(a)
+                    continue
+                try:
+                    chunk = cache_record.visible_chunk(a, value, view)
+                except cache_record.CorruptRecordError:
+                    corrupt.append(a)
+                    missing.append(a)
+                    continue
+                if chunk is None:
+                    self.counters.hidden += 1
+                    missing.append(a)
+                else:
+                    found[a] = chunk
+        self.counters.hits += len(found)
+        self.counters.misses += len(missing)
+        if corrupt:
+            self.drop_corrupt(corrupt)
+        return missing
+
+    def drop_corrupt(self, addrs: Iterable[bytes]) -> None:
+        """Delete entries found damaged so they are fetched again."""
+        addrs = list(addrs)
+        log.warning("dropping %d corrupt cache entries", len(addrs))
+        self.counters.corrupt += len(addrs)
+        with self._write_lock, self.env.begin(write=True) as txn:
+            freed = 0
+            for a in addrs:
+                value = txn.get(a, db=self._chunks)
+                if value is None:
+                    continue
+                txn.delete(a, db=self._chunks)
+                if len(value) >= cache_record.HEADER:
+                    txn.delete(cache_record.seq_of(value).to_bytes(8, "big"), db=self._fifo)
+                freed += stored_size(len(value))
+            self._add_bytes(txn, -freed)
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def put_many(self, items: Iterable[tuple[bytes, bytes, bytes]]) -> None:
+        """Insert ``(address, chunk, table)`` triples, or add ``table`` to an existing entry."""
+        items = list(items)
+        if not items:
+            return
+        with self._write_lock:
+            try:
+                self._put_many(items)
+            except lmdb.MapFullError:
+                log.warning("cache map full; evicting a tenth of the budget and retrying")
+                self._evict(self.budget // 10)
+                self._put_many(items)
+
+    def _put_many(self, items: list[tuple[bytes, bytes, bytes]]) -> None:
+        with self.env.begin(write=True) as txn:
+            seq = int.from_bytes(txn.get(_SEQ, default=bytes(8), db=self._meta), "big")
+            delta = 0
+            for addr, chunk, table in items:
+                old = txn.get(addr, db=self._chunks)
+                if old is not None:
+                    try:
+                        n = cache_record.verify(addr, old)
+                    except cache_record.CorruptRecordError:
+                        n = -1
+                    if n >= 0:
+                        tables = cache_record.tables_of(old, n)
+                        if table in tables:
+                            continue
+                        tables = [table, *tables][:cache_record.MAX_TABLES]
+                        value = cache_record.encode(addr, cache_record.seq_of(old), tables, chunk)
+                        txn.put(addr, value, db=self._chunks)
+                        delta += stored_size(len(value)) - stored_size(len(old))
+                        continue
+                    txn.delete(cache_record.seq_of(old).to_bytes(8, "big"), db=self._fifo)
+                    delta -= stored_size(len(old))
+                value = cache_record.encode(addr, seq, [table], chunk)
+                txn.put(addr, value, db=self._chunks)
+                txn.put(seq.to_bytes(8, "big"), addr, db=self._fifo)
+                seq += 1
+                delta += stored_size(len(value))
+                self.counters.inserts += 1
+            txn.put(_SEQ, seq.to_bytes(8, "big"), db=self._meta)
+            total = self._add_bytes(txn, delta)
+            if total > self.budget:
+                self._evict_in(txn, total - self.budget)
+
+    def _add_bytes(self, txn: lmdb.Transaction, delta: int) -> int:
+        total = max(0, int.from_bytes(txn.get(_BYTES, default=bytes(8), db=self._meta), "big") + delta)
+        txn.put(_BYTES, total.to_bytes(8, "big"), db=self._meta)
+        return total
+
+    def _evict_in(self, txn: lmdb.Transaction, amount: int) -> None:
+        freed = 0
+        with txn.cursor(db=self._fifo) as cursor:
+            while freed < amount and cursor.first():
+                addr = cursor.value()
+                cursor.delete()
+                value = txn.get(addr, db=self._chunks)
+                if value is not None:
+                    txn.delete(addr, db=self._chunks)
+                    freed += stored_size(len(value))
+                    self.counters.evictions += 1
+        self._add_bytes(txn, -freed)
+
+    def _evict(self, amount: int) -> None:
+        with self.env.begin(write=True) as txn:
+            self._evict_in(txn, amount)
+
+    def _shrink_to_budget(self) -> None:
+        """A smaller budget than last run takes effect at start."""
+        with self._write_lock:
+            total = self.total_bytes()
+            if total > self.budget:
+                self._evict(total - self.budget)
+
+    # -- housekeeping ------------------------------------------------------------------------
+
+    def total_bytes(self) -> int:
+        with self.env.begin(db=self._meta) as txn:
+            return int.from_bytes(txn.get(_BYTES, default=bytes(8)), "big")
+
+    def entries(self) -> int:
+        with self.env.begin() as txn:
+            return int(txn.stat(self._chunks)["entries"])
+
+    def maintenance(self) -> int:
+        """Flush to disk and clear reader slots of dead processes; returns slots cleared."""
+        self.env.sync(True)
+        return int(self.env.reader_check())
+
+    def close(self) -> None:
+        self.env.sync(True)
+        self.env.close()

@@ -1,0 +1,105 @@
+"""The ``nbsd`` command: ``serve`` (the default), ``status`` and ``stats``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from typing import Any
+
+from nbs.errors import NBSError
+from nbsd.config import ConfigError, load_config, parse_size
+from nbsd.logs import setup_logging
+from nbsd.server import AlreadyRunningError, Server
+
+log = logging.getLogger("nbsd")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nbsd", description="Per-host caching daemon for Noms Block Stores.")
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "status", "stats"])
+    parser.add_argument("--config", help="TOML config file")
+    parser.add_argument("--endpoint", help="ipc:///path/to/socket or tcp://127.0.0.1:PORT")
+    parser.add_argument("--socket", help="socket path (shorthand for --endpoint ipc://PATH)")
+    parser.add_argument("--cache-dir")
+    parser.add_argument("--cache-size", type=parse_size)
+    parser.add_argument("--index-cache-size", type=parse_size)
+    parser.add_argument("--table-cache-size", type=parse_size)
+    parser.add_argument("--max-open-files", type=int)
+    parser.add_argument("--local-root", action="append", dest="local_roots",
+                        help="directory under which local stores may be opened (repeatable)")
+    parser.add_argument("--threads", type=int)
+    parser.add_argument("--max-message-size", type=parse_size)
+    parser.add_argument("--session-ttl", type=float)
+    parser.add_argument("--log-level")
+    parser.add_argument("--aws-region")
+    parser.add_argument("--aws-profile")
+    parser.add_argument("--aws-endpoint", help="S3/DynamoDB endpoint URL (e.g. a local emulator)")
+    parser.add_argument("--json", action="store_true", help="status: print JSON")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    overrides: dict[str, Any] = {k: v for k, v in vars(args).items()
+                                 if k not in ("command", "config", "socket", "json")}
+    if args.socket:
+        overrides["endpoint"] = f"ipc://{args.socket}"
+    try:
+        config = load_config(args.config, overrides)
+    except ConfigError as err:
+        print(f"nbsd: {err}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        return _serve(config)
+    return _report(config.resolved_endpoint(), args.command, args.json)
+
+
+def _serve(config: Any) -> int:
+    setup_logging(config.log_level)
+    try:
+        server = Server(config)
+    except (AlreadyRunningError, NBSError, OSError) as err:
+        log.error("cannot start: %s", err)
+        return 1
+    signal.signal(signal.SIGTERM, lambda *_: server.stop.set())
+    signal.signal(signal.SIGINT, lambda *_: server.stop.set())
+    server.serve_forever()
+    return 0
+
+
+def _report(endpoint: str, command: str, as_json: bool) -> int:
+    from nbsclient.connection import Connection
+    from nbsclient.protocol import STATS, DaemonUnavailableError
+
+    try:
+        with Connection(endpoint, timeout=5.0, retries=0) as conn:
+            stats = conn.request(STATS, {})
+    except DaemonUnavailableError as err:
+        print(f"nbsd: no daemon at {endpoint}: {err}", file=sys.stderr)
+        return 1
+    if command == "stats" or as_json:
+        print(json.dumps(stats, indent=2, sort_keys=True))
+        return 0
+    cache = stats["cache"]
+    ratio = cache["hit_ratio"]
+    print(f"nbsd pid {stats['pid']} on {stats['endpoint']}, up {stats['uptime_s']}s, "
+          f"{stats['sessions']} sessions")
+    print(f"cache: {cache['bytes']}/{cache['budget']} bytes, {cache['entries']} chunks, hit ratio "
+          f"{'n/a' if ratio is None else f'{ratio:.1%}'} (daemon {cache['hits']}, clients {cache['client_hits']}, "
+          f"misses {cache['misses']}), {cache['evictions']} evicted, {cache['corrupt']} corrupt")
+    index, files, memory = stats["index_cache"], stats["open_files"], stats["memory"]
+    print(f"index cache: {index['bytes']}/{index['budget']} bytes, {index['tables']} tables")
+    print(f"open files: {files['process']} (tables {files['tables']}, budget {files['budget']}); "
+          f"rss {memory['rss']} bytes")
+    for key, fig in sorted(stats["stores"].items()):
+        print(f"  {key}: {fig['sessions']} sessions, {fig['chunks_requested']} chunks asked, "
+              f"{fig['chunks_from_cache']} from cache, {fig['chunks_fetched']} fetched, "
+              f"{fig['commits']} commits")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,218 @@
+"""The nbsd server: a ZeroMQ ROUTER on its own thread, workers for anything that blocks.
+
+Only the main thread touches the ROUTER socket.  Requests that the cache can
+answer are served inline; the rest run on a thread pool, whose replies come
+back over an inproc PUSH/PULL pair for the main thread to send.  The loop
+wakes at least every 200 ms for housekeeping: the systemd watchdog, session
+expiry and cache maintenance (sync, stale reader slots).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import zmq
+
+from nbsclient import protocol as p
+from nbsd.cache import ChunkCache
+from nbsd.config import Config
+from nbsd.sd_notify import Watchdog, notify
+from nbsd.service import Service
+from nbsd.stores import StoreOpener
+
+log = logging.getLogger(__name__)
+
+REPLIES = "inproc://nbsd-replies"
+POLL_MS = 200
+MAINTENANCE_S = 5.0
+STATUS_S = 10.0
+DRAIN_S = 10.0
+
+
+class AlreadyRunningError(Exception):
+    """Another nbsd holds the socket's instance lock."""
+
+
+class Server:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.stop = threading.Event()
+        self._instance_lock = self._lock_instance()
+        self.cache = ChunkCache(os.path.join(config.cache_dir, "chunks"), config.cache_size)
+        self.opener = StoreOpener(config)
+        self.service = Service(config, self.cache, self.opener)
+        self.context = zmq.Context()
+        self.router = self.context.socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.LINGER, 0)
+        self.router.setsockopt(zmq.MAXMSGSIZE, config.max_message_size + 4096)
+        self.router.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        self._bind()
+        self.replies = self.context.socket(zmq.PULL)
+        self.replies.bind(REPLIES)
+        self.pool = ThreadPoolExecutor(config.threads, thread_name_prefix="nbsd-worker")
+        self._local = threading.local()
+        self._pushers: list[zmq.Socket[bytes]] = []
+        self._pushers_lock = threading.Lock()
+        self._busy: Counter[bytes] = Counter()
+        self._busy_lock = threading.Lock()
+
+    def _lock_instance(self) -> int | None:
+        path = self.config.ipc_path
+        if path is None:
+            return None
+        os.makedirs(os.path.dirname(path), mode=0o750, exist_ok=True)
+        fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise AlreadyRunningError(f"another nbsd is serving {path}") from None
+        return fd
+
+    def _bind(self) -> None:
+        endpoint = self.config.resolved_endpoint()
+        path = self.config.ipc_path
+        if path is not None and os.path.exists(path):
+            os.unlink(path)  # a stale socket of a crashed daemon; the instance lock proves it is dead
+        old_umask = os.umask(0o177)  # the socket is created private, then opened to the group
+        try:
+            self.router.bind(endpoint)
+        finally:
+            os.umask(old_umask)
+        if path is not None:
+            os.chmod(path, self.config.socket_mode)
+        log.info("listening on %s", endpoint)
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def serve_forever(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.router, zmq.POLLIN)
+        poller.register(self.replies, zmq.POLLIN)
+        watchdog = Watchdog()
+        notify("READY=1")
+        notify(f"STATUS=serving on {self.config.resolved_endpoint()}")
+        next_maintenance = next_status = time.monotonic()
+        while not self.stop.is_set():
+            events = dict(poller.poll(POLL_MS))
+            if self.replies in events:
+                self._send_replies()
+            if self.router in events:
+                self._receive_requests()
+            watchdog.tick()
+            now = time.monotonic()
+            if now >= next_maintenance:
+                next_maintenance = now + MAINTENANCE_S
+                self.pool.submit(self._maintenance)
+            if now >= next_status:
+                next_status = now + STATUS_S
+                notify(f"STATUS=sessions={len(self.service.sessions)} cache={self.cache.total_bytes()}B")
+        self._shutdown()
+
+    def _receive_requests(self) -> None:
+        while True:
+            try:
+                frames = self.router.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if len(frames) != 2:
+                if frames:
+                    self._send(frames[0], p.encode_error(0, p.BAD_REQUEST, "a request is one frame"))
+                continue
+            identity, frame = frames
+            try:
+                request = p.decode_request(frame, self.config.max_message_size)
+            except p.UnsupportedProtocolError as err:
+                self._send(identity, p.encode_error(err.request_id, p.UNSUPPORTED_PROTOCOL, str(err)))
+                continue
+            except p.BadRequestError as err:
+                self._send(identity, p.encode_error(err.request_id, p.BAD_REQUEST, str(err)))
+                continue
+            except p.ProtocolError as err:
+                self._send(identity, p.encode_error(0, p.BAD_REQUEST, str(err)))
+                continue
+            reply = self.service.try_inline(identity, request)
+            if reply is not None:
+                self._send(identity, reply)
+                continue
+            with self._busy_lock:
+                if self._busy[identity] >= self.config.max_inflight_per_client:
+                    reply = p.encode_error(request.request_id, p.BUSY, "too many requests in flight")
+                else:
+                    self._busy[identity] += 1
+            if reply is not None:
+                self._send(identity, reply)
+                continue
+            self.pool.submit(self._work, identity, request)
+
+    def _work(self, identity: bytes, request: p.Request) -> None:
+        try:
+            reply = self.service.handle(identity, request)
+        finally:
+            with self._busy_lock:
+                self._busy[identity] -= 1
+                if self._busy[identity] <= 0:
+                    del self._busy[identity]
+        self._pusher().send_multipart([identity, reply], copy=len(reply) < (1 << 20))
+
+    def _pusher(self) -> zmq.Socket[bytes]:
+        sock: zmq.Socket[bytes] | None = getattr(self._local, "push", None)
+        if sock is None:
+            sock = self.context.socket(zmq.PUSH)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.connect(REPLIES)
+            self._local.push = sock
+            with self._pushers_lock:
+                self._pushers.append(sock)
+        return sock
+
+    def _send_replies(self) -> None:
+        while True:
+            try:
+                identity, reply = self.replies.recv_multipart(zmq.NOBLOCK, copy=True)
+            except zmq.Again:
+                return
+            self._send(identity, reply)
+
+    def _send(self, identity: bytes, reply: bytes) -> None:
+        try:
+            self.router.send_multipart([identity, reply], zmq.NOBLOCK, copy=len(reply) < (1 << 20))
+        except zmq.Again:
+            log.warning("dropping a reply to a client that is not reading")
+
+    def _maintenance(self) -> None:
+        try:
+            expired = self.service.sessions.expire()
+            if expired:
+                log.info("expired %d idle sessions", expired)
+            cleared = self.cache.maintenance()
+            if cleared:
+                log.info("cleared %d stale LMDB reader slots", cleared)
+        except Exception:
+            log.exception("maintenance failed")
+
+    def _shutdown(self) -> None:
+        notify("STOPPING=1")
+        log.info("stopping: finishing requests in flight")
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self._send_replies()
+        self.service.close()
+        self.opener.close()
+        self.cache.close()
+        for sock in self._pushers:
+            sock.close(0)
+        self.replies.close(0)
+        self.router.close(0)
+        self.context.term()
+        path = self.config.ipc_path
+        if path is not None and os.path.exists(path):
+            os.unlink(path)
+        if self._instance_lock is not None:
+            os.close(self._instance_lock)
+        log.info("stopped")

@@ -1,0 +1,283 @@
+"""Request handlers: what each protocol operation does (docs/PROTOCOL.md).
+
+The server calls ``try_inline`` on its own thread for requests that need no
+I/O beyond the cache, and ``handle`` on a worker thread for everything else.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import Counter, OrderedDict, defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import psutil
+
+from nbs.addr import Addr
+from nbs.errors import NBSError
+from nbsclient import protocol as p
+from nbsd.cache import ChunkCache
+from nbsd.config import Config
+from nbsd.inflight import InflightFetches
+from nbsd.sessions import Session, Sessions
+from nbsd.stores import StoreOpener
+
+log = logging.getLogger(__name__)
+
+COMMIT_MEMORY = 4096
+WAIT_FOR_SHARED_FETCH = 600.0
+
+
+@dataclass
+class StoreFigures:
+    get_requests: int = 0
+    chunks_requested: int = 0
+    chunks_from_cache: int = 0
+    chunks_fetched: int = 0
+    bytes_fetched: int = 0
+    tables_written: int = 0
+    bytes_written: int = 0
+    commits: int = 0
+    commits_lost: int = 0
+
+
+class Service:
+    def __init__(self, config: Config, cache: ChunkCache, opener: StoreOpener) -> None:
+        self.config = config
+        self.cache = cache
+        self.opener = opener
+        self.sessions = Sessions(config.session_ttl)
+        self.inflight = InflightFetches()
+        self.started = time.time()
+        self.requests: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+        self.client_hits = 0
+        self.client_misses = 0
+        self.figures: defaultdict[str, StoreFigures] = defaultdict(StoreFigures)
+        self._commits: OrderedDict[tuple[int, int], dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._handlers: dict[str, Callable[[bytes, dict[str, Any], int], Any]] = {
+            p.HELLO: self._hello, p.OPEN: self._open, p.CLOSE: self._close, p.GET: self._get,
+            p.HAS: self._has, p.WRITE_TABLE: self._write_table, p.COMMIT: self._commit,
+            p.REBASE: self._rebase, p.COUNT: self._count, p.REPORT: self._report, p.STATS: self._stats,
+        }
+
+    # -- dispatch ----------------------------------------------------------------------------
+
+    def try_inline(self, identity: bytes, req: p.Request) -> bytes | None:
+        """A reply computed without blocking I/O, or None if the request needs a worker."""
+        if req.op in (p.HELLO, p.CLOSE, p.REPORT, p.STATS):
+            return self.handle(identity, req)
+        if req.op == p.GET:
+            try:
+                session = self.sessions.get(req.body.get("handle"))
+                addrs = p.decode_addrs(req.body.get("addrs"))
+                found: dict[bytes, bytes] = {}
+                if self.cache.get_many(addrs, session.store.table_names(), found):
+                    return None
+                self._count_get(session, len(addrs), len(found))
+                self.requests[req.op] += 1
+                return p.encode_reply(req.request_id, {"found": found})
+            except Exception:
+                return None  # the worker path reports the error properly
+        return None
+
+    def handle(self, identity: bytes, req: p.Request) -> bytes:
+        self.requests[req.op] += 1
+        try:
+            return p.encode_reply(req.request_id, self._handlers[req.op](identity, req.body, req.request_id))
+        except (p.ProtocolError, NBSError) as err:
+            kind = p.BAD_REQUEST if isinstance(err, p.ProtocolError) else p.error_kind(err)
+            self.errors[kind] += 1
+            return p.encode_error(req.request_id, kind, str(err))
+        except Exception as err:
+            log.exception("internal error serving %s", req.op)
+            self.errors[p.INTERNAL] += 1
+            return p.encode_error(req.request_id, p.INTERNAL, f"{type(err).__name__}: {err}")
+
+    def _session(self, body: dict[str, Any]) -> Session:
+        return self.sessions.get(body.get("handle"))
+
+    # -- operations ----------------------------------------------------------------------------
+
+    def _hello(self, identity: bytes, body: dict[str, Any], rid: int) -> Any:
+        info = self.cache.info
+        return {"protocol": p.PROTOCOL_VERSION, "pid": os.getpid(), "max_message": self.config.max_message_size,
+                "cache": {"path": info.path, "map_size": info.map_size, "max_readers": info.max_readers,
+                          "cache_id": info.cache_id}}
+
+    def _open(self, identity: bytes, body: dict[str, Any], rid: int) -> Any:
+        spec_text = body.get("spec")
+        if not isinstance(spec_text, str):
+            raise p.ProtocolError("open needs a spec string")
+        contents = p.decode_contents(body["contents"]) if body.get("contents") is not None else None
+        novel = p.decode_specs(body.get("novel", []))
+        key, spec = self.opener.canonical(spec_text)
+        store = self.opener.open(spec, contents)
+        try:
+            if novel:
+                store.add_novel_tables(novel)
+        except BaseException:
+            store.close()
+            raise
+        session = self.sessions.add(key, store, identity)
+        log.debug("session %x opened %s", session.handle, key)
+        return {"handle": session.handle, "contents": p.encode_contents(store.upstream)}
+
+    def _close(self, identity: bytes, body: dict[str, Any], rid: int) -> Any:
+        return {"closed": self.sessions.close(body.get("handle"))}
+
+    def _get(self, identity: bytes, body: dict[str, Any], rid: int) -> Any:
+        session = self._session(body)
+        addrs = p.decode_addrs(body.get("addrs"))
+        view = session.store.table_names()
+        found: dict[bytes, bytes] = {}
+        missing = self.cache.get_many(addrs, view, found)
+        cached = len(found)
+        if missing:
+            self._fetch(session, missing, view, found)
+        self._count_get(session, len(addrs), cached)
+        return {"found": found}
+
+    def _fetch(self, session: Session, missing: list[bytes], view: frozenset[bytes],
+               found: dict[bytes, bytes]) -> None:
+        """Read cache misses from the backend once, however many requests want them at the same time.
+
+        Chunks are put in the cache before the claim on them is released, and a
+        claimant re-checks the cache, so a chunk is never read twice by requests
+        that overlap in time.
+        """
+        mine, waiting = self.inflight.claim(missing)
+        origins: dict[bytes, Addr] = {}
+        got: dict[bytes, bytes] = {}
+        try:
+            to_read = self.cache.get_many(mine, view, found) if mine else []
+            if to_read:
+                got = session.store.get_many_with_origins(to_read, origins)
+                self.cache.put_many((bytes(a), got[a], bytes(origins[a])) for a in got if a in origins)
+        except BaseException as err:
+            self.inflight.fail(mine, err)
+            raise
+        self.inflight.finish(mine, got, origins)
+        found.update(got)
+        figures = self.figures[session.key]
+        figures.chunks_fetched += len(got)
+        figures.bytes_fetched += sum(map(len, got.values()))
+        again = []
+        for a, future in waiting.items():
+            try:
+                result = future.result(WAIT_FOR_SHARED_FETCH)
+            except Exception:
+                result = None
+            if result is not None and result[1] in view:
+                found[a] = result[0]
+                self.inflight.shared += 1
+            else:
+                again.append(a)
+        if again:
+            rest = self.cache.get_many(again, view, found)
+            if rest:
+                found.update(session.store.get_many(rest))
+
+    def _count_get(self, session: Session, requested: int, cached: int) -> None:
+        figures = self.figures[session.key]
+        figures.get_requests += 1
+        figures.chunks_requested += requested
+        figures.chunks_from_cache += cached
+
+    def _has(self, identity: bytes, body: dict[str, Any], rid: int) -> Any:
+        session = self._session(body)
+        return {"absent": list(session.store.has_many(p.decode_addrs(body.get("addrs"))))}
+
+    def _write_table(self, identity: bytes, body: dict[str, Any], rid: int) -> Any:
+        session = self._session(body)
+        data = body.get("data")
+        if not isinstance(data, bytes):
+            raise p.ProtocolError("write_table needs table bytes")
+        spec = session.store.write_table(data)
+        figures = self.figures[session.key]
+        figures.tables_written += 1
+        figures.bytes_written += len(data)
+        return {"name": bytes(spec.name), "count": spec.chunk_count}
+
+    def _commit(self, identity: bytes, body: dict[str, Any], rid: int) -> Any:
+        session = self._session(body)
+        key = (session.handle, rid)
+        with self._lock:
+            if key in self._commits:  # a retry of a commit whose reply was lost
+                return self._commits[key]
+        current, last = body.get("current"), body.get("last")
+        if not (isinstance(current, bytes) and isinstance(last, bytes)):
+            raise p.ProtocolError("commit needs current and last addresses")
+        ok = session.store.commit(Addr(current), Addr(last))
+        figures = self.figures[session.key]
+        figures.commits += ok
+        figures.commits_lost += not ok
+        reply = {"ok": ok, "contents": p.encode_contents(session.store.upstream)}
+        with self._lock:
+            self._commits[key] = reply
+            while len(self._commits) > COMMIT_MEMORY:
+                self._commits.popitem(last=False)
+        return reply
+
+    def _rebase(self, identity: bytes, body: dict[str, Any], rid: int) -> Any:
+        session = self._session(body)
+        session.store.rebase()
+        return {"contents": p.encode_contents(session.store.upstream)}
+
+    def _count(self, identity: bytes, body: dict[str, Any], rid: int) -> Any:
+        return {"count": self._session(body).store.count()}
+
+    def _report(self, identity: bytes, body: dict[str, Any], rid: int) -> Any:
+        """Clients report the hits they served from the cache themselves, and damage they saw."""
+        hits, misses = body.get("hits", 0), body.get("misses", 0)
+        if isinstance(hits, int) and isinstance(misses, int) and hits >= 0 and misses >= 0:
+            self.client_hits += hits
+            self.client_misses += misses
+        corrupt = body.get("corrupt", [])
+        if corrupt:
+            self.cache.drop_corrupt(p.decode_addrs(corrupt))
+        return {}
+
+    def _stats(self, identity: bytes, body: dict[str, Any], rid: int) -> Any:
+        return self.snapshot()
+
+    # -- reporting -----------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        proc = psutil.Process()
+        counters = asdict(self.cache.counters)
+        served = counters["hits"] + self.client_hits
+        asked = served + counters["misses"]
+        sessions = self.sessions.per_store()
+        stores = {key: {**asdict(fig), "sessions": sessions.get(key, 0)} for key, fig in self.figures.items()}
+        for key, count in sessions.items():
+            stores.setdefault(key, {**asdict(StoreFigures()), "sessions": count})
+        index_cache = self.opener.caches.index_cache
+        return {
+            "pid": os.getpid(),
+            "uptime_s": round(time.time() - self.started, 1),
+            "endpoint": self.config.resolved_endpoint(),
+            "sessions": len(self.sessions),
+            "requests": dict(self.requests),
+            "errors": dict(self.errors),
+            "cache": {**counters, "client_hits": self.client_hits, "client_misses": self.client_misses,
+                      "hit_ratio": round(served / asked, 4) if asked else None,
+                      "bytes": self.cache.total_bytes(), "budget": self.cache.budget,
+                      "entries": self.cache.entries(), "path": self.cache.path},
+            "shared_fetches": self.inflight.shared,
+            "index_cache": {"bytes": index_cache.total_size if index_cache else 0,
+                            "budget": index_cache.max_size if index_cache else 0,
+                            "tables": len(index_cache) if index_cache else 0},
+            "open_files": {"tables": self.opener.open_files(), "budget": self.config.max_open_files,
+                           "process": len(proc.open_files()), "fds": proc.num_fds()},
+            "memory": {"rss": proc.memory_info().rss},
+            "stores": stores,
+        }
+
+    def close(self) -> None:
+        self.sessions.close_all()

@@ -1,0 +1,78 @@
+"""Client sessions: one ``NomsBlockStore`` per open store handle.
+
+Each client handle gets its own store object (its own root view and pending
+tables), exactly as if the client had opened the store directly; the objects
+share the daemon's caches and manifest locks.  Handles are random 63-bit
+numbers so a handle from before a restart never reaches another session.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from nbs.store import NomsBlockStore
+from nbsclient.protocol import UNKNOWN_SESSION, UnknownSessionError
+
+
+@dataclass
+class Session:
+    handle: int
+    key: str
+    store: NomsBlockStore
+    owner: bytes
+    last_used: float = field(default_factory=time.monotonic)
+
+
+class Sessions:
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._sessions: dict[int, Session] = {}
+        self._lock = threading.Lock()
+
+    def add(self, key: str, store: NomsBlockStore, owner: bytes) -> Session:
+        with self._lock:
+            handle = secrets.randbits(63)
+            while handle in self._sessions:
+                handle = secrets.randbits(63)
+            session = Session(handle, key, store, owner)
+            self._sessions[handle] = session
+            return session
+
+    def get(self, handle: object) -> Session:
+        with self._lock:
+            session = self._sessions.get(handle) if isinstance(handle, int) else None
+            if session is None:
+                raise UnknownSessionError(UNKNOWN_SESSION, f"no session {handle!r} (the daemon restarted or it expired)")
+            session.last_used = time.monotonic()
+            return session
+
+    def close(self, handle: object) -> bool:
+        with self._lock:
+            session = self._sessions.pop(handle, None) if isinstance(handle, int) else None
+        if session is not None:
+            session.store.close()
+        return session is not None
+
+    def expire(self) -> int:
+        """Close sessions idle longer than the TTL; returns how many."""
+        cutoff = time.monotonic() - self.ttl
+        with self._lock:
+            stale = [h for h, s in self._sessions.items() if s.last_used < cutoff]
+        return sum(self.close(h) for h in stale)
+
+    def close_all(self) -> None:
+        with self._lock:
+            handles = list(self._sessions)
+        for h in handles:
+            self.close(h)
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def per_store(self) -> Counter[str]:
+        with self._lock:
+            return Counter(s.key for s in self._sessions.values())

@@ -1,0 +1,439 @@
+"""nbsd with real processes: a daemon subprocess, client processes, real LMDB and ZeroMQ."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import zmq
+
+import nbsclient
+from nbs.addr import ADDR_SIZE, EMPTY_ADDR, Addr
+from nbs.factory import new_local_store
+from nbsclient import protocol as p
+from nbsclient.connection import Connection
+from tests.daemon_harness import ROOT, Daemon
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def spawn(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "tests.integration.nbsd_worker", *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def results(procs: list[subprocess.Popen[str]], timeout: float = 240) -> list[list[dict[str, Any]]]:
+    out = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=timeout)
+        assert proc.returncode == 0, stderr
+        out.append([json.loads(line) for line in stdout.splitlines()])
+    return out
+
+
+def chain(directory: str) -> list[str]:
+    store = new_local_store(directory)
+    roots, root = [], store.root()
+    while root != EMPTY_ADDR:
+        roots.append(str(root))
+        data = store.get(root)
+        assert data is not None, f"root chunk {root} is missing"
+        root = Addr(data[1:1 + ADDR_SIZE])
+    return roots
+
+
+def populate(path: str, n: int, size: int = 4096, memtable: int = 1 << 20) -> list[Addr]:
+    os.makedirs(path, exist_ok=True)
+    store = new_local_store(path, memtable)
+    addrs = [store.put(os.urandom(size - 8) + i.to_bytes(8, "big")) for i in range(n)]
+    assert store.commit(addrs[-1], store.root())
+    return addrs
+
+
+def write_addrs(path: Path, addrs: list[Addr]) -> str:
+    path.write_text("\n".join(a.hex() for a in addrs))
+    return str(path)
+
+
+# --- many workers, results identical to direct access ---------------------------------------------
+
+def test_eight_workers_read_and_write_like_direct_access(nbsd_daemon: Daemon, tmp_path: Path) -> None:
+    shared = nbsd_daemon.store_path("eight-shared")
+    readonly = nbsd_daemon.store_path("eight-read")
+    addrs = populate(readonly, 600)
+    addr_file = write_addrs(tmp_path / "addrs", addrs)
+    direct = new_local_store(readonly).get_many(addrs)
+    want = hashlib.sha256(b"".join(direct[a] for a in addrs)).hexdigest()
+    start = str(time.time() + 1.0)
+    writers = [spawn("commit", shared, nbsd_daemon.endpoint, str(w), "8") for w in range(4)]
+    readers = [spawn("read", readonly, nbsd_daemon.endpoint, addr_file, start, str(r % 2)) for r in range(4)]
+    landed = [c for lines in results(writers) for c in lines]
+    for lines in results(readers):
+        assert lines == [{"count": len(addrs), "digest": want}]
+    assert len(landed) == 32
+    assert set(chain(shared)) == {c["root"] for c in landed}
+    direct_store = new_local_store(shared)
+    assert direct_store.has_many([Addr.parse(h) for c in landed for h in c["chunks"]]) == set()
+
+
+# --- kill -9 of the daemon mid-workload ---------------------------------------------------------------
+
+def test_daemon_killed_mid_workload_recovers(tmp_path: Path) -> None:
+    with Daemon() as daemon:
+        warm = daemon.store_path("warm")
+        addrs = populate(warm, 200)
+        with nbsclient.connect(warm, daemon.endpoint, fast_path=False) as reader:
+            assert len(reader.get_many(addrs)) == 200
+        entries_before = daemon.stats()["cache"]["entries"]
+        shared = daemon.store_path("killed")
+        workers = [spawn("commit", shared, daemon.endpoint, str(w), "12") for w in range(3)]
+        time.sleep(1.5)
+        daemon.kill()
+        time.sleep(0.5)
+        daemon.start()
+        landed = [c for lines in results(workers) for c in lines]
+        assert len(landed) == 36
+        assert set(chain(shared)) == {c["root"] for c in landed}
+        stats = daemon.stats()
+        assert stats["cache"]["entries"] >= entries_before  # the cache survived the crash
+        with nbsclient.connect(warm, daemon.endpoint, fast_path=False) as reader:
+            assert len(reader.get_many(addrs)) == 200
+        assert daemon.stats()["cache"]["hits"] >= 200  # served from the surviving cache
+
+
+# --- cache budget and eviction; open-files budget ---------------------------------------------------
+
+def test_cache_eviction_under_small_budget() -> None:
+    with Daemon(cache_size="2MiB") as daemon:
+        path = daemon.store_path("evict")
+        addrs = populate(path, 1500)
+        direct = new_local_store(path)
+        with nbsclient.connect(path, daemon.endpoint) as client:
+            for start in range(0, len(addrs), 100):
+                batch = addrs[start:start + 100]
+                assert client.get_many(batch) == direct.get_many(batch)
+            again = client.get_many(addrs[:50])
+            assert again == direct.get_many(addrs[:50])
+        cache = daemon.stats()["cache"]
+        assert cache["evictions"] > 0
+        assert cache["bytes"] <= cache["budget"] == 2 << 20
+        assert cache["entries"] < 1500
+
+
+def test_open_files_stay_within_budget() -> None:
+    with Daemon(max_open_files=24, extra=["--threads", "4"]) as daemon:
+        path = daemon.store_path("many-tables")
+        os.makedirs(path)
+        store = new_local_store(path, 1 << 12)
+        addrs = []
+        for i in range(60):  # one table per commit
+            addrs.append(store.put(os.urandom(3000)))
+            assert store.commit(addrs[-1], store.root())
+        proc = psutil.Process(daemon.pid)
+        peak = [0]
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.is_set():
+                peak[0] = max(peak[0], len(proc.open_files()))
+                time.sleep(0.005)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        try:
+            for _ in range(2):
+                clients = [nbsclient.connect(path, daemon.endpoint, fast_path=False) for _ in range(3)]
+                for c in clients:
+                    assert len(c.get_many(addrs)) == 60
+                    c.close()
+        finally:
+            stop.set()
+            sampler.join()
+        assert 0 < peak[0] <= 24
+        assert daemon.stats()["open_files"]["process"] <= 24
+
+
+# --- one backend read for concurrent requests of the same data --------------------------------------
+
+def test_concurrent_readers_share_one_backend_read(tmp_path: Path) -> None:
+    with Daemon() as daemon:
+        path = daemon.store_path("shared-read")
+        addrs = populate(path, 400)
+        addr_file = write_addrs(tmp_path / "addrs", addrs)
+        start = str(time.time() + 1.5)
+        readers = [spawn("read", path, daemon.endpoint, addr_file, start, "1") for _ in range(8)]
+        outputs = results(readers)
+        assert all(lines[0]["count"] == 400 for lines in outputs)
+        figures = daemon.stats()["stores"][f"nbs:{os.path.realpath(path)}"]
+        assert figures["chunks_fetched"] == 400  # not 8 x 400
+        assert figures["chunks_requested"] >= 400
+
+
+# --- isolation between stores and sessions ----------------------------------------------------------
+
+def test_cached_chunks_never_leak_between_stores(nbsd_daemon: Daemon) -> None:
+    a_path, b_path = nbsd_daemon.store_path("iso-a"), nbsd_daemon.store_path("iso-b")
+    secret = b"only in store A " + os.urandom(64)
+    with nbsclient.connect(a_path, nbsd_daemon.endpoint) as a, nbsclient.connect(b_path, nbsd_daemon.endpoint) as b:
+        h = a.put(secret)
+        assert a.commit(h, a.root())
+        assert a.get(h) == secret  # fetched through the daemon: now cached
+        assert b.get(h) is None and not b.has(h)
+        assert b.get_many([h]) == {} and b.has_many([h]) == {h}
+        pending = a.put(b"pending in A " + os.urandom(16))
+        a._flush()  # the table exists in storage but is not committed
+        other_a = nbsclient.connect(a_path, nbsd_daemon.endpoint)
+        try:
+            assert a.get(pending) is not None
+            assert other_a.get(pending) is None and not other_a.has(pending)
+        finally:
+            other_a.close()
+
+
+def test_mem_store_through_the_daemon(nbsd_daemon: Daemon) -> None:
+    with nbsclient.connect("mem", nbsd_daemon.endpoint) as one, nbsclient.connect("mem", nbsd_daemon.endpoint) as two:
+        h = one.put(b"in the daemon's memory")
+        assert one.commit(h, one.root())
+        two.rebase()
+        assert two.root() == h and two.get(h) == b"in the daemon's memory"
+
+
+# --- damaged cache entries are detected, dropped and refetched -----------------------------------
+
+def test_corrupt_cache_entry_is_never_served(tmp_path: Path) -> None:
+    with Daemon() as daemon:
+        path = daemon.store_path("corrupt")
+        marker = b"MARKER-" + os.urandom(16).hex().encode()
+        payload = marker * 100
+        os.makedirs(path)
+        store = new_local_store(path)
+        h = store.put(payload)
+        assert store.commit(h, store.root())
+        with nbsclient.connect(path, daemon.endpoint, fast_path=False) as c:
+            assert c.get(h) == payload
+        data = daemon.cache_dir / "chunks" / "data.mdb"
+        raw = bytearray(data.read_bytes())
+        at = raw.find(marker)
+        assert at > 0
+        raw[at + 3] ^= 0xFF
+        data.write_bytes(bytes(raw))
+        with nbsclient.connect(path, daemon.endpoint) as fast:
+            assert fast.get(h) == payload  # the client saw the damage and asked the daemon
+        with nbsclient.connect(path, daemon.endpoint, fast_path=False) as slow:
+            assert slow.get(h) == payload
+        time.sleep(0.1)
+        assert daemon.stats()["cache"]["corrupt"] >= 1
+
+
+# --- hostile and malformed input ------------------------------------------------------------------------
+
+def _raw(endpoint: str) -> tuple[zmq.Context[zmq.Socket[bytes]], zmq.Socket[bytes]]:
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVTIMEO, 5000)
+    sock.connect(endpoint)
+    return ctx, sock
+
+
+@pytest.mark.parametrize("frames,kind", [
+    ([b"\xc1garbage"], p.BAD_REQUEST),
+    ([p.pack([1, 7])], p.BAD_REQUEST),
+    ([p.pack([99, 7, "hello", {}])], p.UNSUPPORTED_PROTOCOL),
+    ([p.pack([1, 7, "no-such-op", {}])], p.BAD_REQUEST),
+    ([p.pack([1, 7, "get", {"handle": 1, "addrs": [b"short"]}])], p.UNKNOWN_SESSION),
+    ([p.pack([1, 7, "get", {"handle": "x", "addrs": []}])], p.UNKNOWN_SESSION),
+    ([p.pack([1, 7, "open", {"spec": "ldb:/x"}])], "SpecError"),
+    ([p.pack([1, 7, "open", {"spec": "/etc"}])], p.FORBIDDEN),
+    ([p.pack([1, 7, "open", {"spec": "aws:t/b/*star"}])], "SpecError"),
+    ([b"one", b"two"], p.BAD_REQUEST),
+])
+def test_malformed_requests_get_error_replies(nbsd_daemon: Daemon, frames: list[bytes], kind: str) -> None:
+    ctx, sock = _raw(nbsd_daemon.endpoint)
+    try:
+        sock.send_multipart(frames)
+        reply = p.unpack(sock.recv())
+        assert reply[2] == p.ERROR and reply[3]["type"] == kind
+        sock.send(p.encode_request(8, p.HELLO, {}))
+        assert p.unpack(sock.recv())[2] == p.OK  # still serving
+    finally:
+        ctx.destroy(0)
+
+
+def test_bad_fields_in_a_valid_session(nbsd_daemon: Daemon) -> None:
+    ctx, sock = _raw(nbsd_daemon.endpoint)
+    try:
+        sock.send(p.encode_request(1, p.OPEN, {"spec": nbsd_daemon.store_path("raw")}))
+        handle = p.unpack(sock.recv())[3]["handle"]
+        for body in [{"addrs": [b"short"]}, {"addrs": "nope"}, {"addrs": [b"x" * 20] * 5000}]:
+            sock.send(p.encode_request(2, p.GET, {"handle": handle, **body}))
+            assert p.unpack(sock.recv())[3]["type"] == p.BAD_REQUEST
+        sock.send(p.encode_request(3, p.WRITE_TABLE, {"handle": handle, "data": b"not a table"}))
+        assert p.unpack(sock.recv())[3]["type"] == "CorruptTableError"
+        sock.send(p.encode_request(4, p.COMMIT, {"handle": handle, "current": 5, "last": None}))
+        assert p.unpack(sock.recv())[3]["type"] == p.BAD_REQUEST
+        sock.send(p.encode_request(5, p.OPEN, {"spec": nbsd_daemon.store_path("raw"), "contents": {"vers": 1}}))
+        assert p.unpack(sock.recv())[3]["type"] == p.BAD_REQUEST
+    finally:
+        ctx.destroy(0)
+
+
+def test_oversized_message_is_refused_and_daemon_survives() -> None:
+    with Daemon(extra=["--max-message-size", "1MiB"]) as daemon:
+        ctx, sock = _raw(daemon.endpoint)
+        try:
+            sock.send(p.encode_request(1, p.HELLO, {"pad": b"x" * (2 << 20)}))
+            with pytest.raises(zmq.Again):
+                sock.recv()
+        finally:
+            ctx.destroy(0)
+        with Connection(daemon.endpoint, timeout=5, retries=0) as conn:
+            assert conn.request(p.HELLO, {})["protocol"] == p.PROTOCOL_VERSION
+            with pytest.raises(p.ProtocolError):
+                conn.max_message = 1 << 20
+                conn.request(p.HELLO, {"pad": b"x" * (2 << 20)})
+
+
+def test_socket_is_private_to_owner_and_group(nbsd_daemon: Daemon) -> None:
+    mode = stat.S_IMODE(os.stat(nbsd_daemon.socket).st_mode)
+    assert mode == 0o660
+    assert stat.S_ISSOCK(os.stat(nbsd_daemon.socket).st_mode)
+
+
+def test_refuses_stores_outside_local_roots(nbsd_daemon: Daemon, tmp_path: Path) -> None:
+    for spec in [str(tmp_path), nbsd_daemon.store_path("../escape"), f"nbs:{nbsd_daemon.root}/../x"]:
+        with pytest.raises(nbsclient.ForbiddenError):
+            nbsclient.connect(spec, nbsd_daemon.endpoint)
+    link = Path(nbsd_daemon.store_path("link-out"))
+    link.symlink_to(tmp_path)
+    with pytest.raises(nbsclient.ForbiddenError):
+        nbsclient.connect(str(link), nbsd_daemon.endpoint)
+
+
+def test_second_daemon_on_same_socket_refuses_to_start(nbsd_daemon: Daemon) -> None:
+    proc = subprocess.run([sys.executable, "-m", "nbsd", "serve", "--socket", nbsd_daemon.socket,
+                           "--cache-dir", str(nbsd_daemon.workdir / "other-cache")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "another nbsd" in proc.stderr
+    with Connection(nbsd_daemon.endpoint, timeout=5, retries=0) as conn:
+        assert conn.request(p.HELLO, {})["pid"] == nbsd_daemon.pid
+
+
+# --- systemd notifications ------------------------------------------------------------------------------
+
+def test_sd_notify_ready_status_watchdog_stopping() -> None:
+    daemon = Daemon(env={"WATCHDOG_USEC": "400000"})
+    try:
+        daemon.start()
+        assert daemon.notify is not None
+        assert os.path.exists(daemon.socket)  # READY=1 came after the bind
+        assert daemon.notify.wait_for("STATUS=").startswith("STATUS=")
+        daemon.notify.messages.clear()
+        daemon.notify.wait_for("WATCHDOG=1", timeout=5)
+        daemon.notify.messages.clear()
+        daemon.notify.wait_for("WATCHDOG=1", timeout=5)
+        assert daemon.stop() == 0
+        daemon.notify.wait_for("STOPPING=1", timeout=5)
+        assert not os.path.exists(daemon.socket)
+    finally:
+        daemon.close()
+
+
+# --- status commands ------------------------------------------------------------------------------------
+
+def test_status_and_stats_commands(nbsd_daemon: Daemon) -> None:
+    path = nbsd_daemon.store_path("status")
+    addrs = populate(path, 20)
+    with nbsclient.connect(path, nbsd_daemon.endpoint) as c:
+        c.get_many(addrs)
+    status = subprocess.run([sys.executable, "-m", "nbsd", "status", "--socket", nbsd_daemon.socket],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert status.returncode == 0, status.stderr
+    assert f"nbsd pid {nbsd_daemon.pid}" in status.stdout and "hit ratio" in status.stdout
+    assert f"nbs:{os.path.realpath(path)}" in status.stdout
+    stats = subprocess.run([sys.executable, "-m", "nbsd", "stats", "--socket", nbsd_daemon.socket],
+                           cwd=ROOT, capture_output=True, text=True, timeout=60)
+    figures = json.loads(stats.stdout)
+    assert figures["pid"] == nbsd_daemon.pid
+    assert figures["memory"]["rss"] > 0 and figures["open_files"]["budget"] == 64
+    missing = subprocess.run([sys.executable, "-m", "nbsd", "status", "--socket", "/tmp/no-such-nbsd.sock"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 1 and "no daemon" in missing.stderr
+
+
+# --- commit semantics across lost replies -------------------------------------------------------------
+
+def test_retried_commit_is_answered_from_the_daemons_memory(nbsd_daemon: Daemon) -> None:
+    path = nbsd_daemon.store_path("sigstop")
+    with nbsclient.connect(path, nbsd_daemon.endpoint, timeout=1.0, commit_timeout=1.0, retries=10) as c:
+        h = c.put(b"committed while stopped")
+        c._flush()
+        proc = psutil.Process(nbsd_daemon.pid)
+        proc.suspend()
+        threading.Timer(1.5, proc.resume).start()
+        assert c.commit(h, c.root())  # first send timed out; the retry got the remembered reply
+    assert new_local_store(path).root() == h
+
+
+class _LosingConnection(Connection):
+    """Delivers the first commit, then loses its reply while the daemon restarts."""
+
+    def __init__(self, endpoint: str, daemon: Daemon) -> None:
+        super().__init__(endpoint, timeout=10.0, retries=3)
+        self.daemon = daemon
+        self.lost = False
+
+    def request(self, op: str, body: dict[str, Any], timeout: float | None = None,
+                retries: int | None = None) -> Any:
+        reply = super().request(op, body, timeout, retries)
+        if op == p.COMMIT and not self.lost:
+            self.lost = True
+            assert reply["ok"]
+            self.daemon.restart()  # the daemon forgets the commit it answered
+            self._local.attempts = 2
+            return super().request(op, body, timeout, retries)
+        return reply
+
+
+def test_commit_that_landed_before_a_lost_reply_is_reported_landed() -> None:
+    with Daemon() as daemon:
+        path = daemon.store_path("lost-reply")
+        store = nbsclient.connect(path, daemon.endpoint)
+        store._conn = _LosingConnection(daemon.endpoint, daemon)
+        store._connect()
+        h = store.put(b"landed " + os.urandom(8))
+        assert store.commit(h, store.root())
+        assert store.root() == h
+        assert new_local_store(path).root() == h
+        store.close()
+
+
+def test_stale_reader_slots_are_cleared(tmp_path: Path) -> None:
+    """A client killed inside a read transaction leaves a reader slot; the daemon's maintenance frees it."""
+    with Daemon() as daemon:
+        path = daemon.store_path("readers")
+        populate(path, 5)
+        script = ("import nbsclient,sys,time;s=nbsclient.connect(sys.argv[1],sys.argv[2]);"
+                  "txn=s._cache.env.begin();print('ready',flush=True);time.sleep(60)")
+        child = subprocess.Popen([sys.executable, "-c", script, path, daemon.endpoint], cwd=ROOT,
+                                 stdout=subprocess.PIPE, text=True)
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        child.kill()
+        child.wait()
+        deadline = time.monotonic() + 15
+        while "stale LMDB reader slots" not in daemon.log.read_text():
+            assert time.monotonic() < deadline, daemon.log.read_text()
+            time.sleep(0.2)
+        with nbsclient.connect(path, daemon.endpoint) as c:
+            assert c._cache is not None
+            assert f" {child.pid} " not in c._cache.env.readers()
