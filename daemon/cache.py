@@ -121,8 +121,12 @@ class ChunkCache:
 
     # -- reads -------------------------------------------------------------------------------
 
-    def get_many(self, addrs: Iterable[bytes], view: Set[bytes], found: dict[bytes, bytes]) -> list[bytes]:
-        """Serve visible, intact entries into ``found``; return the rest (corrupt entries are dropped)."""
+    def get_many(self, addrs: Iterable[bytes], view: Set[bytes], found: dict[bytes, bytes],
+                 tally: bool = True) -> list[bytes]:
+        """Serve visible, intact entries into ``found``; return the rest (corrupt entries are dropped).
+
+        ``tally`` counts the lookups in the hit/miss figures; repeat lookups of one request pass False.
+        """
         missing: list[bytes] = []
         corrupt: list[bytes] = []
         with self.env.begin(db=self._chunks, buffers=True) as txn:
@@ -138,12 +142,13 @@ class ChunkCache:
                     missing.append(a)
                     continue
                 if chunk is None:
-                    self.counters.hidden += 1
+                    self.counters.hidden += tally
                     missing.append(a)
                 else:
                     found[a] = chunk
-        self.counters.hits += len(found)
-        self.counters.misses += len(missing)
+        if tally:
+            self.counters.hits += len(found)
+            self.counters.misses += len(missing)
         if corrupt:
             self.drop_corrupt(corrupt)
         return missing

@@ -19,7 +19,7 @@ log = logging.getLogger("nbsd")
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nbsd", description="Per-host caching daemon for Noms Block Stores.")
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "status", "stats"])
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "status", "stats", "demo"])
     parser.add_argument("--config", help="TOML config file")
     parser.add_argument("--endpoint", help="ipc:///path/to/socket or tcp://127.0.0.1:PORT")
     parser.add_argument("--socket", help="socket path (shorthand for --endpoint ipc://PATH)")
@@ -38,13 +38,19 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--aws-profile")
     parser.add_argument("--aws-endpoint", help="S3/DynamoDB endpoint URL (e.g. a local emulator)")
     parser.add_argument("--json", action="store_true", help="status: print JSON")
+    parser.add_argument("--clients", type=int, default=4, help="demo: client processes")
+    parser.add_argument("--dir", help="demo: work directory (default: a temporary one, removed after)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "demo":
+        from nbsd.demo import main as demo
+
+        return demo(args.dir, args.clients, keep=args.dir is not None)
     overrides: dict[str, Any] = {k: v for k, v in vars(args).items()
-                                 if k not in ("command", "config", "socket", "json")}
+                                 if k not in ("command", "config", "socket", "json", "clients", "dir")}
     if args.socket:
         overrides["endpoint"] = f"ipc://{args.socket}"
     try:

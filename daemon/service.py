@@ -77,8 +77,9 @@ class Service:
                 session = self.sessions.get(req.body.get("handle"))
                 addrs = p.decode_addrs(req.body.get("addrs"))
                 found: dict[bytes, bytes] = {}
-                if self.cache.get_many(addrs, session.store.table_names(), found):
+                if self.cache.get_many(addrs, session.store.table_names(), found, tally=False):
                     return None
+                self.cache.counters.hits += len(found)
                 self._count_get(session, len(addrs), len(found))
                 self.requests[req.op] += 1
                 return p.encode_reply(req.request_id, {"found": found})
@@ -155,7 +156,7 @@ class Service:
         origins: dict[bytes, Addr] = {}
         got: dict[bytes, bytes] = {}
         try:
-            to_read = self.cache.get_many(mine, view, found) if mine else []
+            to_read = self.cache.get_many(mine, view, found, tally=False) if mine else []
             if to_read:
                 got = session.store.get_many_with_origins(to_read, origins)
                 self.cache.put_many((bytes(a), got[a], bytes(origins[a])) for a in got if a in origins)
@@ -179,7 +180,7 @@ class Service:
             else:
                 again.append(a)
         if again:
-            rest = self.cache.get_many(again, view, found)
+            rest = self.cache.get_many(again, view, found, tally=False)
             if rest:
                 found.update(session.store.get_many(rest))
 
