@@ -13,11 +13,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import time
+
+from nbsd.runner import DaemonProcess
 
 CHUNKS_PER_CLIENT = 256
 CHUNK_SIZE = 4096
@@ -53,39 +52,16 @@ def _read(args: tuple[int, str, str, list[bytes]]) -> tuple[int, int, float]:
 
 def main(directory: str | None, clients: int, keep: bool) -> int:
     workdir = directory or tempfile.mkdtemp(prefix="nbsd-demo-")
-    stores = os.path.join(workdir, "stores")
-    os.makedirs(stores, exist_ok=True)
-    socket_path = os.path.join(workdir, "nbsd.sock")
-    endpoint = f"ipc://{socket_path}"
-    log_path = os.path.join(workdir, "nbsd.log")
-    print(f"starting nbsd: socket {socket_path}, cache {workdir}/cache, log {log_path}")
-    with open(log_path, "ab") as log:
-        daemon = subprocess.Popen([sys.executable, "-m", "nbsd", "serve", "--socket", socket_path,
-                                   "--cache-dir", os.path.join(workdir, "cache"), "--local-root", stores,
-                                   "--cache-size", "256MiB"], stdout=log, stderr=log)
+    daemon = DaemonProcess(workdir, cache_size="256MiB")
+    print(f"starting nbsd: socket {daemon.socket}, cache {daemon.cache_dir}, log {daemon.log_path}")
     try:
-        if not _wait_ready(endpoint):
-            print(open(log_path).read(), file=sys.stderr)
-            return 1
-        return _run(os.path.join(stores, "demo"), endpoint, clients)
+        with daemon:
+            code = _run(os.path.join(daemon.stores, "demo"), daemon.endpoint, clients)
+        print(f"nbsd stopped (exit status {daemon.proc.returncode if daemon.proc else None})")
+        return code
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        daemon.wait(30)
-        print(f"nbsd stopped (exit status {daemon.returncode})")
-        if not keep and directory is None:
+        if not keep:
             shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _wait_ready(endpoint: str) -> bool:
-    from nbsclient.connection import Connection
-    from nbsclient.protocol import HELLO, DaemonUnavailableError
-
-    try:
-        with Connection(endpoint, timeout=1.0, retries=30) as conn:
-            conn.request(HELLO, {})
-        return True
-    except DaemonUnavailableError:
-        return False
 
 
 def _run(spec: str, endpoint: str, clients: int) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from typing import Any
 
 from nbsclient.connection import Connection
 from nbsclient.protocol import STATS
+from nbsd.runner import DaemonProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,54 +50,33 @@ class NotifyListener:
         self.sock.close()
 
 
-class Daemon:
-    """One nbsd process with private socket, cache and local root; restartable on the same paths."""
+class Daemon(DaemonProcess):
+    """nbsd with a private workdir, started under a stand-in systemd notify socket; restartable."""
 
-    def __init__(self, root: Path | None = None, cache_size: str = "256MiB", max_open_files: int = 64,
-                 extra: list[str] | None = None, env: dict[str, str] | None = None) -> None:
-        self.workdir = Path(tempfile.mkdtemp(prefix="nbsd-", dir="/tmp"))
-        self.root = root or self.workdir / "stores"
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.socket = str(self.workdir / "s")
-        self.endpoint = f"ipc://{self.socket}"
-        self.cache_dir = self.workdir / "cache"
-        self.args = ["--socket", self.socket, "--cache-dir", str(self.cache_dir), "--local-root", str(self.root),
-                     "--cache-size", cache_size, "--max-open-files", str(max_open_files), *(extra or [])]
-        self.env = env or {}
-        self.proc: subprocess.Popen[bytes] | None = None
+    def __init__(self, cache_size: str = "256MiB", max_open_files: int = 64, extra: list[str] | None = None,
+                 env: dict[str, str] | None = None) -> None:
+        super().__init__(tempfile.mkdtemp(prefix="nbsd-", dir="/tmp"), cache_size,
+                         ["--max-open-files", str(max_open_files), *(extra or [])], env)
+        self.root = Path(self.stores)
+        self.log = Path(self.log_path)
         self.notify: NotifyListener | None = None
-        self.log = self.workdir / "log"
 
-    def start(self) -> Daemon:
+    def start(self, timeout: float = 20.0) -> Daemon:
+        """Start and wait for READY=1, which nbsd sends once its socket and cache are open."""
         if self.notify is not None:
             self.notify.close()
             os.unlink(self.notify.path)
-        self.notify = NotifyListener(str(self.workdir / "notify"))
-        env = {**os.environ, "NOTIFY_SOCKET": self.notify.path, **self.env}
+        self.notify = NotifyListener(os.path.join(self.workdir, "notify"))
+        env = {**os.environ, "NOTIFY_SOCKET": self.notify.path, **(self.env or {})}
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "nbsd", "serve", *self.args], cwd=ROOT, env=env,
                                          stdout=log, stderr=log)
         try:
-            self.notify.wait_for("READY=1")
+            self.notify.wait_for("READY=1", timeout)
         except TimeoutError:
             self.kill()
             raise RuntimeError(f"nbsd did not start:\n{self.log.read_text()}") from None
         return self
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def stop(self, timeout: float = 20.0) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
 
     def restart(self) -> Daemon:
         self.kill()
@@ -108,7 +87,7 @@ class Daemon:
             return conn.request(STATS, {})  # type: ignore[no-any-return]
 
     def store_path(self, name: str) -> str:
-        return str(self.root / name)
+        return os.path.join(self.stores, name)
 
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -221,7 +221,7 @@ def test_corrupt_cache_entry_is_never_served(tmp_path: Path) -> None:
         assert store.commit(h, store.root())
         with nbsclient.connect(path, daemon.endpoint, fast_path=False) as c:
             assert c.get(h) == payload
-        data = daemon.cache_dir / "chunks" / "data.mdb"
+        data = Path(daemon.cache_dir) / "chunks" / "data.mdb"
         raw = bytearray(data.read_bytes())
         at = raw.find(marker)
         assert at > 0
@@ -322,7 +322,7 @@ def test_refuses_stores_outside_local_roots(nbsd_daemon: Daemon, tmp_path: Path)
 
 def test_second_daemon_on_same_socket_refuses_to_start(nbsd_daemon: Daemon) -> None:
     proc = subprocess.run([sys.executable, "-m", "nbsd", "serve", "--socket", nbsd_daemon.socket,
-                           "--cache-dir", str(nbsd_daemon.workdir / "other-cache")],
+                           "--cache-dir", os.path.join(nbsd_daemon.workdir, "other-cache")],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and "another nbsd" in proc.stderr
     with Connection(nbsd_daemon.endpoint, timeout=5, retries=0) as conn:
