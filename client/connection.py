@@ -5,6 +5,11 @@ with the same request id up to a timeout, and on silence close the socket,
 open a new one and send again.  Replies to earlier attempts are recognised by
 their id and dropped.  Each thread gets its own socket, since ZeroMQ sockets
 must not be shared between threads.
+
+Timeouts can be long (a commit may upload to S3 for minutes), so silence alone
+would detect a dead daemon late.  A socket monitor reports disconnects: while
+waiting, the client looks at it every second, and a dropped connection means
+the request died with the daemon, so it is sent again at once.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import os
 import random
 import threading
 import time
+import weakref
 from types import TracebackType
 from typing import Any
 
@@ -24,6 +30,7 @@ from nbsclient import protocol as p
 BACKOFF_START = 0.05
 BACKOFF_MAX = 2.0
 BUSY_RETRIES = 50
+LIVENESS_SLICE = 1.0
 
 
 class Connection:
@@ -38,6 +45,7 @@ class Connection:
         self._lock = threading.Lock()
         self._ids = itertools.count(random.getrandbits(40))
         self.max_message = p.DEFAULT_MAX_MESSAGE
+        _CONNECTIONS.add(self)
 
     def __enter__(self) -> Connection:
         return self
@@ -46,28 +54,36 @@ class Connection:
                  tb: TracebackType | None) -> None:
         self.close()
 
-    def _socket(self) -> zmq.Socket[bytes]:
-        if os.getpid() != self._pid:
-            raise p.ProtocolError("a connection cannot be used after fork; connect again in the child")
+    def _socket(self) -> tuple[zmq.Socket[bytes], zmq.Socket[bytes]]:
+        """This thread's socket and its monitor (which reports disconnects)."""
         sock: zmq.Socket[bytes] | None = getattr(self._local, "sock", None)
         if sock is None:
+            if os.getpid() != self._pid:  # checked here, not per request: getpid is a system call
+                raise p.ProtocolError("a connection cannot be used after fork; connect again in the child")
             sock = self._context.socket(zmq.DEALER)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.IMMEDIATE, 1)
             sock.setsockopt(zmq.RECONNECT_IVL, 50)
             sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+            monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
             sock.connect(self.endpoint)
             self._local.sock = sock
+            self._local.monitor = monitor
+            self._local.millis = None
             with self._lock:
-                self._sockets.append(sock)
-        return sock
+                self._sockets += [sock, monitor]
+        return sock, self._local.monitor
 
     def _reset(self) -> None:
         sock: zmq.Socket[bytes] | None = getattr(self._local, "sock", None)
         if sock is not None:
-            self._local.sock = None
+            monitor = self._local.monitor
+            self._local.sock = self._local.monitor = None
             with self._lock:
                 self._sockets.remove(sock)
+                self._sockets.remove(monitor)
+            sock.disable_monitor()
+            monitor.close(0)
             sock.close(0)
 
     @property
@@ -106,24 +122,31 @@ class Connection:
             backoff = min(BACKOFF_MAX, backoff * 2)
 
     def _attempt(self, frame: bytes, request_id: int, timeout: float) -> Any:
-        sock = self._socket()
+        sock, monitor = self._socket()
+        millis = max(1, int(timeout * 1000))
+        if getattr(self._local, "millis", None) != millis:  # socket options cost a call; set them on change
+            sock.setsockopt(zmq.SNDTIMEO, millis)
+            sock.setsockopt(zmq.RCVTIMEO, min(millis, int(LIVENESS_SLICE * 1000)))
+            self._local.millis = millis
         deadline = time.monotonic() + timeout
-        sock.setsockopt(zmq.SNDTIMEO, max(1, int(timeout * 1000)))
         try:
             sock.send(frame, 0, copy=len(frame) < (1 << 20))
-        except zmq.Again:
-            # Never connected within the timeout (IMMEDIATE): the daemon is down or restarting.
+        except zmq.Again:  # never connected within the timeout (IMMEDIATE): the daemon is down
             self._reset()
             return _Silence()
         while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not sock.poll(int(remaining * 1000) + 1):
-                self._reset()
-                return _Silence()
-            reply_id, body, error = p.decode_reply(sock.recv())
-            if reply_id != request_id:
-                continue  # a late reply to an attempt we gave up on
-            return error if error is not None else _Reply(body)
+            try:
+                reply_id, body, error = p.decode_reply(sock.recv())
+            except zmq.Again:
+                # Checked only once a second of silence has passed: the check costs a few microseconds.
+                # A disconnect seen here may predate this request; resending then is merely redundant.
+                if _drain(monitor) or time.monotonic() >= deadline:
+                    self._reset()  # the daemon went away with our request, or never answered
+                    return _Silence()
+                continue
+            if reply_id == request_id:
+                return error if error is not None else _Reply(body)
+            # Otherwise a late reply to an attempt we gave up on: keep waiting for ours.
 
     def close(self) -> None:
         with self._lock:
@@ -131,6 +154,27 @@ class Connection:
         for sock in sockets:
             sock.close(0)
         self._context.term()
+
+
+_CONNECTIONS: weakref.WeakSet[Connection] = weakref.WeakSet()
+
+
+def _forget_sockets_in_child() -> None:
+    """A forked child must not touch its parent's sockets: drop them, so the pid check refuses use."""
+    for conn in list(_CONNECTIONS):
+        conn._local = threading.local()
+
+
+os.register_at_fork(after_in_child=_forget_sockets_in_child)
+
+
+def _drain(monitor: zmq.Socket[bytes]) -> bool:
+    """Consume pending monitor events; True if any was a disconnect."""
+    dropped = False
+    while int(monitor.get(zmq.EVENTS)) & zmq.POLLIN:
+        event = monitor.recv_multipart(zmq.NOBLOCK)
+        dropped = dropped or int.from_bytes(event[0][:2], "little") == zmq.EVENT_DISCONNECTED
+    return dropped
 
 
 class _Silence:

@@ -16,7 +16,7 @@ from typing import Any
 
 import lmdb
 
-from nbsclient import cache_record
+from nbsclient.cache_record import CorruptRecordError, visible_chunk
 
 log = logging.getLogger(__name__)
 
@@ -59,29 +59,45 @@ class ReadOnlyCache:
     def get_many(self, addrs: Iterable[bytes], view: Set[bytes], found: dict[bytes, bytes]) -> list[bytes]:
         """Serve what the cache holds for this view into ``found``; return the rest."""
         missing: list[bytes] = []
-        hits = 0
-        with self.env.begin(db=self.db, buffers=True) as txn:
+        txn = self.env.begin(db=self.db, buffers=True)
+        try:
+            get = txn.get
             for a in addrs:
-                value = txn.get(a)
+                value = get(a)
                 chunk = None
                 if value is not None:
                     try:
-                        chunk = cache_record.visible_chunk(a, value, view)
-                    except cache_record.CorruptRecordError:
+                        chunk = visible_chunk(a, value, view)
+                    except CorruptRecordError:
                         self._note_corrupt(a)
                 if chunk is None:
                     missing.append(a)
                 else:
                     found[a] = chunk
-                    hits += 1
-        self.hits += hits
+        finally:
+            txn.abort()
+        self.hits += len(found)
         self.misses += len(missing)
         return missing
 
     def get(self, addr: bytes, view: Set[bytes]) -> bytes | None:
-        found: dict[bytes, bytes] = {}
-        self.get_many((addr,), view, found)
-        return found.get(addr)
+        """One chunk, or None (the hot path of a cache hit: one short read transaction)."""
+        txn = self.env.begin(db=self.db, buffers=True)
+        try:
+            value = txn.get(addr)
+            chunk = None
+            if value is not None:
+                try:
+                    chunk = visible_chunk(addr, value, view)
+                except CorruptRecordError:
+                    self._note_corrupt(addr)
+        finally:
+            txn.abort()
+        if chunk is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return chunk
 
     def _note_corrupt(self, addr: bytes) -> None:
         with self._lock:

@@ -235,6 +235,7 @@ def decode_contents(raw: Any) -> ManifestContents:
 def decode_addrs(raw: Any) -> list[bytes]:
     if not isinstance(raw, list) or len(raw) > MAX_ADDRS_PER_REQUEST:
         raise ProtocolError(f"addresses must be a list of at most {MAX_ADDRS_PER_REQUEST}")
-    if not all(isinstance(a, bytes) and len(a) == 20 for a in raw):
-        raise ProtocolError("every address must be 20 bytes")
+    for a in raw:
+        if type(a) is not bytes or len(a) != 20:
+            raise ProtocolError("every address must be 20 bytes")
     return raw

@@ -108,15 +108,24 @@ class DaemonStore:
                 self._conn.request(p.REPORT, report)
 
     def _snapshot(self) -> tuple[MemTable | None, frozenset[bytes]]:
-        with self._lock:
-            if self._closed:
-                raise StoreClosedError(f"store {self.spec} is closed")
-            return self._memtable, self._view
+        """The memtable and view to read with.  No lock: each is replaced whole, never changed in place."""
+        if self._closed:
+            raise StoreClosedError(f"store {self.spec} is closed")
+        return self._memtable, self._view
 
     # -- reads -----------------------------------------------------------------------------------
 
     def get(self, addr: bytes) -> bytes | None:
-        return self.get_many((addr,)).get(addr)
+        started = time.perf_counter_ns()
+        memtable, view = self._snapshot()
+        chunk = memtable.get(addr) if memtable is not None else None
+        if chunk is None and self._cache is not None:
+            chunk = self._cache.get(addr, view)
+        if chunk is None:
+            chunk = self._call(p.GET, {"addrs": [bytes(addr)]})[0]["found"].get(addr)
+        self._stats.get_latency.sample_time(started)
+        self._stats.chunks_per_get.sample(1)
+        return chunk
 
     def get_many(self, addrs: Iterable[bytes]) -> dict[bytes, bytes]:
         started = time.perf_counter_ns()

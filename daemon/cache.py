@@ -165,8 +165,7 @@ class ChunkCache:
                 if value is None:
                     continue
                 txn.delete(a, db=self._chunks)
-                if len(value) >= cache_record.HEADER:
-                    txn.delete(cache_record.seq_of(value).to_bytes(8, "big"), db=self._fifo)
+                self._forget_fifo(txn, a, value)
                 freed += stored_size(len(value))
             self._add_bytes(txn, -freed)
 
@@ -205,7 +204,7 @@ class ChunkCache:
                         txn.put(addr, value, db=self._chunks)
                         delta += stored_size(len(value)) - stored_size(len(old))
                         continue
-                    txn.delete(cache_record.seq_of(old).to_bytes(8, "big"), db=self._fifo)
+                    self._forget_fifo(txn, addr, old)
                     delta -= stored_size(len(old))
                 value = cache_record.encode(addr, seq, [table], chunk)
                 txn.put(addr, value, db=self._chunks)
@@ -217,6 +216,14 @@ class ChunkCache:
             total = self._add_bytes(txn, delta)
             if total > self.budget:
                 self._evict_in(txn, total - self.budget)
+
+    def _forget_fifo(self, txn: lmdb.Transaction, addr: bytes, value: bytes) -> None:
+        """Remove ``addr``'s eviction-order entry; a damaged value's sequence is trusted only if it points back."""
+        if len(value) < cache_record.HEADER:
+            return
+        key = cache_record.seq_of(value).to_bytes(8, "big")
+        if txn.get(key, db=self._fifo) == bytes(addr):
+            txn.delete(key, db=self._fifo)
 
     def _add_bytes(self, txn: lmdb.Transaction, delta: int) -> int:
         total = max(0, int.from_bytes(txn.get(_BYTES, default=bytes(8), db=self._meta), "big") + delta)

@@ -102,9 +102,9 @@ class Server:
         while not self.stop.is_set():
             events = dict(poller.poll(POLL_MS))
             if self.replies in events:
-                self._send_replies()
+                self._forward_reply()
             if self.router in events:
-                self._receive_requests()
+                self._receive_request()
             watchdog.tick()
             now = time.monotonic()
             if now >= next_maintenance:
@@ -115,41 +115,40 @@ class Server:
                 notify(f"STATUS=sessions={len(self.service.sessions)} cache={self.cache.total_bytes()}B")
         self._shutdown()
 
-    def _receive_requests(self) -> None:
-        while True:
-            try:
-                frames = self.router.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            if len(frames) != 2:
-                if frames:
-                    self._send(frames[0], p.encode_error(0, p.BAD_REQUEST, "a request is one frame"))
-                continue
-            identity, frame = frames
-            try:
-                request = p.decode_request(frame, self.config.max_message_size)
-            except p.UnsupportedProtocolError as err:
-                self._send(identity, p.encode_error(err.request_id, p.UNSUPPORTED_PROTOCOL, str(err)))
-                continue
-            except p.BadRequestError as err:
-                self._send(identity, p.encode_error(err.request_id, p.BAD_REQUEST, str(err)))
-                continue
-            except p.ProtocolError as err:
-                self._send(identity, p.encode_error(0, p.BAD_REQUEST, str(err)))
-                continue
-            reply = self.service.try_inline(identity, request)
-            if reply is not None:
-                self._send(identity, reply)
-                continue
+    def _receive_request(self) -> None:
+        """Take one message (poll said it is waiting) and answer it or hand it to a worker.
+
+        One per wake-up: polling again costs no more than asking the socket whether
+        another message waits, or than a failed receive (an exception in Python).
+        """
+        frames = self.router.recv_multipart(zmq.NOBLOCK)
+        if len(frames) != 2:
+            if frames:
+                self._send(frames[0], p.encode_error(0, p.BAD_REQUEST, "a request is one frame"))
+            return
+        identity, frame = frames
+        try:
+            request = p.decode_request(frame, self.config.max_message_size)
+        except p.UnsupportedProtocolError as err:
+            self._send(identity, p.encode_error(err.request_id, p.UNSUPPORTED_PROTOCOL, str(err)))
+            return
+        except p.BadRequestError as err:
+            self._send(identity, p.encode_error(err.request_id, p.BAD_REQUEST, str(err)))
+            return
+        except p.ProtocolError as err:
+            self._send(identity, p.encode_error(0, p.BAD_REQUEST, str(err)))
+            return
+        reply = self.service.try_inline(identity, request)
+        if reply is None:
             with self._busy_lock:
                 if self._busy[identity] >= self.config.max_inflight_per_client:
                     reply = p.encode_error(request.request_id, p.BUSY, "too many requests in flight")
                 else:
                     self._busy[identity] += 1
-            if reply is not None:
-                self._send(identity, reply)
-                continue
+        if reply is None:
             self.pool.submit(self._work, identity, request)
+        else:
+            self._send(identity, reply)
 
     def _work(self, identity: bytes, request: p.Request) -> None:
         try:
@@ -172,13 +171,10 @@ class Server:
                 self._pushers.append(sock)
         return sock
 
-    def _send_replies(self) -> None:
-        while True:
-            try:
-                identity, reply = self.replies.recv_multipart(zmq.NOBLOCK, copy=True)
-            except zmq.Again:
-                return
-            self._send(identity, reply)
+    def _forward_reply(self) -> None:
+        """Send one worker's reply (poll said it is waiting)."""
+        identity, reply = self.replies.recv_multipart(zmq.NOBLOCK)
+        self._send(identity, reply)
 
     def _send(self, identity: bytes, reply: bytes) -> None:
         try:
@@ -201,7 +197,8 @@ class Server:
         notify("STOPPING=1")
         log.info("stopping: finishing requests in flight")
         self.pool.shutdown(wait=True, cancel_futures=True)
-        self._send_replies()
+        while self.replies.poll(0):
+            self._forward_reply()
         self.service.close()
         self.opener.close()
         self.cache.close()

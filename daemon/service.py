@@ -76,15 +76,15 @@ class Service:
             try:
                 session = self.sessions.get(req.body.get("handle"))
                 addrs = p.decode_addrs(req.body.get("addrs"))
-                found: dict[bytes, bytes] = {}
-                if self.cache.get_many(addrs, session.store.table_names(), found, tally=False):
-                    return None
-                self.cache.counters.hits += len(found)
-                self._count_get(session, len(addrs), len(found))
-                self.requests[req.op] += 1
-                return p.encode_reply(req.request_id, {"found": found})
             except Exception:
                 return None  # the worker path reports the error properly
+            found: dict[bytes, bytes] = {}
+            if self.cache.get_many(addrs, session.store.table_names(), found, tally=False):
+                return None
+            self.cache.counters.hits += len(found)
+            self._count_get(session, len(addrs), len(found))
+            self.requests[req.op] += 1
+            return p.encode_reply(req.request_id, {"found": found})
         return None
 
     def handle(self, identity: bytes, req: p.Request) -> bytes:

@@ -143,7 +143,7 @@ class NomsBlockStore:
 
     def table_names(self) -> frozenset[bytes]:
         """Names of every table this store reads (novel and upstream): its view of the storage."""
-        tables = self._snapshot()[1]
+        tables = self._tables  # replaced whole, never changed in place: no lock needed to read it
         cached = self._names
         if cached is not None and cached[0] is tables:
             return cached[1]

@@ -437,3 +437,24 @@ def test_stale_reader_slots_are_cleared(tmp_path: Path) -> None:
         with nbsclient.connect(path, daemon.endpoint) as c:
             assert c._cache is not None
             assert f" {child.pid} " not in c._cache.env.readers()
+
+
+def test_request_in_flight_when_daemon_dies_is_resent_promptly() -> None:
+    """A dropped connection is noticed within about a second, not after the (long) commit timeout."""
+    with Daemon() as daemon:
+        path = daemon.store_path("in-flight")
+        store = nbsclient.connect(path, daemon.endpoint, timeout=120.0, commit_timeout=120.0, retries=5)
+        h = store.put(b"in flight " + os.urandom(8))
+        store._flush()
+        psutil.Process(daemon.pid).suspend()  # the commit below is sent but never served
+        outcome: list[object] = []
+        worker = threading.Thread(target=lambda: outcome.append(store.commit(h, store.root())))
+        started = time.monotonic()
+        worker.start()
+        time.sleep(1.0)
+        daemon.restart()  # SIGKILL and start again
+        worker.join(60)
+        assert outcome == [True]
+        assert time.monotonic() - started < 30
+        assert new_local_store(path).root() == h
+        store.close()

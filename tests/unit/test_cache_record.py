@@ -12,8 +12,8 @@ def test_round_trip_and_visibility() -> None:
     value = cr.encode(KEY, 7, [T1, T2], b"chunk")
     assert cr.verify(KEY, value) == 2
     assert cr.tables_of(value, 2) == [T1, T2] and cr.seq_of(value) == 7
-    assert cr.visible_chunk(KEY, value, {T2}) == b"chunk"
-    assert cr.visible_chunk(KEY, value, {b"3" * 20}) is None
+    assert cr.visible_chunk(KEY, memoryview(value), {T2}) == b"chunk"
+    assert cr.visible_chunk(KEY, memoryview(value), {b"3" * 20}) is None
 
 
 @pytest.mark.parametrize("position", [0, 1, 8, 10, 17, 20, 40, 60, -1])
@@ -21,7 +21,7 @@ def test_any_flipped_byte_is_detected(position: int) -> None:
     value = bytearray(cr.encode(KEY, 7, [T1, T2], b"chunk bytes"))
     value[position] ^= 0x40
     with pytest.raises(cr.CorruptRecordError):
-        cr.visible_chunk(KEY, bytes(value), {T1, T2})
+        cr.visible_chunk(KEY, memoryview(bytes(value)), {T1, T2})
 
 
 def test_wrong_key_is_detected() -> None:
@@ -33,6 +33,6 @@ def test_wrong_key_is_detected() -> None:
 @given(st.binary(max_size=200))
 def test_arbitrary_bytes_never_crash(blob: bytes) -> None:
     try:
-        cr.visible_chunk(KEY, blob, {T1})
+        cr.visible_chunk(KEY, memoryview(blob), {T1})
     except cr.CorruptRecordError:
         pass

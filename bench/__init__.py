@@ -1,0 +1,1 @@
+"""Benchmarks for nbs-aws: run ``python -m bench`` (see README)."""

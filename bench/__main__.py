@@ -1,0 +1,35 @@
+"""Run the benchmarks: ``python -m bench [--quick] [--only reads,import]``.
+
+Every figure is printed next to a baseline measured in the same run, as a
+table at the end, and written as JSON to bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from bench import import_export, reads, writes
+from bench.common import Report, progress
+
+SUITES = {"import": import_export.run, "writes": writes.run, "reads": reads.run}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--quick", action="store_true", help="smaller data and shorter runs")
+    parser.add_argument("--only", help=f"comma-separated suites: {', '.join(SUITES)}")
+    parser.add_argument("--out", default=f"bench/results/bench-{time.strftime('%Y%m%d-%H%M%S')}.json")
+    args = parser.parse_args()
+    chosen = args.only.split(",") if args.only else list(SUITES)
+    report = Report()
+    for name in chosen:
+        progress(f"== {name}")
+        SUITES[name](report, args.quick)
+    print(report.table())
+    report.write_json(args.out)
+    progress(f"results written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

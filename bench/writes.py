@@ -1,0 +1,55 @@
+"""Write throughput: put + commit, direct and through nbsd, against plain file writes."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+
+from bench.common import Figure, Report, chunk_payloads, progress
+from nbs.chunk_store import ChunkStore
+from nbs.factory import new_local_store
+from nbsd.runner import DaemonProcess
+
+CHUNK = 4096
+
+
+def _commit_batches(store: ChunkStore, batches: list[list[bytes]]) -> float:
+    t = time.perf_counter()
+    for batch in batches:
+        last = None
+        for c in batch:
+            last = store.put(c)
+        assert last is not None and store.commit(last, store.root())
+    return time.perf_counter() - t
+
+
+def run(report: Report, quick: bool) -> None:
+    commits, per_commit = (4, 5 << 20) if quick else (10, 10 << 20)
+    total = commits * per_commit
+    section = f"writes {commits} commits x {per_commit >> 20} MiB"
+    progress(f"[{section}]")
+    chunks = list(chunk_payloads(total // CHUNK, CHUNK, seed=11))
+    per = per_commit // CHUNK
+    batches = [chunks[i:i + per] for i in range(0, len(chunks), per)]
+    workdir = tempfile.mkdtemp(prefix="nbs-bench-")
+
+    t = time.perf_counter()
+    for i, batch in enumerate(batches):
+        path = os.path.join(workdir, f"plain-{i}")
+        with open(path + ".tmp", "wb") as out:
+            out.write(b"".join(batch))
+        os.rename(path + ".tmp", path)
+    plain = total / (time.perf_counter() - t) / 1e6
+
+    local_dir = os.path.join(workdir, "local")
+    os.makedirs(local_dir)
+    direct = total / _commit_batches(new_local_store(local_dir), batches) / 1e6
+    report.add(Figure(section, "put+commit, local direct", direct, "MB/s", "plain file writes", plain))
+
+    with DaemonProcess(os.path.join(workdir, "nbsd")) as daemon:
+        import nbsclient
+
+        with nbsclient.connect(os.path.join(daemon.stores, "w"), daemon.endpoint) as store:
+            via = total / _commit_batches(store, batches) / 1e6
+    report.add(Figure(section, "put+commit, local via nbsd", via, "MB/s", "local direct", direct))
