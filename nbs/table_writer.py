@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from nbs.addr import PREFIX_SIZE, Addr
-from nbs.errors import ChunkError
-from nbs.record import encode_record
-from nbs.record import CRC_SIZE
+from nbs.addr import PREFIX_SIZE, Addr, compute_addr
+from nbs.errors import ChunkError, CorruptTableError
+from nbs.record import CRC_SIZE, RecordError, decode_record, encode_record
 from nbs.table_index import TableIndex, encode_index, name_of_suffixes, parse_table_index
 
 MAX_CHUNK_SIZE = 0xFFFFFFFF
@@ -26,10 +25,28 @@ class WrittenTable:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> WrittenTable:
-        """Adopt table bytes built elsewhere (a client); the index is validated and the name derived."""
+        """Adopt table bytes built elsewhere (a client), after checking every record.
+
+        Each record must pass its CRC, decompress, and hash to the address the
+        index gives it, and the footer's byte total must match: a table that
+        would lie about its contents is refused with ``CorruptTableError``.
+        """
         index = parse_table_index(data, "incoming table", len(data))
-        return cls(name_of_suffixes(index.suffixes), data, index.chunk_count, index.total_uncompressed,
-                   index.data_len - CRC_SIZE * index.chunk_count)
+        name = name_of_suffixes(index.suffixes)
+        view = memoryview(data)
+        total = 0
+        for ordinal, addr in enumerate(index.addresses()):
+            start = index.offsets[ordinal]
+            try:
+                chunk = decode_record(view[start:start + index.lengths[ordinal]], index.max_chunk)
+            except RecordError as err:
+                raise CorruptTableError(str(name), f"record {ordinal}: {err}") from err
+            if compute_addr(chunk) != addr:
+                raise CorruptTableError(str(name), f"record {ordinal} does not hash to {Addr(addr)}")
+            total += len(chunk)
+        if total != index.total_uncompressed:
+            raise CorruptTableError(str(name), f"footer says {index.total_uncompressed} bytes, records hold {total}")
+        return cls(name, data, index.chunk_count, total, index.data_len - CRC_SIZE * index.chunk_count)
 
     def index(self) -> TableIndex:
         return parse_table_index(self.data, str(self.name), len(self.data))
