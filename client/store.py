@@ -17,9 +17,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from nbs.addr import Addr, compute_addr
-from nbs.errors import ChunkError, StoreClosedError
+from nbs.errors import StoreClosedError
 from nbs.manifest import ManifestContents, TableSpec
-from nbs.mem_table import MemTable
+from nbs.mem_table import MemTable, check_chunk
 from nbs.stats import Stats
 from nbs.table_writer import TableWriter
 from nbsclient import protocol as p
@@ -188,10 +188,7 @@ class DaemonStore:
 
     def put(self, data: bytes) -> Addr:
         started = time.perf_counter_ns()
-        if not data:
-            raise ChunkError("empty chunks cannot be stored")
-        if len(data) > self._memtable_size:
-            raise ChunkError(f"chunk of {len(data)} bytes is larger than the memtable ({self._memtable_size})")
+        check_chunk(data, self._memtable_size)
         addr = compute_addr(data)
         with self._lock:
             if self._closed:

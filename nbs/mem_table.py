@@ -10,6 +10,14 @@ from nbs.stats import Stats
 from nbs.table_writer import TableWriter, WrittenTable
 
 
+def check_chunk(data: bytes, memtable_size: int) -> None:
+    """Refuse chunks no memtable of ``memtable_size`` could hold (Go panics on both)."""
+    if not data:
+        raise ChunkError("empty chunks cannot be stored")
+    if len(data) > memtable_size:
+        raise ChunkError(f"chunk of {len(data)} bytes is larger than the memtable ({memtable_size})")
+
+
 class Haver(Protocol):
     """Anything that can say which of some addresses it does not hold."""
 

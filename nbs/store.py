@@ -16,10 +16,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from nbs.addr import Addr, compute_addr
 from nbs.chunk_source import ChunkSource
 from nbs.conjoiner import Conjoiner
-from nbs.errors import ChunkError, StoreClosedError
+from nbs.errors import StoreClosedError
 from nbs.manifest import NOMS_VERSION, ManifestContents, TableSpec
 from nbs.manifest_manager import ManifestManager
-from nbs.mem_table import MemTable
+from nbs.mem_table import MemTable, check_chunk
 from nbs.stats import Stats, humanize_bytes
 from nbs.table_persister import TablePersister
 from nbs.table_set import TableSet
@@ -170,10 +170,7 @@ class NomsBlockStore:
     def put(self, data: bytes) -> Addr:
         """Buffer ``data`` as a chunk; it is durable after the next successful commit."""
         started = time.perf_counter_ns()
-        if not data:
-            raise ChunkError("empty chunks cannot be stored")
-        if len(data) > self._memtable_size:
-            raise ChunkError(f"chunk of {len(data)} bytes is larger than the memtable ({self._memtable_size})")
+        check_chunk(data, self._memtable_size)
         addr = compute_addr(data)
         with self._lock:
             if self._closed:

@@ -18,38 +18,14 @@ import pytest
 import zmq
 
 import nbsclient
-from nbs.addr import ADDR_SIZE, EMPTY_ADDR, Addr
+from nbs.addr import Addr
 from nbs.factory import new_local_store
 from nbsclient import protocol as p
 from nbsclient.connection import Connection
 from tests.daemon_harness import ROOT, Daemon
+from tests.linked import check_history, results, spawn
 
 pytestmark = pytest.mark.timeout(300)
-
-
-def spawn(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "tests.integration.nbsd_worker", *args], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def results(procs: list[subprocess.Popen[str]], timeout: float = 240) -> list[list[dict[str, Any]]]:
-    out = []
-    for proc in procs:
-        stdout, stderr = proc.communicate(timeout=timeout)
-        assert proc.returncode == 0, stderr
-        out.append([json.loads(line) for line in stdout.splitlines()])
-    return out
-
-
-def chain(directory: str) -> list[str]:
-    store = new_local_store(directory)
-    roots, root = [], store.root()
-    while root != EMPTY_ADDR:
-        roots.append(str(root))
-        data = store.get(root)
-        assert data is not None, f"root chunk {root} is missing"
-        root = Addr(data[1:1 + ADDR_SIZE])
-    return roots
 
 
 def populate(path: str, n: int, size: int = 4096, memtable: int = 1 << 20) -> list[Addr]:
@@ -80,10 +56,7 @@ def test_eight_workers_read_and_write_like_direct_access(nbsd_daemon: Daemon, tm
     landed = [c for lines in results(writers) for c in lines]
     for lines in results(readers):
         assert lines == [{"count": len(addrs), "digest": want}]
-    assert len(landed) == 32
-    assert set(chain(shared)) == {c["root"] for c in landed}
-    direct_store = new_local_store(shared)
-    assert direct_store.has_many([Addr.parse(h) for c in landed for h in c["chunks"]]) == set()
+    check_history(shared, landed, 32)
 
 
 # --- kill -9 of the daemon mid-workload ---------------------------------------------------------------
@@ -101,9 +74,7 @@ def test_daemon_killed_mid_workload_recovers(tmp_path: Path) -> None:
         daemon.kill()
         time.sleep(0.5)
         daemon.start()
-        landed = [c for lines in results(workers) for c in lines]
-        assert len(landed) == 36
-        assert set(chain(shared)) == {c["root"] for c in landed}
+        check_history(shared, [c for lines in results(workers) for c in lines], 36)
         stats = daemon.stats()
         assert stats["cache"]["entries"] >= entries_before  # the cache survived the crash
         with nbsclient.connect(warm, daemon.endpoint, fast_path=False) as reader:

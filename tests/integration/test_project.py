@@ -38,3 +38,9 @@ def test_ci_runs_the_readme_test_command() -> None:
     main_job, test_command = commands
     assert "nbsd demo" in main_job
     assert test_command in (ROOT / ".ci" / "run").read_text()
+
+
+def test_no_unused_imports_or_undefined_names() -> None:
+    proc = subprocess.run([sys.executable, "-m", "ruff", "check", "--select", "F,E9", "nbs", "daemon", "client",
+                           "tests", "bench"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

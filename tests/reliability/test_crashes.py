@@ -2,49 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from nbs.addr import ADDR_SIZE, EMPTY_ADDR, Addr
-from nbs.factory import new_local_store
 from nbs.file_manifest import FileManifest
 from nbs.stats import Stats
 from nbs.table_index import parse_table_index
-from tests.daemon_harness import ROOT, Daemon
+from tests.daemon_harness import Daemon
+from tests.linked import chain, check_history, results, spawn
 
 pytestmark = pytest.mark.timeout(600)
-
-
-def spawn(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "tests.integration.nbsd_worker", *args], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def landed(procs: list[subprocess.Popen[str]], timeout: float = 500) -> list[dict[str, object]]:
-    out = []
-    for proc in procs:
-        stdout, stderr = proc.communicate(timeout=timeout)
-        assert proc.returncode == 0, stderr
-        out += [json.loads(line) for line in stdout.splitlines()]
-    return out
-
-
-def chain(directory: str) -> list[str]:
-    store = new_local_store(directory)
-    roots, root = [], store.root()
-    while root != EMPTY_ADDR:
-        roots.append(str(root))
-        data = store.get(root)
-        assert data is not None, f"root chunk {root} is missing"
-        root = Addr(data[1:1 + ADDR_SIZE])
-    return roots
 
 
 def assert_consistent(directory: str) -> None:
@@ -64,21 +35,12 @@ def test_eight_writers_fifty_commits_each(tmp_path: Path, through: str) -> None:
     if through == "direct":
         path = str(tmp_path / "store")
         procs = [spawn("direct-commit", path, str(w), str(commits)) for w in range(writers)]
-        results = landed(procs)
-        check_race(path, results, writers * commits)
+        check_history(path, [c for lines in results(procs) for c in lines], writers * commits)
     else:
         with Daemon() as daemon:
             path = daemon.store_path("race")
             procs = [spawn("commit", path, daemon.endpoint, str(w), str(commits)) for w in range(writers)]
-            check_race(path, landed(procs), writers * commits)
-
-
-def check_race(path: str, results: list[dict[str, object]], expected: int) -> None:
-    """Every reported commit is in the history, and all of its chunks are stored."""
-    assert len(results) == expected
-    assert set(chain(path)) == {str(c["root"]) for c in results}
-    store = new_local_store(path)
-    assert store.has_many([Addr.parse(h) for c in results for h in c["chunks"]]) == set()  # type: ignore[attr-defined]
+            check_history(path, [c for lines in results(procs) for c in lines], writers * commits)
 
 
 def test_writers_killed_mid_commit_leave_a_consistent_store(tmp_path: Path) -> None:

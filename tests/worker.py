@@ -1,32 +1,19 @@
-"""Worker processes for the nbsd integration tests (each a real client process).
+"""Worker processes for the multi-process tests (each a real client process).
 
 Modes (argv[1]):
-  commit SPEC ENDPOINT WORKER COMMITS   linked-root commits, one JSON line per landed commit
-  read   SPEC ENDPOINT ADDRFILE START FASTPATH   get_many the addresses (hex lines); print count and digest
-  direct-commit SPEC WORKER COMMITS     the same commit loop straight on nbs (for comparison runs)
+  commit SPEC ENDPOINT WORKER COMMITS              linked-root commits through nbsd
+  direct-commit DIR WORKER COMMITS [MAX_TABLES]    the same straight on a local store
+  read SPEC ENDPOINT ADDRFILE START FASTPATH       get_many the addresses (hex lines); print count and digest
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 import time
 
-from nbs.chunk_store import ChunkStore
-
-
-def commit_loop(store: ChunkStore, worker: int, commits: int) -> None:
-    for i in range(commits):
-        payload = [store.put(os.urandom(700) + b"w%d-%d-%d" % (worker, i, j)) for j in range(4)]
-        while True:
-            last = store.root()
-            root = store.put(b"C" + bytes(last) + b"".join(payload) + b"w%d-%d" % (worker, i))
-            if store.commit(root, last):
-                print(json.dumps({"root": str(root), "chunks": [str(p) for p in payload]}), flush=True)
-                break
-            store.rebase()
+from tests.linked import commit_loop
 
 
 def main(argv: list[str]) -> None:
@@ -38,9 +25,13 @@ def main(argv: list[str]) -> None:
         with connect(spec, endpoint, timeout=3.0, retries=40, memtable_size=1 << 16) as store:
             commit_loop(store, worker, commits)
     elif mode == "direct-commit":
-        from nbs import open_store
+        import os
 
-        commit_loop(open_store(argv[2]), int(argv[3]), int(argv[4]))
+        from nbs.factory import new_local_store
+
+        os.makedirs(argv[2], exist_ok=True)
+        max_tables = int(argv[5]) if len(argv) > 5 else 192
+        commit_loop(new_local_store(argv[2], 1 << 14, max_tables=max_tables), int(argv[3]), int(argv[4]))
     elif mode == "read":
         from nbsclient import connect
 

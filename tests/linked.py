@@ -1,0 +1,65 @@
+"""Linked-root commits: each commit's root chunk names the previous root, so the final root's
+chain lists every commit that landed.  Used by the multi-process tests to prove no commit is lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from nbs.addr import ADDR_SIZE, EMPTY_ADDR, Addr
+from nbs.chunk_store import ChunkStore
+from nbs.factory import new_local_store
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def commit_loop(store: ChunkStore, worker: int, commits: int) -> None:
+    """Commit ``commits`` times, retrying each until it lands; print one JSON line per landed commit."""
+    for i in range(commits):
+        payload = [store.put(os.urandom(700) + b"w%d-%d-%d" % (worker, i, j)) for j in range(4)]
+        while True:
+            last = store.root()
+            root = store.put(b"C" + bytes(last) + b"".join(payload) + b"w%d-%d" % (worker, i))
+            if store.commit(root, last):
+                print(json.dumps({"root": str(root), "chunks": [str(p) for p in payload]}), flush=True)
+                break
+            store.rebase()
+
+
+def chain(directory: str) -> list[str]:
+    """Roots from the newest back to the first commit of a local store."""
+    store = new_local_store(directory)
+    roots, root = [], store.root()
+    while root != EMPTY_ADDR:
+        roots.append(str(root))
+        data = store.get(root)
+        assert data is not None and data[:1] == b"C", f"root chunk {root} is missing"
+        root = Addr(data[1:1 + ADDR_SIZE])
+    return roots
+
+
+def spawn(*args: str) -> subprocess.Popen[str]:
+    """A worker process (tests/worker.py) with the given mode and arguments."""
+    return subprocess.Popen([sys.executable, "-m", "tests.worker", *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def results(procs: list[subprocess.Popen[str]], timeout: float = 500) -> list[list[dict[str, object]]]:
+    """Each worker's JSON lines, after checking it exited cleanly."""
+    out = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=timeout)
+        assert proc.returncode == 0, stderr
+        out.append([json.loads(line) for line in stdout.splitlines()])
+    return out
+
+
+def check_history(path: str, landed: list[dict[str, object]], expected: int) -> None:
+    """Every reported commit is in the history and all of its chunks are stored."""
+    assert len(landed) == expected
+    assert set(chain(path)) == {str(c["root"]) for c in landed}
+    chunks = [Addr.parse(h) for c in landed for h in c["chunks"]]  # type: ignore[attr-defined]
+    assert new_local_store(path).has_many(chunks) == set()
