@@ -134,6 +134,22 @@ def test_open_files_stay_within_budget() -> None:
         assert daemon.stats()["open_files"]["process"] <= 24
 
 
+def test_index_cache_stays_within_its_budget() -> None:
+    budget = 64 << 10
+    with Daemon(extra=["--index-cache-size", str(budget)]) as daemon:
+        path = daemon.store_path("indexes")
+        os.makedirs(path)
+        store = new_local_store(path, 200 * 64)
+        addrs = [store.put(os.urandom(56) + i.to_bytes(8, "big")) for i in range(30 * 200)]  # 30 tables
+        assert store.commit(addrs[-1], store.root())
+        with nbsclient.connect(path, daemon.endpoint, fast_path=False) as client:
+            assert len(client.get_many(addrs[::7])) == len(addrs[::7])
+        index = daemon.stats()["index_cache"]
+        assert index["budget"] == budget
+        assert 0 < index["bytes"] <= budget
+        assert index["tables"] < 30
+
+
 # --- one backend read for concurrent requests of the same data --------------------------------------
 
 def test_concurrent_readers_share_one_backend_read(tmp_path: Path) -> None:
