@@ -8,10 +8,11 @@ database through ``nbs.noms.spec.open_chunk_store``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import BinaryIO, NoReturn, TextIO
 
 from nbs.errors import NBSError
@@ -23,6 +24,7 @@ from nbs.noms.path import Path
 from nbs.noms.printer import datetime_commenter, encoded_value
 from nbs.noms.spec import open_chunk_store, parse_database_spec, parse_dataset_spec, parse_path_spec
 from nbs.noms.values import String
+from nbs.spec import StoreSpec
 
 
 class UsageError(Exception):
@@ -88,36 +90,26 @@ class _Command:
         return 0
 
     def cmd_root(self) -> int:
-        cs = open_chunk_store(parse_database_spec(self.args.database))
-        try:
-            self.out.write(f"{cs.root()}\n".encode())
-        finally:
-            cs.close()
+        with _database(parse_database_spec(self.args.database)) as db:
+            self.out.write(f"{db.root()}\n".encode())
         return 0
 
     def cmd_ds(self) -> int:
         name: str = self.args.name
         if self.args.delete:
             spec = parse_dataset_spec(name)
-            db = Database(open_chunk_store(spec.database))
-            try:
+            with _database(spec.database) as db:
                 old = db.delete(spec.path.dataset)
-            finally:
-                db.close()
             self.out.write(f"Deleted {name} (was #{old.target})\n".encode())
             return 0
-        db = Database(open_chunk_store(parse_database_spec(name)))
-        try:
+        with _database(parse_database_spec(name)) as db:
             for key, _ in db.datasets():
                 self.out.write((key.value if isinstance(key, String) else key.encoding()) + b"\n")
-        finally:
-            db.close()
         return 0
 
     def cmd_show(self) -> int:
         spec = parse_path_spec(self.args.path)
-        db = Database(open_chunk_store(spec.database))
-        try:
+        with _database(spec.database) as db:
             value = spec.path.resolve(db)
             if value is None:
                 self.err.write(f"Value not found: {self.args.path}\n")
@@ -127,15 +119,12 @@ class _Command:
             else:
                 text = encoded_value(value, commenter=datetime_commenter(_time_zone(self.args.tz)))
                 self.out.write(text.encode("utf-8", "surrogateescape") + b"\n")
-        finally:
-            db.close()
         return 0
 
     def cmd_log(self) -> int:
         args = self.args
         spec = parse_path_spec(args.path)
-        db = Database(open_chunk_store(spec.database))
-        try:
+        with _database(spec.database) as db:
             pinned = spec.pin(db)
             if pinned is None or pinned.path.digest is None:
                 self.err.write(f"Cannot resolve spec: {args.path}\n")
@@ -154,9 +143,17 @@ class _Command:
                 if limit is not None and shown >= limit:
                     break
                 self.out.write(printer.format_commit(node).encode("utf-8", "surrogateescape"))
-        finally:
-            db.close()
         return 0
+
+
+@contextlib.contextmanager
+def _database(spec: StoreSpec) -> Iterator[Database]:
+    """The database a spec names, opened through ``open_chunk_store`` and closed afterwards."""
+    cs = open_chunk_store(spec)
+    try:
+        yield Database(cs)
+    finally:
+        cs.close()
 
 
 def _isatty(stream: BinaryIO) -> bool:

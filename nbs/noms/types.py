@@ -185,10 +185,6 @@ def encode_type(t: Type) -> bytes:
     return w.data()
 
 
-def types_equal(a: Type, b: Type) -> bool:
-    return a is b or encode_type(a) == encode_type(b)
-
-
 # -- decoding ---------------------------------------------------------------------------------
 
 def _read_name(r: Reader, what: str) -> str:

@@ -208,9 +208,6 @@ class Ref(Value):
     def _compute_height(self) -> int:
         return self.height
 
-    def target_value(self, vr: ValueReader) -> Value | None:
-        return vr.read_value(self.target)
-
     def __repr__(self) -> str:
         return f"Ref(#{self.target}, height={self.height})"
 
