@@ -91,8 +91,8 @@ class RollingValueHasher:
             return crossed
 
         while idx < limit:
-            h = (((src[idx] | (src[idx + 1] << 8) | (src[idx + 2] << 16) | (src[idx + 3] << 24))
-                  * 0x1E35A7BD) & 0xFFFFFFFF) >> 20
+            h = ((((src[idx] | (src[idx + 1] << 8) | (src[idx + 2] << 16) | (src[idx + 3] << 24))
+                   * 0x1E35A7BD) & 0xFFFFFFFF) >> 20) & SLOPPY_TABLE_MASK
             if matching and (mlen > SLOPPY_MAX_LENGTH or src[idx] != src[moff + mlen]):
                 offset, length = idx - (moff + mlen), mlen
                 matching, moff, mlen = False, 0, 0
@@ -103,17 +103,30 @@ class RollingValueHasher:
                 elif any(emit(src[j]) for j in range(idx - length, idx)):
                     break
             if idx > 0 and (not matching or mlen < 3):
-                mp = table[h & SLOPPY_TABLE_MASK]
+                mp = table[h]
                 if idx > mp and src[idx] == src[mp] and idx - mp <= SLOPPY_MAX_OFFSET and (
                         not matching or mp >= moff + 4):
                     if matching and any(emit(src[j]) for j in range(idx - mlen, idx)):
                         break
                     matching, moff, mlen = True, mp, 0
-            table[h & SLOPPY_TABLE_MASK] = idx
+            table[h] = idx
             if matching:
                 mlen += 1
-            elif emit(src[idx]):
-                break
+            else:
+                # A literal: the same steps as ``emit``, inlined because this is the hot path.
+                b = src[idx] ^ salt
+                if wpos == WINDOW:
+                    full = True
+                    wpos = 0
+                state = ((state << 1) & 0xFFFFFFFF) | (state >> 31)
+                if full:
+                    state ^= OUT_TABLE[window[wpos]]
+                window[wpos] = b
+                wpos += 1
+                state ^= TABLE[b]
+                if forced or (state & PATTERN) == PATTERN:
+                    crossed = True
+                    break
             idx += 1
 
         self.idx = idx
