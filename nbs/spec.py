@@ -49,7 +49,7 @@ class StoreSpec:
 def parse_store_spec(text: str) -> StoreSpec:
     """Parse a store spec string; raises ``SpecError`` with the reason."""
     if not isinstance(text, str) or not text:
-        raise SpecError("empty store spec")
+        raise SpecError("Empty spec")
     if "\x00" in text:
         raise SpecError("store spec contains a NUL character")
     protocol, sep, rest = text.partition(":")
@@ -65,7 +65,7 @@ def parse_store_spec(text: str) -> StoreSpec:
         return StoreSpec("nbs", path=rest)
     if protocol == "aws":
         return _parse_aws(text, rest)
-    raise SpecError(f"Invalid database protocol {protocol!r} in {text!r}")
+    raise SpecError(f"Invalid database protocol {protocol} in {text}")
 
 
 def _parse_aws(text: str, rest: str) -> StoreSpec:

@@ -1,0 +1,201 @@
+"""The datasets layer (NOMS-VALUES.md 8): commits, the root map, dataset heads.
+
+The chunk store's root is the hash of a ``Map<String, Ref<Value>>`` from
+dataset name to head commit (the ref's target type is ``Value``, its height the
+commit's).  Committing or deleting rewrites that map and moves the root with
+the store's compare-and-swap, retrying when another writer got there first.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TypeGuard
+
+from nbs.addr import EMPTY_ADDR, Addr
+from nbs.chunk_store import ChunkStore
+from nbs.noms.chunker import new_map, new_set
+from nbs.noms.errors import CommitError, DatasetError, DecodeError, MergeNeededError, ValueNotFoundError
+from nbs.noms.kind import Kind
+from nbs.noms.types import VALUE_TYPE, CompoundType, StructType, Type
+from nbs.noms.value_store import ValueStore
+from nbs.noms.values import Map, Ref, Set, String, Struct, Value
+
+DATASET_RE = re.compile(r"[a-zA-Z0-9\-_/]+")
+"""Valid dataset names; the prefix of an absolute path that matches it names a dataset."""
+
+COMMIT_NAME = "Commit"
+META_FIELD, PARENTS_FIELD, VALUE_FIELD = "meta", "parents", "value"
+MAX_COMMIT_ATTEMPTS = 100
+
+
+def is_valid_dataset_name(name: str) -> bool:
+    return DATASET_RE.fullmatch(name) is not None
+
+
+def is_commit(v: Value | None) -> TypeGuard[Struct]:
+    """Whether ``v`` has the shape of a commit (NOMS-VALUES.md 8.1).
+
+    It must be a struct named ``Commit`` whose ``meta`` is a struct, whose
+    ``parents`` is a set of refs to ``Commit`` structs and which has a ``value``.
+    """
+    if not isinstance(v, Struct) or v.name != COMMIT_NAME:
+        return False
+    meta, parents = v.get(META_FIELD), v.get(PARENTS_FIELD)
+    if not isinstance(meta, Struct) or not isinstance(parents, Set) or v.get(VALUE_FIELD) is None:
+        return False
+    set_type = parents.type_of()
+    assert isinstance(set_type, CompoundType)
+    return all(_is_commit_ref_type(t) for t in _members(set_type.elems[0]))
+
+
+def _members(t: Type) -> list[Type]:
+    if isinstance(t, CompoundType) and t.kind == Kind.UNION:
+        return list(t.elems)
+    return [t]
+
+
+def _is_commit_ref_type(t: Type) -> bool:
+    if not (isinstance(t, CompoundType) and t.kind == Kind.REF):
+        return False
+    return all(isinstance(m, StructType) and m.name == COMMIT_NAME for m in _members(t.elems[0]))
+
+
+def commit_parents(commit: Struct) -> list[Ref]:
+    """The parent refs of a commit in set order."""
+    parents = commit.get(PARENTS_FIELD)
+    if not isinstance(parents, Set):
+        raise CommitError("commit has no parents set")
+    refs = [p for p in parents if isinstance(p, Ref)]
+    if len(refs) != parents.length():
+        raise CommitError("commit parents must all be refs")
+    return refs
+
+
+class Database:
+    """Datasets over a chunk store: read heads, commit values, delete datasets."""
+
+    def __init__(self, cs: ChunkStore) -> None:
+        self.cs = cs
+        self.store = ValueStore(cs)
+
+    def close(self) -> None:
+        self.cs.close()
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def root(self) -> Addr:
+        return self.cs.root()
+
+    def datasets(self) -> Map:
+        """The root map (empty when the store has never been committed)."""
+        return self._root_map(self.cs.root())
+
+    def _root_map(self, root: Addr) -> Map:
+        if root == EMPTY_ADDR:
+            return Map(0, [], vr=self.store)
+        value = self.store.read_value(root)
+        if value is None:
+            raise ValueNotFoundError(f"root chunk {root} is missing")
+        if not isinstance(value, Map):
+            raise DecodeError(f"root of database must be a Map<String, Ref<Value>>, not a {value.kind.label}")
+        return value
+
+    def head_ref(self, dataset: str) -> Ref | None:
+        return self._head_ref_in(self.datasets(), dataset)
+
+    @staticmethod
+    def _head_ref_in(datasets: Map, dataset: str) -> Ref | None:
+        ref = datasets.get(String(dataset))
+        if ref is None:
+            return None
+        if not isinstance(ref, Ref):
+            raise DecodeError(f"root map value for dataset {dataset!r} is a {ref.kind.label}, not a Ref")
+        return ref
+
+    def head(self, dataset: str) -> Struct | None:
+        """The head commit of a dataset, or None if it has none."""
+        ref = self.head_ref(dataset)
+        if ref is None:
+            return None
+        return self.read_commit(ref.target)
+
+    def read_value(self, addr: bytes) -> Value | None:
+        return self.store.read_value(addr)
+
+    def read_commit(self, addr: bytes) -> Struct:
+        value = self.store.read_value(addr)
+        if value is None:
+            raise ValueNotFoundError(f"commit {Addr(addr)} is missing")
+        if not isinstance(value, Struct) or not is_commit(value):
+            raise CommitError(f"value {Addr(addr)} is not a commit")
+        return value
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def new_commit(self, value: Value, parents: list[Ref], meta: Struct | None = None) -> Struct:
+        """A commit struct (not written): meta, parents set, value."""
+        return Struct(COMMIT_NAME, [(META_FIELD, meta if meta is not None else Struct("", [])),
+                                    (PARENTS_FIELD, new_set(self.store, parents)),
+                                    (VALUE_FIELD, value)])
+
+    def commit(self, dataset: str, value: Value, meta: Struct | None = None,
+               parents: list[Ref] | None = None) -> Struct:
+        """Commit ``value`` to ``dataset`` (parents default to the current head) and move the root."""
+        _check_dataset_name(dataset)
+        for _ in range(MAX_COMMIT_ATTEMPTS):
+            last_root = self.cs.root()
+            datasets = self._root_map(last_root)
+            head_ref = self._head_ref_in(datasets, dataset)
+            head = self.read_commit(head_ref.target) if head_ref is not None else None
+            chosen = parents if parents is not None else ([head.ref_to()] if head is not None else [])
+            commit = self.new_commit(value, chosen, meta)
+            if head_ref is not None and not self._descends_from(commit, head_ref):
+                raise MergeNeededError()
+            commit_ref = self.store.write_value(commit)
+            entries = [(k, v) for k, v in datasets if not (isinstance(k, String) and k.value == dataset.encode())]
+            entries.append((String(dataset), Ref(commit_ref.target, VALUE_TYPE, commit_ref.height)))
+            if self._swap_root(new_map(self.store, entries), last_root):
+                return commit
+        raise DatasetError(f"could not commit to {dataset}: the root kept changing")
+
+    def delete(self, dataset: str) -> Ref:
+        """Remove a dataset from the root map; returns its old head ref."""
+        for _ in range(MAX_COMMIT_ATTEMPTS):
+            last_root = self.cs.root()
+            datasets = self._root_map(last_root)
+            head_ref = self._head_ref_in(datasets, dataset)
+            if head_ref is None:
+                raise DatasetError(f"Dataset {dataset} not found")
+            entries = [(k, v) for k, v in datasets if not (isinstance(k, String) and k.value == dataset.encode())]
+            if self._swap_root(new_map(self.store, entries), last_root):
+                return head_ref
+            current = self._head_ref_in(self.datasets(), dataset)
+            if current is None or current.target != head_ref.target:
+                raise MergeNeededError()
+        raise DatasetError(f"could not delete {dataset}: the root kept changing")
+
+    def _swap_root(self, datasets: Map, last_root: Addr) -> bool:
+        new_root = self.store.write_value(datasets).target
+        if self.cs.commit(new_root, last_root):
+            return True
+        self.cs.rebase()
+        return False
+
+    def _descends_from(self, commit: Struct, ancestor: Ref) -> bool:
+        """Whether ``ancestor`` is reachable through parents (searching only refs at least as high)."""
+        pending = list(commit_parents(commit))
+        seen: set[bytes] = set()
+        while pending:
+            ref = pending.pop()
+            if ref.target == ancestor.target:
+                return True
+            if ref.height <= ancestor.height or bytes(ref.target) in seen:
+                continue
+            seen.add(bytes(ref.target))
+            pending.extend(commit_parents(self.read_commit(ref.target)))
+        return False
+
+
+def _check_dataset_name(name: str) -> None:
+    if not is_valid_dataset_name(name):
+        raise DatasetError(f"Invalid dataset name: {name}")
