@@ -15,7 +15,7 @@ import pytest
 
 from nbs.addr import Addr
 from nbs.noms.codec import encode_uvarint
-from nomsfixtures import facts, localize, run, run_process, writable_copy
+from tests.integration.nomsfixtures import facts, localize, run, run_process, writable_copy
 
 EMPTY_MAP_ROOT = str(Addr(hashlib.sha512(bytes.fromhex("060000")).digest()[:20]))
 

@@ -10,7 +10,7 @@ import nbs
 from nbs.noms.datas import Database
 from nbs.noms.values import Map, Ref, String
 from nbs.noms.types import VALUE_TYPE
-from nomsfixtures import FIXTURES, run, run_process
+from tests.integration.nomsfixtures import FIXTURES, run, run_process
 
 SMALL = str(FIXTURES / "local-small" / "store")
 

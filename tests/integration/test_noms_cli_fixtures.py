@@ -14,7 +14,7 @@ from nbs.noms.kind import Kind
 from nbs.noms.printer import describe_type
 from nbs.noms.values import Collection, Ref, Struct
 from nbs.noms.walk import walk_refs
-from nomsfixtures import FIXTURES, LOCAL_FIXTURES, CliCase, cli_cases, facts, run, run_process
+from tests.integration.nomsfixtures import FIXTURES, LOCAL_FIXTURES, CliCase, cli_cases, facts, run, run_process
 
 CASES = cli_cases()
 

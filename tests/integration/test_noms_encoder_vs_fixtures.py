@@ -9,7 +9,7 @@ from nbs.noms.chunker import new_blob, new_list, new_map
 from nbs.noms.datas import Database
 from nbs.noms.value_store import ValueStore
 from nbs.noms.values import Blob, List, Map
-from nomsfixtures import FIXTURES, LOCAL_FIXTURES
+from tests.integration.nomsfixtures import FIXTURES, LOCAL_FIXTURES
 
 
 @pytest.mark.parametrize("fixture", LOCAL_FIXTURES)
