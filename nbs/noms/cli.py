@@ -42,6 +42,9 @@ def _time_zone(name: str) -> datetime.tzinfo | None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="noms", description="Noms database command line (Python port of Go Noms 7.18).")
+    parser.add_argument("--nbsd", metavar="ENDPOINT", default=None,
+                        help="go through the nbsd caching daemon at ENDPOINT ('default' for the default "
+                             "endpoint); $NOMS_NBSD does the same")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     ds = commands.add_parser("ds", help="list datasets, or delete one with -d")
@@ -90,7 +93,7 @@ class _Command:
         return 0
 
     def cmd_root(self) -> int:
-        with _database(parse_database_spec(self.args.database)) as db:
+        with _database(parse_database_spec(self.args.database), self.args.nbsd) as db:
             self.out.write(f"{db.root()}\n".encode())
         return 0
 
@@ -98,18 +101,18 @@ class _Command:
         name: str = self.args.name
         if self.args.delete:
             spec = parse_dataset_spec(name)
-            with _database(spec.database) as db:
+            with _database(spec.database, self.args.nbsd) as db:
                 old = db.delete(spec.path.dataset)
             self.out.write(f"Deleted {name} (was #{old.target})\n".encode())
             return 0
-        with _database(parse_database_spec(name)) as db:
+        with _database(parse_database_spec(name), self.args.nbsd) as db:
             for key, _ in db.datasets():
                 self.out.write((key.value if isinstance(key, String) else key.encoding()) + b"\n")
         return 0
 
     def cmd_show(self) -> int:
         spec = parse_path_spec(self.args.path)
-        with _database(spec.database) as db:
+        with _database(spec.database, self.args.nbsd) as db:
             value = spec.path.resolve(db)
             if value is None:
                 self.err.write(f"Value not found: {self.args.path}\n")
@@ -124,7 +127,7 @@ class _Command:
     def cmd_log(self) -> int:
         args = self.args
         spec = parse_path_spec(args.path)
-        with _database(spec.database) as db:
+        with _database(spec.database, self.args.nbsd) as db:
             pinned = spec.pin(db)
             if pinned is None or pinned.path.digest is None:
                 self.err.write(f"Cannot resolve spec: {args.path}\n")
@@ -147,9 +150,9 @@ class _Command:
 
 
 @contextlib.contextmanager
-def _database(spec: StoreSpec) -> Iterator[Database]:
+def _database(spec: StoreSpec, nbsd: str | None) -> Iterator[Database]:
     """The database a spec names, opened through ``open_chunk_store`` and closed afterwards."""
-    cs = open_chunk_store(spec)
+    cs = open_chunk_store(spec, nbsd)
     try:
         yield Database(cs)
     finally:

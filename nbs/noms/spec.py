@@ -7,6 +7,7 @@ database always goes through ``open_chunk_store``.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import nbs
@@ -16,17 +17,28 @@ from nbs.noms.datas import DATASET_RE, Database
 from nbs.noms.errors import DatasetSpecError, PathError
 from nbs.noms.path import Path
 from nbs.noms.values import Value
-from nbs.spec import StoreSpec
+from nbs.spec import StoreSpec, local_path
 
 SEPARATOR = "::"
+NBSD_ENV = "NOMS_NBSD"
 
 
-def open_chunk_store(db_spec: str | StoreSpec) -> ChunkStore:
+def open_chunk_store(db_spec: str | StoreSpec, nbsd: str | None = None) -> ChunkStore:
     """Open the chunk store a database spec names; the one place the CLI opens stores.
 
-    Local directories are created when missing, as Go Noms does.
+    With ``nbsd`` (an endpoint, or ``"default"`` for the default one), or
+    ``$NOMS_NBSD`` set, the store is reached through the caching daemon instead
+    of directly.  Local directories are created when missing, as Go Noms does.
     """
-    return nbs.open_store(db_spec)
+    nbsd = nbsd if nbsd is not None else os.environ.get(NBSD_ENV) or None
+    if nbsd is None:
+        return nbs.open_store(db_spec)
+    import nbsclient
+
+    spec = nbs.parse_store_spec(db_spec) if isinstance(db_spec, str) else db_spec
+    if spec.protocol == "nbs":  # the daemon resolves paths against its own working directory
+        spec = StoreSpec("nbs", path=local_path(spec))
+    return nbsclient.connect(str(spec), None if nbsd == "default" else nbsd)
 
 
 def open_database(db_spec: str | StoreSpec) -> Database:
