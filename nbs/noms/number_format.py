@@ -28,12 +28,20 @@ def _shortest_digits(f: float) -> tuple[str, int]:
     return digits, dp
 
 
-def format_g(f: float) -> str:
-    """``FormatFloat(f, 'g', -1, 64)``: e.g. 1e+06, 123456, 0.0001, 1e-05, -0."""
+def _special(f: float) -> str | None:
+    """Go's text for NaN and the infinities; None for finite numbers."""
     if math.isnan(f):
         return "NaN"
     if math.isinf(f):
         return "+Inf" if f > 0 else "-Inf"
+    return None
+
+
+def format_g(f: float) -> str:
+    """``FormatFloat(f, 'g', -1, 64)``: e.g. 1e+06, 123456, 0.0001, 1e-05, -0."""
+    special = _special(f)
+    if special is not None:
+        return special
     sign = "-" if math.copysign(1.0, f) < 0 else ""
     digits, dp = _shortest_digits(f)
     exp = dp - 1
@@ -45,10 +53,9 @@ def format_g(f: float) -> str:
 
 def format_f(f: float) -> str:
     """``FormatFloat(f, 'f', -1, 64)``: plain decimal, e.g. 1e20 -> 100000000000000000000."""
-    if math.isnan(f):
-        return "NaN"
-    if math.isinf(f):
-        return "+Inf" if f > 0 else "-Inf"
+    special = _special(f)
+    if special is not None:
+        return special
     sign = "-" if math.copysign(1.0, f) < 0 else ""
     digits, dp = _shortest_digits(f)
     return sign + _fixed(digits, dp)

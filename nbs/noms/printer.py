@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import datetime
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 from nbs.noms.humanize import comma, si_bytes
 from nbs.noms.kind import Kind
@@ -18,6 +19,8 @@ from nbs.noms.quote import go_quote
 from nbs.noms.types import CompoundType, CycleType, PrimitiveType, StructType, Type, is_empty_union
 from nbs.noms.values import Blob, Bool, List, Map, Number, Ref, Set, String, Struct, TypeValue, Value
 from nbs.noms.writers import BufferWriter, TextWriter
+
+_T = TypeVar("_T")
 
 BLOB_PIECE = 32 * 1024
 """Go's ``io.Copy`` buffer: the blob hex dump receives the bytes in pieces of this size."""
@@ -57,6 +60,30 @@ class HRSWriter:
 
     # -- values -------------------------------------------------------------------------------
 
+    def _write_items(self, opening: str, closing: str, length: int, items: Iterable[_T],
+                     write_item: Callable[[_T], None]) -> None:
+        """A collection: one item per line, each followed by a comma, indented one level."""
+        self.write(opening)
+        self._write_size(length)
+        self.ind += 1
+        first = True
+        for item in items:
+            if first:
+                self.new_line()
+                first = False
+            write_item(item)
+            self.write(",")
+            self.new_line()
+            if self.err:
+                break
+        self.ind -= 1
+        self.write(closing)
+
+    def _write_entry(self, entry: tuple[Value, Value]) -> None:
+        self.write_value(entry[0])
+        self.write(": ")
+        self.write_value(entry[1])
+
     def write_value(self, v: Value) -> None:
         if isinstance(v, Number):
             self.write(self.format_number(v.value))
@@ -67,49 +94,11 @@ class HRSWriter:
         elif isinstance(v, Struct):
             self._write_struct(v)
         elif isinstance(v, List):
-            self.write("[")
-            self._write_size(v.length())
-            self.ind += 1
-            for i, item in enumerate(v):
-                if i == 0:
-                    self.new_line()
-                self.write_value(item)
-                self.write(",")
-                self.new_line()
-                if self.err:
-                    break
-            self.ind -= 1
-            self.write("]")
+            self._write_items("[", "]", v.length(), v, self.write_value)
         elif isinstance(v, Map):
-            self.write("map {")
-            self._write_size(v.length())
-            self.ind += 1
-            if not v.is_empty():
-                self.new_line()
-            for key, value in v:
-                self.write_value(key)
-                self.write(": ")
-                self.write_value(value)
-                self.write(",")
-                self.new_line()
-                if self.err:
-                    break
-            self.ind -= 1
-            self.write("}")
+            self._write_items("map {", "}", v.length(), v, self._write_entry)
         elif isinstance(v, Set):
-            self.write("set {")
-            self._write_size(v.length())
-            self.ind += 1
-            if not v.is_empty():
-                self.new_line()
-            for item in v:
-                self.write_value(item)
-                self.write(",")
-                self.new_line()
-                if self.err:
-                    break
-            self.ind -= 1
-            self.write("}")
+            self._write_items("set {", "}", v.length(), v, self.write_value)
         elif isinstance(v, Ref):
             self.write("#")
             self.write(str(v.target))
