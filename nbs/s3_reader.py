@@ -1,0 +1,135 @@
+"""Ranged reads of table objects in S3 (Go's ``s3ObjectReader``, NBS-FORMAT.md section 6.4.5).
+
+A table's index is read with one suffix-range GET (``bytes=-<index+footer>``)
+and its chunks with ranged GETs, which the chunk source has already
+coalesced into reads of nearby records.  Each GET holds a slot of the shared
+rate limiter.  botocore retries throttling, 5xx answers and failed
+connections; a response body that breaks off (connection reset, truncated
+body) is retried here by repeating the GET with jittered exponential
+backoff, a bounded number of times.  Objects also in the on-disk table
+cache are read from there.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import HTTPClientError, IncompleteReadError
+
+from nbs.addr import Addr
+from nbs.aws_errors import aws_call
+from nbs.chunk_source import ReaderAt
+from nbs.errors import AWSError, AWSUnavailableError, CorruptTableError, TableNotFoundError
+from nbs.fs_table_cache import FSTableCache
+from nbs.io_pool import IOPool, limited
+from nbs.stats import Stats
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger(__name__)
+
+_BROKEN_BODY = (HTTPClientError, IncompleteReadError, ConnectionError)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently a GET whose body broke off is repeated (Go: 128 µs to 1.024 s, factor 2)."""
+
+    attempts: int = 8
+    min_delay: float = 128e-6
+    max_delay: float = 1.024
+
+    def delay(self, attempt: int) -> float:
+        """Jittered sleep before retry ``attempt`` (1-based)."""
+        ceiling = min(self.max_delay, self.min_delay * 2 ** attempt)
+        return random.uniform(self.min_delay, ceiling)
+
+
+class S3Objects:
+    """Table objects in one bucket, read through the table cache when it holds them."""
+
+    def __init__(self, s3: S3Client, bucket: str, pool: IOPool, rate_limit: threading.Semaphore | None = None,
+                 table_cache: FSTableCache | None = None, retry: RetryPolicy = RetryPolicy()) -> None:
+        self.s3 = s3
+        self.bucket = bucket
+        self.pool = pool
+        self.rate_limit = rate_limit
+        self.table_cache = table_cache
+        self.retry = retry
+
+    def read_at(self, name: Addr, offset: int, length: int, stats: Stats) -> bytes:
+        started = time.perf_counter_ns()
+        if self.table_cache is not None:
+            data = self.table_cache.read_at(str(name), offset, length)
+            if data is not None and len(data) == length:
+                stats.file_bytes_per_read.sample(length)
+                stats.file_read_latency.sample_time(started)
+                return data
+        data = self._get(name, f"bytes={offset}-{offset + length - 1}")
+        stats.s3_bytes_per_read.sample(length)
+        stats.s3_read_latency.sample_time(started)
+        return data
+
+    def read_tail(self, name: Addr, length: int, stats: Stats) -> bytes:
+        """The last ``length`` bytes (a table's index and footer), exactly."""
+        started = time.perf_counter_ns()
+        data = self.table_cache.read_tail(str(name), length) if self.table_cache is not None else None
+        if data is None or len(data) != length:
+            data = self._get(name, f"bytes=-{length}")
+            stats.s3_bytes_per_read.sample(length)
+            stats.s3_read_latency.sample_time(started)
+        if len(data) != length:
+            raise CorruptTableError(str(name), f"object has {len(data)} bytes, its index needs {length}")
+        return data
+
+    def _get(self, name: Addr, byte_range: str) -> bytes:
+        key = str(name)
+        action = f"GetObject s3://{self.bucket}/{key} {byte_range}"
+        broken: Exception | None = None
+        for attempt in range(1, self.retry.attempts + 1):
+            if broken is not None:
+                time.sleep(self.retry.delay(attempt))
+            with limited(self.rate_limit):
+                try:
+                    with aws_call(action):
+                        reply = self.s3.get_object(Bucket=self.bucket, Key=key, Range=byte_range)
+                except AWSError as err:
+                    if err.code == "NoSuchKey":
+                        raise TableNotFoundError(key, f"s3://{self.bucket}") from err
+                    raise
+                body = reply["Body"]
+                try:
+                    data = body.read()
+                except _BROKEN_BODY as err:
+                    broken = err
+                    log.info("retrying %s after its body broke off (attempt %d): %s", action, attempt, err)
+                    continue
+                finally:
+                    body.close()
+            if len(data) == reply.get("ContentLength", len(data)):
+                return data
+            broken = IncompleteReadError(actual_bytes=len(data), expected_bytes=reply.get("ContentLength"))
+        raise AWSUnavailableError(action, type(broken).__name__,
+                                  f"body still broken after {self.retry.attempts} attempts: {broken}") from broken
+
+
+class S3ReaderAt(ReaderAt):
+    """Positioned reads of one table object; batched reads run concurrently on the pool."""
+
+    def __init__(self, objects: S3Objects, name: Addr, stats: Stats) -> None:
+        self._objects = objects
+        self._name = name
+        self._stats = stats
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        return self._objects.read_at(self._name, offset, length, self._stats)
+
+    def read_ranges(self, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
+        return self._objects.pool.map(lambda r: self.read_at(*r), ranges)
