@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -112,3 +114,31 @@ def test_read_tail_is_a_suffix_range(pool: IOPool) -> None:
 def test_missing_object(pool: IOPool) -> None:
     with pytest.raises(TableNotFoundError):
         objects(FakeS3(), pool).read_at(Addr.of(b"nothing"), 0, 10, Stats())
+
+
+class ConcurrencyS3(FakeS3):
+    def __init__(self) -> None:
+        super().__init__()
+        self.active = 0
+        self.peak = 0
+        self.guard = threading.Lock()
+
+    def get_object(self, **kwargs: Any) -> dict[str, Any]:
+        with self.guard:
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+        time.sleep(0.05)
+        with self.guard:
+            self.active -= 1
+        return super().get_object(**kwargs)
+
+
+def test_rate_limit_bounds_concurrent_gets() -> None:
+    pool = IOPool(8)
+    s3 = ConcurrencyS3()
+    s3.objects[str(TABLE.name)] = TABLE.data
+    objects = S3Objects(s3, "bucket", pool, rate_limit=threading.BoundedSemaphore(2))
+    ranges = [(i, 1) for i in range(8)]
+    assert S3ReaderAt(objects, TABLE.name, Stats()).read_ranges(ranges) == [TABLE.data[i:i + 1] for i in range(8)]
+    assert s3.peak == 2
+    pool.shutdown()
