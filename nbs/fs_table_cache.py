@@ -14,13 +14,12 @@ survive eviction longest) and anything else is an error.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable
 
 from nbs.addr import validate_addr_text
 from nbs.errors import TableCacheError
 from nbs.fd_cache import FDCache
-from nbs.file_table_persister import TABLE_TEMP_PREFIX, Writer
+from nbs.file_table_persister import TABLE_TEMP_PREFIX, Writer, write_via_temp
 from nbs.size_cache import SizeCache
 
 
@@ -93,18 +92,7 @@ class FSTableCache:
             self._fds.unref_file(path)
 
     def store(self, name: str, emit: Callable[[Writer], object]) -> None:
-        """Write a table (``emit`` writes its bytes in order) via a temp file; it becomes the most recently used."""
-        fd, temp = tempfile.mkstemp(prefix=TABLE_TEMP_PREFIX, dir=self.directory)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                emit(out.write)
-                size = out.tell()
-            os.rename(temp, self._path(name))
-        except BaseException:
-            try:
-                os.unlink(temp)
-            except OSError:
-                pass
-            raise
+        """Write a table (``emit`` writes its bytes in order); it becomes the most recently used."""
+        size = write_via_temp(self.directory, self._path(name), emit)
         if not self._lru.add(name, size, size):
             self._expire(name, size)
