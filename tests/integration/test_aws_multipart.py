@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from nbs.addr import EMPTY_ADDR, Addr
+from nbs.addr import Addr
 from nbs.aws_factory import aws_clients, new_aws_store
 from nbs.aws_table_persister import AWSLimits, AWSTablePersister
 from nbs.chunk_source import ChunkSource

@@ -55,6 +55,13 @@ def has_all(source: ChunkSource, chunks: list[bytes]) -> bool:
     return all(source.has(Addr.of(c)) for c in chunks)
 
 
+def cached_index() -> IndexCache:
+    """An index cache already holding the test table's index."""
+    cache = IndexCache(1024)
+    cache.put(TABLE.name, parse_table_index(TABLE.data, "t", len(TABLE.data)))
+    return cache
+
+
 def parsed(data: bytes) -> TableChunkSource:
     index = parse_table_index(data, "t", len(data))
     return TableChunkSource(Addr.of(b"t"), index, BytesReaderAt(data), 4096)
@@ -74,9 +81,7 @@ def test_chunk_source_dynamo_no_index_cache(pool: IOPool) -> None:
 def test_chunk_source_dynamo_with_index_cache(pool: IOPool) -> None:
     ddb = FakeDDB()
     DynamoTableStore(ddb, "table").write(TABLE.name, TABLE.data)
-    cache = IndexCache(1024)
-    cache.put(TABLE.name, parse_table_index(TABLE.data, "t", len(TABLE.data)))
-    source = make(pool, AWSLimits(item_max=409600, chunk_max=4), ddb=ddb, index_cache=cache).open(
+    source = make(pool, AWSLimits(item_max=409600, chunk_max=4), ddb=ddb, index_cache=cached_index()).open(
         TABLE.name, 3, Stats())
     assert ddb.gets == 0
     assert has_all(source, TEST_CHUNKS)
@@ -95,9 +100,7 @@ def test_chunk_source_s3_no_index_cache(pool: IOPool) -> None:
 def test_chunk_source_s3_with_index_cache(pool: IOPool) -> None:
     s3 = FakeS3()
     s3.objects[str(TABLE.name)] = TABLE.data
-    cache = IndexCache(1024)
-    cache.put(TABLE.name, parse_table_index(TABLE.data, "t", len(TABLE.data)))
-    source = make(pool, AWSLimits(item_max=409600, chunk_max=2), s3=s3, index_cache=cache).open(
+    source = make(pool, AWSLimits(item_max=409600, chunk_max=2), s3=s3, index_cache=cached_index()).open(
         TABLE.name, 3, Stats())
     assert s3.gets == 0
     assert has_all(source, TEST_CHUNKS)
