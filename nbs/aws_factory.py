@@ -142,11 +142,11 @@ class AWSStoreFactory:
         self.bucket = bucket
         self.max_tables = max_tables
         self.caches = SharedCaches.create(index_cache_size, max_open_files)
+        self.table_cache = (FSTableCache(table_cache_dir, table_cache_size, self.caches.fd_cache)
+                            if table_cache_size > 0 else None)
         self.s3, self.ddb = aws_clients(session, endpoint_url, 2 * io_threads)
         self.pool = IOPool(io_threads)
         rate_limit = threading.BoundedSemaphore(read_limit)
-        self.table_cache = (FSTableCache(table_cache_dir, table_cache_size, self.caches.fd_cache)
-                            if table_cache_size > 0 else None)
         small_tables = SizeCache[bytes, bytes](small_table_cache_size) if small_table_cache_size > 0 else None
         self.persister = AWSTablePersister(
             self.s3, bucket, DynamoTableStore(self.ddb, table, rate_limit, small_tables), self.pool,

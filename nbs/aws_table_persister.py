@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING
 from nbs.addr import ADDR_TEXT_SIZE, Addr
 from nbs.aws_errors import aws_call
 from nbs.chunk_source import S3_BLOCK_SIZE, ChunkSource, EmptyChunkSource, ReaderAt, TableChunkSource
+from nbs.dynamo_manifest import DB_ATTR
 from nbs.dynamo_table_store import DATA_ATTR, TABLE_KEY_PREFIX, DynamoReaderAt, DynamoTableStore, TableNotInDynamoError
-from nbs.errors import AWSError, CorruptTableError
+from nbs.errors import AWSError, CorruptTableError, NBSError
 from nbs.file_table_persister import Writer
 from nbs.fs_table_cache import FSTableCache
 from nbs.index_cache import IndexCache
@@ -49,7 +50,7 @@ log = logging.getLogger(__name__)
 MAX_PARTS = 10_000
 S3_MAX_PART_SIZE = 5 << 30
 # Bytes DynamoDB charges for a table item besides the table: attribute names and the "*"+name key.
-DYNAMO_ITEM_OVERHEAD = len("db") + len(TABLE_KEY_PREFIX) + ADDR_TEXT_SIZE + len(DATA_ATTR)
+DYNAMO_ITEM_OVERHEAD = len(DB_ATTR) + len(TABLE_KEY_PREFIX) + ADDR_TEXT_SIZE + len(DATA_ATTR)
 
 
 @dataclass(frozen=True)
@@ -232,7 +233,7 @@ class AWSTablePersister(TablePersister):
             return
         try:
             self.table_cache.store(str(name), emit)
-        except OSError:
+        except (OSError, NBSError):
             log.warning("could not cache table %s in %s", name, self.table_cache.directory, exc_info=True)
 
     def _load_into_cache(self, plan: CompactionPlan) -> None:
@@ -241,13 +242,7 @@ class AWSTablePersister(TablePersister):
             copy_chunk_regions(plan, write)
             write(plan.merged_index)
 
-        def load() -> None:
-            try:
-                self._cache(plan.name, emit)
-            except Exception:  # noqa: BLE001 - a background cache fill must not fail anything
-                log.warning("could not cache conjoined table %s", plan.name, exc_info=True)
-
-        future = self.pool.submit(load)
+        future = self.pool.submit(functools.partial(self._cache, plan.name, emit))
         with self._cache_loads_lock:
             self._cache_loads.add(future)
         future.add_done_callback(self._cache_load_done)

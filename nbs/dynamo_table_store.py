@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from nbs.addr import Addr
 from nbs.aws_errors import aws_call
 from nbs.chunk_source import ReaderAt
+from nbs.dynamo_manifest import DB_ATTR
 from nbs.errors import CorruptTableError, TableNotFoundError
 from nbs.io_pool import limited
 from nbs.size_cache import SizeCache
@@ -38,7 +39,7 @@ class TableNotInDynamoError(TableNotFoundError):
 
 
 def table_key(name: Addr) -> dict[str, dict[str, str]]:
-    return {"db": {"S": TABLE_KEY_PREFIX + str(name)}}
+    return {DB_ATTR: {"S": TABLE_KEY_PREFIX + str(name)}}
 
 
 class DynamoTableStore:

@@ -24,6 +24,8 @@ from nbs.size_cache import SizeCache
 
 
 class FSTableCache:
+    """Table files in one directory, keyed by table name; safe for concurrent use."""
+
     def __init__(self, directory: str, max_size: int, fd_cache: FDCache) -> None:
         self.directory = directory
         self._fds = fd_cache

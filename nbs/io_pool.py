@@ -51,7 +51,7 @@ class IOPool:
         return done
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
-        """``[fn(x) for x in items]`` run concurrently; the first failure is raised after all finish."""
+        """``[fn(x) for x in items]`` run concurrently; failures behave as in ``all``."""
         return self.all([functools.partial(fn, item) for item in items])
 
     def all(self, tasks: Iterable[Callable[[], R]]) -> list[R]:

@@ -16,7 +16,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -65,59 +65,66 @@ class S3Objects:
         self.retry = retry
 
     def read_at(self, name: Addr, offset: int, length: int, stats: Stats) -> bytes:
+        if length == 0:
+            return b""
+        return self._read(name, length, stats, lambda cache: cache.read_at(str(name), offset, length),
+                          f"bytes={offset}-{offset + length - 1}")
+
+    def read_tail(self, name: Addr, length: int, stats: Stats) -> bytes:
+        """The last ``length`` bytes (a table's index and footer), exactly."""
+        data = self._read(name, length, stats, lambda cache: cache.read_tail(str(name), length), f"bytes=-{length}")
+        if len(data) != length:
+            raise CorruptTableError(str(name), f"object has {len(data)} bytes, its index needs {length}")
+        return data
+
+    def _read(self, name: Addr, length: int, stats: Stats, from_cache: Callable[[FSTableCache], bytes | None],
+              byte_range: str) -> bytes:
+        """``length`` bytes from the table cache if it holds them whole, else from S3."""
         started = time.perf_counter_ns()
         if self.table_cache is not None:
-            data = self.table_cache.read_at(str(name), offset, length)
+            data = from_cache(self.table_cache)
             if data is not None and len(data) == length:
                 stats.file_bytes_per_read.sample(length)
                 stats.file_read_latency.sample_time(started)
                 return data
-        data = self._get(name, f"bytes={offset}-{offset + length - 1}")
+        data = self._get(name, byte_range)
         stats.s3_bytes_per_read.sample(length)
         stats.s3_read_latency.sample_time(started)
-        return data
-
-    def read_tail(self, name: Addr, length: int, stats: Stats) -> bytes:
-        """The last ``length`` bytes (a table's index and footer), exactly."""
-        started = time.perf_counter_ns()
-        data = self.table_cache.read_tail(str(name), length) if self.table_cache is not None else None
-        if data is None or len(data) != length:
-            data = self._get(name, f"bytes=-{length}")
-            stats.s3_bytes_per_read.sample(length)
-            stats.s3_read_latency.sample_time(started)
-        if len(data) != length:
-            raise CorruptTableError(str(name), f"object has {len(data)} bytes, its index needs {length}")
         return data
 
     def _get(self, name: Addr, byte_range: str) -> bytes:
         key = str(name)
         action = f"GetObject s3://{self.bucket}/{key} {byte_range}"
-        broken: Exception | None = None
-        for attempt in range(1, self.retry.attempts + 1):
-            if broken is not None:
+        attempt = 1
+        while True:
+            try:
+                return self._get_once(key, byte_range, action)
+            except _BROKEN_BODY as err:
+                if attempt >= self.retry.attempts:
+                    raise AWSUnavailableError(action, type(err).__name__,
+                                              f"body still broken after {attempt} attempts: {err}") from err
+                log.info("retrying %s after its body broke off (attempt %d): %s", action, attempt, err)
                 time.sleep(self.retry.delay(attempt))
-            with limited(self.rate_limit):
-                try:
-                    with aws_call(action):
-                        reply = self.s3.get_object(Bucket=self.bucket, Key=key, Range=byte_range)
-                except AWSError as err:
-                    if err.code == "NoSuchKey":
-                        raise TableNotFoundError(key, f"s3://{self.bucket}") from err
-                    raise
-                body = reply["Body"]
-                try:
-                    data = body.read()
-                except _BROKEN_BODY as err:
-                    broken = err
-                    log.info("retrying %s after its body broke off (attempt %d): %s", action, attempt, err)
-                    continue
-                finally:
-                    body.close()
-            if len(data) == reply.get("ContentLength", len(data)):
-                return data
-            broken = IncompleteReadError(actual_bytes=len(data), expected_bytes=reply.get("ContentLength"))
-        raise AWSUnavailableError(action, type(broken).__name__,
-                                  f"body still broken after {self.retry.attempts} attempts: {broken}") from broken
+                attempt += 1
+
+    def _get_once(self, key: str, byte_range: str, action: str) -> bytes:
+        with limited(self.rate_limit):
+            try:
+                with aws_call(action):
+                    reply = self.s3.get_object(Bucket=self.bucket, Key=key, Range=byte_range)
+            except AWSError as err:
+                if err.code == "NoSuchKey":
+                    raise TableNotFoundError(key, f"s3://{self.bucket}") from err
+                raise
+            body = reply["Body"]
+            try:
+                data = body.read()
+            finally:
+                body.close()
+        expected = reply.get("ContentLength", len(data))
+        if len(data) != expected:
+            raise IncompleteReadError(actual_bytes=len(data), expected_bytes=expected)
+        return data
 
 
 class S3ReaderAt(ReaderAt):
