@@ -40,6 +40,7 @@ from nbs.io_pool import DEFAULT_IO_THREADS, IOPool
 from nbs.manifest import ManifestContents
 from nbs.manifest_manager import ManifestManager
 from nbs.size_cache import SizeCache
+from nbs.s3_objects import S3Objects
 from nbs.spec import StoreSpec
 from nbs.store import NomsBlockStore
 from nbs.store_name import validate_store_name
@@ -111,8 +112,8 @@ def new_aws_store(table: str, namespace: str, bucket: str, s3: S3Client, ddb: Dy
     _require(table, bucket)
     caches = global_caches()
     rate_limit = threading.BoundedSemaphore(AWS_STORE_READ_LIMIT)
-    persister = AWSTablePersister(s3, bucket, DynamoTableStore(ddb, table, rate_limit), _global_pool(),
-                                  rate_limit=rate_limit, index_cache=caches.index_cache)
+    persister = AWSTablePersister(S3Objects(s3, bucket, _global_pool(), rate_limit),
+                                  DynamoTableStore(ddb, table, rate_limit), index_cache=caches.index_cache)
     manager = ManifestManager(DynamoManifest(ddb, table, namespace), caches.manifest_cache, caches.manifest_locks)
     return NomsBlockStore(manager, persister, InlineConjoiner(max_tables), memtable_size)
 
@@ -149,8 +150,9 @@ class AWSStoreFactory:
         rate_limit = threading.BoundedSemaphore(read_limit)
         small_tables = SizeCache[bytes, bytes](small_table_cache_size) if small_table_cache_size > 0 else None
         self.persister = AWSTablePersister(
-            self.s3, bucket, DynamoTableStore(self.ddb, table, rate_limit, small_tables), self.pool,
-            limits=limits, rate_limit=rate_limit, index_cache=self.caches.index_cache, table_cache=self.table_cache)
+            S3Objects(self.s3, bucket, self.pool, rate_limit, self.table_cache),
+            DynamoTableStore(self.ddb, table, rate_limit, small_tables), limits=limits,
+            index_cache=self.caches.index_cache)
 
     def _manager(self, name: str) -> ManifestManager:
         manifest = DynamoManifest(self.ddb, self.table, validate_store_name(name))

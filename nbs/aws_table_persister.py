@@ -2,8 +2,7 @@
 
 Placement: a table of at most ``chunk_max`` chunks whose item stays under
 DynamoDB's item limit goes to DynamoDB; anything else is uploaded to S3 under
-its base32 name with a multipart upload (Go never uses PutObject).  A failed
-upload is aborted, so no half-finished upload lingers in the bucket.
+its base32 name with a multipart upload of 5 MiB parts (``S3Objects``).
 
 Conjoin is assembled server-side where it can be: every source whose chunk
 region is at least the S3 minimum part size is copied with UploadPartCopy
@@ -23,27 +22,20 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from nbs.addr import ADDR_TEXT_SIZE, Addr
-from nbs.aws_errors import aws_call
 from nbs.chunk_source import S3_BLOCK_SIZE, ChunkSource, EmptyChunkSource, ReaderAt, TableChunkSource
 from nbs.dynamo_manifest import DB_ATTR
 from nbs.dynamo_table_store import DATA_ATTR, TABLE_KEY_PREFIX, DynamoReaderAt, DynamoTableStore, TableNotInDynamoError
-from nbs.errors import AWSError, CorruptTableError, NBSError
+from nbs.errors import CorruptTableError, NBSError
 from nbs.file_table_persister import Writer
-from nbs.fs_table_cache import FSTableCache
 from nbs.index_cache import IndexCache
-from nbs.io_pool import IOPool, limited
 from nbs.manifest import TableSpec
-from nbs.s3_reader import S3Objects, S3ReaderAt
+from nbs.s3_objects import CopyPart, S3Objects, S3ReaderAt
 from nbs.stats import Stats
 from nbs.table_index import TableIndex, parse_table_index, tail_size
 from nbs.table_persister import CompactionPlan, PlannedSource, TablePersister, copy_chunk_regions, plan_conjoin
 from nbs.table_writer import WrittenTable
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
 
 log = logging.getLogger(__name__)
 
@@ -88,19 +80,6 @@ def split_on_max_size(length: int, max_size: int) -> list[int]:
     return [base + 1] * extra + [base] * (count - extra)
 
 
-@dataclass(frozen=True)
-class CopyPart:
-    """A byte range of an existing S3 table, copied server-side into a conjoined table."""
-
-    name: Addr
-    start: int
-    length: int
-
-    @property
-    def copy_range(self) -> str:
-        return f"bytes={self.start}-{self.start + self.length - 1}"
-
-
 def divide_plan(plan: CompactionPlan, part_min: int, part_max: int) -> tuple[list[CopyPart], list[PlannedSource]]:
     """Copy parts for sources of at least ``part_min`` bytes; the smaller rest are uploaded ("manuals").
 
@@ -131,24 +110,15 @@ def fit_parts(plan: CompactionPlan, limits: AWSLimits) -> tuple[list[CopyPart], 
         part_max = min(2 * part_max, S3_MAX_PART_SIZE)
 
 
-UploadTask = Callable[[str, str, int], str]  # (key, upload id, part number) -> ETag
-
-
 class AWSTablePersister(TablePersister):
     """Persists, conjoins and opens tables in one S3 bucket and one DynamoDB table."""
 
-    def __init__(self, s3: S3Client, bucket: str, dynamo_tables: DynamoTableStore, pool: IOPool, *,
-                 limits: AWSLimits = AWSLimits(), rate_limit: threading.Semaphore | None = None,
-                 index_cache: IndexCache | None = None, table_cache: FSTableCache | None = None) -> None:
-        self.bucket = bucket
+    def __init__(self, objects: S3Objects, dynamo_tables: DynamoTableStore, *, limits: AWSLimits = AWSLimits(),
+                 index_cache: IndexCache | None = None) -> None:
+        self.objects = objects
         self.dynamo_tables = dynamo_tables
-        self.pool = pool
         self.limits = limits
-        self.rate_limit = rate_limit
         self.index_cache = index_cache
-        self.table_cache = table_cache
-        self.objects = S3Objects(s3, bucket, pool, rate_limit, table_cache)
-        self._s3 = s3
         self._cache_loads: set[Future[None]] = set()
         self._cache_loads_lock = threading.Lock()
 
@@ -162,8 +132,8 @@ class AWSTablePersister(TablePersister):
             reader = DynamoReaderAt(self.dynamo_tables, table.name, stats)
         else:
             data = table.data
-            self._upload(table.name, [self._bytes_part(data, offset, length)
-                                      for offset, length in part_ranges(len(data), self.limits.part_target)])
+            self.objects.upload(table.name, [self.objects.bytes_part(data, offset, length)
+                                             for offset, length in part_ranges(len(data), self.limits.part_target)])
             self._cache(table.name, lambda write: write(data))
             reader = S3ReaderAt(self.objects, table.name, stats)
         return self._source(table.name, index, reader)
@@ -173,68 +143,28 @@ class AWSTablePersister(TablePersister):
         if plan.chunk_count == 0:
             return EmptyChunkSource()
         copies, manuals = fit_parts(plan, self.limits)
-        regions = self.pool.map(lambda p: p.source.read_at(0, p.data_len), manuals)
+        regions = self.objects.pool.map(lambda p: p.source.read_at(0, p.data_len), manuals)
         buffer = b"".join([*regions, plan.merged_index])
-        tasks = [self._copy_part(part) for part in copies]
-        tasks += [self._bytes_part(buffer, offset, length)
+        parts = [self.objects.copy_part(part) for part in copies]
+        parts += [self.objects.bytes_part(buffer, offset, length)
                   for offset, length in part_ranges(len(buffer), self.limits.part_target, MAX_PARTS - len(copies))]
-        self._upload(plan.name, tasks)
-        if self.table_cache is not None:
+        self.objects.upload(plan.name, parts)
+        if self.objects.table_cache is not None:
             self._load_into_cache(plan)
         index = parse_table_index(plan.merged_index, str(plan.name))
         return self._source(plan.name, index, S3ReaderAt(self.objects, plan.name, stats))
-
-    def _bytes_part(self, data: bytes, offset: int, length: int) -> UploadTask:
-        def send(key: str, upload_id: str, number: int) -> str:
-            with limited(self.rate_limit), aws_call(f"UploadPart s3://{self.bucket}/{key} part {number}"):
-                return self._s3.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
-                                            Body=data[offset:offset + length])["ETag"]
-        return send
-
-    def _copy_part(self, part: CopyPart) -> UploadTask:
-        def send(key: str, upload_id: str, number: int) -> str:
-            with limited(self.rate_limit), aws_call(f"UploadPartCopy s3://{self.bucket}/{key} part {number}"):
-                reply = self._s3.upload_part_copy(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
-                                                  CopySource={"Bucket": self.bucket, "Key": str(part.name)},
-                                                  CopySourceRange=part.copy_range)
-            return reply["CopyPartResult"]["ETag"]
-        return send
-
-    def _upload(self, name: Addr, parts: Sequence[UploadTask]) -> None:
-        """Multipart-upload ``parts`` (numbered from 1) to key ``name``; abort on any failure."""
-        key = str(name)
-        where = f"s3://{self.bucket}/{key}"
-        with aws_call(f"CreateMultipartUpload {where}"):
-            upload_id = self._s3.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
-        try:
-            etags = self.pool.all([functools.partial(send, key, upload_id, number)
-                                   for number, send in enumerate(parts, 1)])
-            with aws_call(f"CompleteMultipartUpload {where}"):
-                self._s3.complete_multipart_upload(
-                    Bucket=self.bucket, Key=key, UploadId=upload_id,
-                    MultipartUpload={"Parts": [{"ETag": etag, "PartNumber": number}
-                                               for number, etag in enumerate(etags, 1)]})
-        except BaseException:
-            self._abort(where, key, upload_id)
-            raise
-
-    def _abort(self, where: str, key: str, upload_id: str) -> None:
-        try:
-            with aws_call(f"AbortMultipartUpload {where}"):
-                self._s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
-        except AWSError:
-            log.exception("could not abort the failed upload %s of %s", upload_id, where)
 
     # -- caching -----------------------------------------------------------------------------
 
     def _cache(self, name: Addr, emit: Callable[[Writer], object]) -> None:
         """Keep a local copy of a table just written; a failure only costs later S3 reads."""
-        if self.table_cache is None:
+        table_cache = self.objects.table_cache
+        if table_cache is None:
             return
         try:
-            self.table_cache.store(str(name), emit)
+            table_cache.store(str(name), emit)
         except (OSError, NBSError):
-            log.warning("could not cache table %s in %s", name, self.table_cache.directory, exc_info=True)
+            log.warning("could not cache table %s in %s", name, table_cache.directory, exc_info=True)
 
     def _load_into_cache(self, plan: CompactionPlan) -> None:
         """Cache a conjoined table in the background, assembled from its sources (Go's ``loadIntoCache``)."""
@@ -242,7 +172,7 @@ class AWSTablePersister(TablePersister):
             copy_chunk_regions(plan, write)
             write(plan.merged_index)
 
-        future = self.pool.submit(functools.partial(self._cache, plan.name, emit))
+        future = self.objects.pool.submit(functools.partial(self._cache, plan.name, emit))
         with self._cache_loads_lock:
             self._cache_loads.add(future)
         future.add_done_callback(self._cache_load_done)
@@ -280,7 +210,7 @@ class AWSTablePersister(TablePersister):
         return TableChunkSource(name, index, reader, S3_BLOCK_SIZE)
 
     def open_many(self, specs: Sequence[TableSpec], stats: Stats) -> list[ChunkSource]:
-        return self.pool.map(lambda spec: self.open(spec.name, spec.chunk_count, stats), specs)
+        return self.objects.pool.map(lambda spec: self.open(spec.name, spec.chunk_count, stats), specs)
 
     def _locate(self, name: Addr, chunk_count: int, stats: Stats) -> tuple[TableIndex, ReaderAt]:
         """Read a table's index from wherever the table lives: DynamoDB if it may be small, else S3."""
@@ -307,7 +237,8 @@ class AWSTablePersister(TablePersister):
         """The table's item bytes if it is a DynamoDB table; S3 tables in the table cache skip the lookup."""
         if not self.limits.may_be_in_dynamo(chunk_count):
             return None
-        if self.table_cache is not None and str(name) in self.table_cache:
+        table_cache = self.objects.table_cache
+        if table_cache is not None and str(name) in table_cache:
             return None
         try:
             return self.dynamo_tables.read_table(name, stats)

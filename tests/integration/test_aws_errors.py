@@ -27,6 +27,7 @@ from nbs.dynamo_table_store import DynamoTableStore
 from nbs.errors import (AccessDeniedError, BucketNotFoundError, CredentialsError, DynamoTableNotFoundError,
                         StoreNotFoundError)
 from nbs.io_pool import IOPool
+from nbs.s3_objects import S3Objects
 from nbs.stats import Stats
 from tests.aws_server import REGION, MotoServer, moto_server_running, unique_name
 from tests.conftest import AWSLocation
@@ -86,7 +87,7 @@ def open_s3_table(auth: AuthServer, s3: Any, ddb: Any) -> None:
     """Open a table of more than 64 chunks: a suffix-range GET in S3, no DynamoDB request."""
     pool = IOPool(1)
     try:
-        AWSTablePersister(s3, auth.bucket, DynamoTableStore(ddb, auth.table), pool).open(
+        AWSTablePersister(S3Objects(s3, auth.bucket, pool), DynamoTableStore(ddb, auth.table)).open(
             Addr.of(b"a table"), 100, Stats())
     finally:
         pool.shutdown()

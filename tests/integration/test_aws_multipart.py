@@ -20,6 +20,7 @@ from nbs.chunk_source import ChunkSource
 from nbs.dynamo_table_store import DynamoTableStore
 from nbs.errors import AWSError
 from nbs.io_pool import IOPool
+from nbs.s3_objects import S3Objects
 from nbs.stats import Stats
 from nbs.table_persister import plan_conjoin
 from tests.aws_server import MotoServer, RequestCounter
@@ -45,7 +46,7 @@ def where(moto_server: MotoServer) -> tuple[Any, Any, str, str]:
 
 def persister(where: tuple[Any, Any, str, str], pool: IOPool, limits: AWSLimits = LIMITS) -> AWSTablePersister:
     s3, ddb, table, bucket = where
-    return AWSTablePersister(s3, bucket, DynamoTableStore(ddb, table), pool, limits=limits)
+    return AWSTablePersister(S3Objects(s3, bucket, pool), DynamoTableStore(ddb, table), limits=limits)
 
 
 def random_chunks(total: int) -> list[bytes]:

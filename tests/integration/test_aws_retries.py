@@ -45,7 +45,7 @@ def through(proxy: FaultProxy, location: AWSLocation, name: str) -> tuple[NomsBl
 def test_failed_ranged_get_is_repeated(proxy: FaultProxy, aws_location: AWSLocation, store_name: str,
                                        written: list[Addr], fault: str, caplog: pytest.LogCaptureFixture) -> None:
     """botocore repeats throttled and failed requests; the reader repeats GETs whose body broke off."""
-    caplog.set_level(logging.INFO, "nbs.s3_reader")
+    caplog.set_level(logging.INFO, "nbs.s3_objects")
     store, counter = through(proxy, aws_location, store_name)  # the index is in the process's index cache
     proxy.inject(fault, s3_ranged_get, times=2)
     assert store.get_many(written) == dict(zip(written, CHUNKS))

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from nbs.addr import Addr
-from nbs.aws_table_persister import (DYNAMO_ITEM_OVERHEAD, MAX_PARTS, AWSLimits, AWSTablePersister, CopyPart,
-                                     divide_plan, fit_parts, part_ranges, split_on_max_size)
+from nbs.aws_table_persister import (DYNAMO_ITEM_OVERHEAD, MAX_PARTS, AWSLimits, AWSTablePersister, divide_plan,
+                                     fit_parts, part_ranges, split_on_max_size)
 from nbs.chunk_source import BytesReaderAt, ChunkSource, TableChunkSource
 from nbs.dynamo_table_store import DynamoTableStore
 from nbs.errors import AWSError
@@ -26,6 +26,7 @@ from nbs.fs_table_cache import FSTableCache
 from nbs.index_cache import IndexCache
 from nbs.io_pool import IOPool
 from nbs.manifest import TableSpec
+from nbs.s3_objects import CopyPart, S3Objects
 from nbs.size_cache import SizeCache
 from nbs.stats import Stats
 from nbs.table_index import parse_table_index
@@ -46,9 +47,9 @@ def make(pool: IOPool, limits: AWSLimits, s3: FakeS3 | None = None, ddb: FakeDDB
          index_cache: IndexCache | None = None, table_cache: FSTableCache | None = None,
          ddb_cache: SizeCache[bytes, bytes] | None = None,
          rate_limit: threading.Semaphore | None = None) -> AWSTablePersister:
+    objects = S3Objects(s3 or FakeS3(), "bucket", pool, rate_limit, table_cache)
     tables = DynamoTableStore(ddb or FakeDDB(), "table", rate_limit, ddb_cache)
-    return AWSTablePersister(s3 or FakeS3(), "bucket", tables, pool, limits=limits,
-                             rate_limit=rate_limit, index_cache=index_cache, table_cache=table_cache)
+    return AWSTablePersister(objects, tables, limits=limits, index_cache=index_cache)
 
 
 def has_all(source: ChunkSource, chunks: list[bytes]) -> bool:

@@ -1,4 +1,10 @@
-"""Ranged reads of table objects in S3 (Go's ``s3ObjectReader``, NBS-FORMAT.md section 6.4.5).
+"""Table objects in one S3 bucket: multipart uploads and ranged reads (NBS-FORMAT.md 6.4.2-6.4.5).
+
+Uploads are multipart (Go never uses PutObject): parts are sent concurrently,
+each holding a slot of the shared rate limiter, either as bytes or as a
+server-side copy of a range of another object (UploadPartCopy).  On any
+failure the upload is aborted once no part is in flight any more, so no
+half-finished upload lingers in the bucket.
 
 A table's index is read with one suffix-range GET (``bytes=-<index+footer>``)
 and its chunks with ranged GETs, which the chunk source has already
@@ -12,6 +18,7 @@ cache are read from there.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import threading
@@ -50,6 +57,22 @@ class RetryPolicy:
         """Jittered sleep before retry ``attempt`` (1-based)."""
         ceiling = min(self.max_delay, self.min_delay * 2 ** attempt)
         return random.uniform(self.min_delay, ceiling)
+
+
+@dataclass(frozen=True)
+class CopyPart:
+    """A byte range of an existing table object, copied server-side into a new one."""
+
+    name: Addr
+    start: int
+    length: int
+
+    @property
+    def copy_range(self) -> str:
+        return f"bytes={self.start}-{self.start + self.length - 1}"
+
+
+UploadPart = Callable[[str, str, int], str]  # (key, upload id, part number) -> ETag
 
 
 class S3Objects:
@@ -125,6 +148,50 @@ class S3Objects:
         if len(data) != expected:
             raise IncompleteReadError(actual_bytes=len(data), expected_bytes=expected)
         return data
+
+
+    def bytes_part(self, data: bytes, offset: int, length: int) -> UploadPart:
+        """A part uploading ``data[offset:offset + length]``."""
+        def send(key: str, upload_id: str, number: int) -> str:
+            with limited(self.rate_limit), aws_call(f"UploadPart s3://{self.bucket}/{key} part {number}"):
+                return self.s3.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
+                                           Body=data[offset:offset + length])["ETag"]
+        return send
+
+    def copy_part(self, part: CopyPart) -> UploadPart:
+        """A part copying a range of another object of this bucket."""
+        def send(key: str, upload_id: str, number: int) -> str:
+            with limited(self.rate_limit), aws_call(f"UploadPartCopy s3://{self.bucket}/{key} part {number}"):
+                reply = self.s3.upload_part_copy(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
+                                                 CopySource={"Bucket": self.bucket, "Key": str(part.name)},
+                                                 CopySourceRange=part.copy_range)
+            return reply["CopyPartResult"]["ETag"]
+        return send
+
+    def upload(self, name: Addr, parts: Sequence[UploadPart]) -> None:
+        """Multipart-upload ``parts`` (numbered from 1) as object ``name``; abort on any failure."""
+        key = str(name)
+        where = f"s3://{self.bucket}/{key}"
+        with aws_call(f"CreateMultipartUpload {where}"):
+            upload_id = self.s3.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
+        try:
+            etags = self.pool.all([functools.partial(send, key, upload_id, number)
+                                   for number, send in enumerate(parts, 1)])
+            with aws_call(f"CompleteMultipartUpload {where}"):
+                self.s3.complete_multipart_upload(
+                    Bucket=self.bucket, Key=key, UploadId=upload_id,
+                    MultipartUpload={"Parts": [{"ETag": etag, "PartNumber": number}
+                                               for number, etag in enumerate(etags, 1)]})
+        except BaseException:
+            self._abort(where, key, upload_id)
+            raise
+
+    def _abort(self, where: str, key: str, upload_id: str) -> None:
+        try:
+            with aws_call(f"AbortMultipartUpload {where}"):
+                self.s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except AWSError:
+            log.exception("could not abort the failed upload %s of %s", upload_id, where)
 
 
 class S3ReaderAt(ReaderAt):

@@ -15,7 +15,7 @@ from nbs.errors import AWSUnavailableError, CorruptTableError, TableNotFoundErro
 from nbs.fd_cache import FDCache
 from nbs.fs_table_cache import FSTableCache
 from nbs.io_pool import IOPool
-from nbs.s3_reader import RetryPolicy, S3Objects, S3ReaderAt
+from nbs.s3_objects import RetryPolicy, S3Objects, S3ReaderAt
 from nbs.stats import Stats
 from nbs.table_writer import build_table
 from tests.helpers import TEST_CHUNKS
