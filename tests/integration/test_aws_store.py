@@ -73,8 +73,14 @@ def test_open_store_specs(aws_location: AWSLocation, store_name: str) -> None:
 def test_spec_endpoint_from_the_environment(aws_location: AWSLocation, store_name: str,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", aws_location.endpoint)
-    store = open_store(f"aws://{aws_location.table}:{aws_location.bucket}/{store_name}")
-    assert store.commit(Addr.of(b"root"), EMPTY_ADDR)
+    spec = f"aws://{aws_location.table}:{aws_location.bucket}/{store_name}"
+    store = open_store(spec)
+    chunks = [os.urandom(100) for _ in range(S3_TABLE_CHUNKS)]
+    addrs = [store.put(c) for c in chunks]
+    assert store.commit(addrs[0], EMPTY_ADDR)
+    s3, _ = aws_location.server.clients()
+    assert s3.list_objects_v2(Bucket=aws_location.bucket, Prefix=str(store.upstream.specs[0].name))["KeyCount"] == 1
+    assert open_store(spec).get_many(addrs) == dict(zip(addrs, chunks))
 
 
 @pytest.mark.parametrize("bad", ["", "*table", "*"])
