@@ -104,6 +104,19 @@ class MotoServer:
         self.process.wait()
 
 
+# Runs ``python -m moto.server`` so that, on Linux, it is terminated when the test process dies,
+# even by SIGKILL (prctl PR_SET_PDEATHSIG), instead of lingering as an orphan.
+_LAUNCH = """
+import ctypes, runpy, signal, sys
+try:
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)
+except (AttributeError, OSError):
+    pass
+sys.argv[0] = "moto.server"
+runpy.run_module("moto.server", run_name="__main__", alter_sys=True)
+"""
+
+
 def start_moto_server(log_dir: Path, attempts: int = 3) -> MotoServer:
     """Start moto on a free loopback port; retried if another process grabs the port first."""
     env = dict(os.environ)
@@ -111,7 +124,7 @@ def start_moto_server(log_dir: Path, attempts: int = 3) -> MotoServer:
     for attempt in range(attempts):
         port = _free_port()
         log = open(log_dir / f"moto-{port}.log", "wb")
-        process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        process = subprocess.Popen([sys.executable, "-c", _LAUNCH, "-H", "127.0.0.1", "-p", str(port)],
                                    env=env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         endpoint = f"http://127.0.0.1:{port}"
