@@ -65,3 +65,44 @@ class SpecError(NBSError, ValueError):
 
 class StoreClosedError(NBSError):
     """An operation on a store after ``close()``."""
+
+
+class TableCacheError(NBSError):
+    """An on-disk table cache directory holding something other than table files."""
+
+
+class AWSError(NBSError):
+    """A failed AWS request.  The botocore exception is the ``__cause__``.
+
+    ``code`` is the AWS error code (or the botocore exception name),
+    ``request_id`` the id AWS support asks for, when the service sent one.
+    """
+
+    def __init__(self, action: str, code: str, message: str, request_id: str | None = None,
+                 status: int | None = None) -> None:
+        detail = f"{action}: {code}: {message}" if message else f"{action}: {code}"
+        super().__init__(f"{detail} (request id {request_id})" if request_id else detail)
+        self.action = action
+        self.code = code
+        self.request_id = request_id
+        self.status = status
+
+
+class BucketNotFoundError(AWSError, StoreNotFoundError):
+    """The S3 bucket that holds a store's tables does not exist."""
+
+
+class DynamoTableNotFoundError(AWSError, StoreNotFoundError):
+    """The DynamoDB table that holds store manifests does not exist."""
+
+
+class AccessDeniedError(AWSError):
+    """AWS refused the request (missing permission, or unusable credentials)."""
+
+
+class CredentialsError(AccessDeniedError):
+    """No credentials, or credentials AWS does not accept (unknown key, bad signature, expired token)."""
+
+
+class AWSUnavailableError(AWSError):
+    """Throttling, server errors or network failures that outlasted every retry; worth retrying later."""

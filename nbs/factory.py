@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass
 
 from nbs.conjoiner import DEFAULT_MAX_TABLES, InlineConjoiner
-from nbs.errors import SpecError, StoreNotFoundError
+from nbs.errors import StoreNotFoundError
 from nbs.fd_cache import FDCache
 from nbs.file_manifest import FileManifest
 from nbs.file_table_persister import FSTablePersister
@@ -122,7 +122,11 @@ class LocalStoreFactory:
 
 
 def open_store(spec: str | StoreSpec, memtable_size: int = 0, create: bool = True) -> NomsBlockStore:
-    """Open the store a spec names; local directories are created when ``create`` is set."""
+    """Open the store a spec names; local directories are created when ``create`` is set.
+
+    ``aws:`` specs reach AWS with the credentials, region and endpoint of the
+    spec's options or the environment (see ``nbs.aws_factory``).
+    """
     parsed = parse_store_spec(spec) if isinstance(spec, str) else spec
     if parsed.protocol == "mem":
         return new_memory_store(memtable_size)
@@ -134,4 +138,6 @@ def open_store(spec: str | StoreSpec, memtable_size: int = 0, create: bool = Tru
             except OSError as err:
                 raise StoreNotFoundError(f"cannot create store directory {directory!r}: {err}") from err
         return new_local_store(directory, memtable_size)
-    raise SpecError(f"store spec {parsed} needs the AWS backend, which this build does not include yet")
+    from nbs.aws_factory import open_aws_store  # imported late: it builds on this module
+
+    return open_aws_store(parsed, memtable_size)

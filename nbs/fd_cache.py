@@ -60,6 +60,15 @@ class FDCache:
         for fd in to_close:
             os.close(fd)
 
+    def discard(self, path: str) -> None:
+        """Close ``path``'s descriptor now if nobody holds it (its file was deleted: free the space)."""
+        with self._lock:
+            entry = self._entries.get(path)
+            if entry is None or entry[1] > 0:
+                return
+            del self._entries[path]
+        os.close(entry[0])
+
     @contextmanager
     def open(self, path: str) -> Iterator[int]:
         fd = self.ref_file(path)

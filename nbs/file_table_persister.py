@@ -100,17 +100,26 @@ class FSTablePersister(TablePersister):
         return parse_table_index(tail, str(name), size)
 
     def _write_file(self, name: Addr, emit: Callable[[Writer], object], index: TableIndex) -> None:
-        """Write a table via a temp file and rename it into place."""
-        fd, temp = tempfile.mkstemp(prefix=TABLE_TEMP_PREFIX, dir=self.directory)
+        write_via_temp(self.directory, self._path(name), emit)
+        if self.index_cache is not None:
+            self.index_cache.put_locked(name, index)
+
+
+def write_via_temp(directory: str, path: str, emit: Callable[[Writer], object]) -> int:
+    """Write a table file through a temp file in ``directory`` renamed to ``path``; returns its size.
+
+    Readers never see a partial table, and a failed write leaves no temp file behind.
+    """
+    fd, temp = tempfile.mkstemp(prefix=TABLE_TEMP_PREFIX, dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            emit(out.write)
+            size = out.tell()
+        os.rename(temp, path)
+    except BaseException:
         try:
-            with os.fdopen(fd, "wb") as out:
-                emit(out.write)
-            if self.index_cache is not None:
-                self.index_cache.put_locked(name, index)
-            os.rename(temp, self._path(name))
-        except BaseException:
-            try:
-                os.unlink(temp)
-            except OSError:
-                pass
-            raise
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise
+    return size

@@ -1,12 +1,23 @@
-"""Fixtures shared by every suite."""
+"""Fixtures shared by every suite.
+
+AWS: the whole session runs with dummy credentials and no route to real AWS
+(``isolate_aws_environment``, inherited by every subprocess); ``moto_server``
+is one moto server per test session (per xdist worker), and ``aws_location``
+a DynamoDB table and S3 bucket in it shared by the session's tests, which use
+fresh store names.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 
+from tests.aws_server import MotoServer, isolate_aws_environment, moto_server_running, unique_name
 from tests.daemon_harness import Daemon
+
+isolate_aws_environment()
 
 
 @pytest.fixture(scope="session")
@@ -14,3 +25,35 @@ def nbsd_daemon() -> Iterator[Daemon]:
     """One real daemon per test worker, for tests that only need a running nbsd."""
     with Daemon() as daemon:
         yield daemon
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    with moto_server_running(tmp_path_factory.mktemp("moto")) as server:
+        yield server
+
+
+@dataclass(frozen=True)
+class AWSLocation:
+    """A DynamoDB table and an S3 bucket on the test server."""
+
+    server: MotoServer
+    table: str
+    bucket: str
+
+    @property
+    def endpoint(self) -> str:
+        return self.server.endpoint
+
+    def spec(self, store: str) -> str:
+        return f"aws://{self.table}:{self.bucket}/{store}?endpoint={self.endpoint}"
+
+
+@pytest.fixture(scope="session")
+def aws_location(moto_server: MotoServer) -> AWSLocation:
+    return AWSLocation(moto_server, moto_server.create_table(), moto_server.create_bucket())
+
+
+@pytest.fixture
+def store_name() -> str:
+    return unique_name("store")

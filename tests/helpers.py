@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from nbs.addr import Addr
 from nbs.chunk_source import BytesReaderAt, TableChunkSource, FILE_BLOCK_SIZE
 from nbs.mem_table import MemTable
-from nbs.table_index import parse_table_index
+from nbs.table_index import name_of_suffixes, parse_table_index
 from nbs.table_writer import build_table
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -39,3 +40,13 @@ def memtable_of(chunks: Iterable[bytes], size: int = 1 << 20) -> MemTable:
 
 def random_chunk(size: int) -> bytes:
     return os.urandom(size)
+
+
+def check_table_facts(data: bytes, facts: dict[str, Any]) -> None:
+    """A table's bytes are exactly what a fixture's FACTS.json says about the table."""
+    index = parse_table_index(data, facts["name"], len(data))
+    assert str(name_of_suffixes(index.suffixes)) == facts["name"]
+    assert [str(Addr(a)) for a in index.addresses()] == facts["hashes_in_ordinal_order"]
+    assert list(index.lengths) == facts["record_lengths"]
+    assert index.total_uncompressed == facts["uncompressed_len"]
+    assert index.chunk_count == facts["chunk_count"]

@@ -17,21 +17,29 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def commit_loop(store: ChunkStore, worker: int, commits: int) -> None:
-    """Commit ``commits`` times, retrying each until it lands; print one JSON line per landed commit."""
+    """Commit ``commits`` times, retrying each until it lands; print one JSON line per landed commit
+    (with the number of races it lost first)."""
     for i in range(commits):
         payload = [store.put(os.urandom(700) + b"w%d-%d-%d" % (worker, i, j)) for j in range(4)]
+        lost = 0
         while True:
             last = store.root()
             root = store.put(b"C" + bytes(last) + b"".join(payload) + b"w%d-%d" % (worker, i))
             if store.commit(root, last):
-                print(json.dumps({"root": str(root), "chunks": [str(p) for p in payload]}), flush=True)
+                print(json.dumps({"root": str(root), "chunks": [str(p) for p in payload], "lost": lost}),
+                      flush=True)
                 break
+            lost += 1
             store.rebase()
 
 
 def chain(directory: str) -> list[str]:
     """Roots from the newest back to the first commit of a local store."""
-    store = new_local_store(directory)
+    return store_chain(new_local_store(directory))
+
+
+def store_chain(store: ChunkStore) -> list[str]:
+    """Roots from the newest back to the first commit of any store."""
     roots, root = [], store.root()
     while root != EMPTY_ADDR:
         roots.append(str(root))
@@ -58,8 +66,13 @@ def results(procs: list[subprocess.Popen[str]], timeout: float = 500) -> list[li
 
 
 def check_history(path: str, landed: list[dict[str, object]], expected: int) -> None:
-    """Every reported commit is in the history and all of its chunks are stored."""
+    """Every reported commit is in a local store's history and all of its chunks are stored."""
+    check_store_history(new_local_store(path), landed, expected)
+
+
+def check_store_history(store: ChunkStore, landed: list[dict[str, object]], expected: int) -> None:
+    """Every reported commit is in the store's history and all of its chunks are stored."""
     assert len(landed) == expected
-    assert set(chain(path)) == {str(c["root"]) for c in landed}
+    assert set(store_chain(store)) == {str(c["root"]) for c in landed}
     chunks = [Addr.parse(h) for c in landed for h in c["chunks"]]  # type: ignore[attr-defined]
-    assert new_local_store(path).has_many(chunks) == set()
+    assert store.has_many(chunks) == set()

@@ -3,6 +3,8 @@
 Modes (argv[1]):
   commit SPEC ENDPOINT WORKER COMMITS              linked-root commits through nbsd
   direct-commit DIR WORKER COMMITS [MAX_TABLES]    the same straight on a local store
+  aws-commit ENDPOINT TABLE BUCKET STORE WORKER COMMITS MAX_TABLES START
+                                                   the same on an AWS store (moto), starting at time START
   read SPEC ENDPOINT ADDRFILE START FASTPATH       get_many the addresses (hex lines); print count and digest
 """
 
@@ -32,6 +34,15 @@ def main(argv: list[str]) -> None:
         os.makedirs(argv[2], exist_ok=True)
         max_tables = int(argv[5]) if len(argv) > 5 else 192
         commit_loop(new_local_store(argv[2], 1 << 14, max_tables=max_tables), int(argv[3]), int(argv[4]))
+    elif mode == "aws-commit":
+        from nbs.aws_factory import AWSSettings, aws_clients, new_aws_store
+
+        endpoint, table, bucket, name = argv[2:6]
+        worker, commits, max_tables, start = int(argv[6]), int(argv[7]), int(argv[8]), float(argv[9])
+        s3, ddb = aws_clients(AWSSettings(endpoint_url=endpoint).session(), endpoint)
+        store = new_aws_store(table, name, bucket, s3, ddb, 1 << 14, max_tables=max_tables)
+        time.sleep(max(0.0, start - time.time()))  # start together, so the commits race
+        commit_loop(store, worker, commits)
     elif mode == "read":
         from nbsclient import connect
 

@@ -1,8 +1,9 @@
 """Backends the conformance suite runs against.
 
 A backend opens handles on ONE store; two handles see each other's commits
-(after a rebase), which is how concurrency rules are checked.  Later
-backends (AWS over a moto server, nbsd clients) register here too.
+(after a rebase), which is how concurrency rules are checked.  The AWS
+backends use the session's moto server (tests/conftest.py) and a fresh store
+name per test; the nbsd backend uses the session's daemon.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import ContextManager
 
 import pytest
 
+from nbs.aws_factory import AWSStoreFactory, new_aws_store
 from nbs.chunk_store import ChunkStore
 from nbs.conjoiner import InlineConjoiner
 from nbs.factory import new_local_store
@@ -23,6 +25,7 @@ from nbs.manifest_manager import ManifestLocks, ManifestManager
 from nbs.memory_manifest import MemoryManifest
 from nbs.memory_table_persister import MemoryTablePersister
 from nbs.store import NomsBlockStore
+from tests.aws_server import unique_name
 
 
 class Backend(abc.ABC):
@@ -53,6 +56,16 @@ class MemoryBackend(Backend):
         return NomsBlockStore(manager, self.persister, InlineConjoiner(), memtable_size)
 
 
+class OpenerBackend(Backend):
+    """Handles made by a function of the memtable size."""
+
+    def __init__(self, opener: Callable[[int], ChunkStore]) -> None:
+        self._opener = opener
+
+    def open(self, memtable_size: int = 0) -> ChunkStore:
+        return self._opener(memtable_size)
+
+
 BackendFactory = Callable[[pytest.FixtureRequest, Path], ContextManager[Backend]]
 
 
@@ -66,9 +79,31 @@ def _memory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
     yield MemoryBackend()
 
 
+@contextmanager
+def _aws(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """``new_aws_store`` handles: process-wide caches, no table caches."""
+    location = request.getfixturevalue("aws_location")
+    s3, ddb = location.server.clients()
+    name = unique_name("conformance")
+    yield OpenerBackend(lambda size: new_aws_store(location.table, name, location.bucket, s3, ddb, size))
+
+
+@contextmanager
+def _aws_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """Handles from one ``AWSStoreFactory`` with an on-disk table cache, as the daemon uses it."""
+    location = request.getfixturevalue("aws_location")
+    with AWSStoreFactory(location.server.session(), location.table, location.bucket, table_cache_size=1 << 30,
+                         table_cache_dir=str(tmp_path / "table-cache"), endpoint_url=location.endpoint,
+                         io_threads=8) as factory:
+        name = unique_name("conformance")
+        yield OpenerBackend(lambda size: factory.create_store(name, size))
+
+
 BACKENDS: dict[str, BackendFactory] = {
     "local": _local,
     "mem": _memory,
+    "aws": _aws,
+    "aws-factory": _aws_factory,
 }
 
 

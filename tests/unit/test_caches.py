@@ -158,3 +158,17 @@ def test_fd_cache_drop_closes_everything(files: list[str]) -> None:
     assert cache.entries() == []
     with pytest.raises(OSError):
         os.fstat(fd)
+
+
+def test_fd_cache_discard_closes_only_idle_files(files: list[str]) -> None:
+    cache = FDCache(5)
+    busy = cache.ref_file(files[0])
+    idle = cache.ref_file(files[1])
+    cache.unref_file(files[1])
+    cache.discard(files[0])
+    cache.discard(files[1])
+    cache.discard(files[2])
+    assert cache.entries() == [files[0]]
+    assert os.pread(busy, 5, 0) == b"file0"
+    with pytest.raises(OSError):
+        os.fstat(idle)

@@ -1,0 +1,66 @@
+"""Retries over real HTTP: throttling, 5xx answers and connection resets injected in front of moto."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from nbs.addr import EMPTY_ADDR, Addr
+from nbs.aws_factory import aws_clients, new_aws_store
+from nbs.store import NomsBlockStore
+from tests.aws_server import MotoServer, RequestCounter
+from tests.conftest import AWSLocation
+from tests.fault_proxy import RESET, FaultProxy, dynamo_op, s3_ranged_get
+
+CHUNKS = [os.urandom(2000) for _ in range(100)]  # one S3 table: more than 64 chunks
+
+
+@pytest.fixture
+def proxy(moto_server: MotoServer) -> Iterator[FaultProxy]:
+    proxy = FaultProxy(moto_server.endpoint).start()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+def written(aws_location: AWSLocation, store_name: str) -> list[Addr]:
+    """A committed store with one S3 table, written without the proxy."""
+    s3, ddb = aws_location.server.clients()
+    store = new_aws_store(aws_location.table, store_name, aws_location.bucket, s3, ddb)
+    addrs = [store.put(c) for c in CHUNKS]
+    assert store.commit(addrs[0], EMPTY_ADDR)
+    return addrs
+
+
+def through(proxy: FaultProxy, location: AWSLocation, name: str) -> tuple[NomsBlockStore, RequestCounter]:
+    s3, ddb = aws_clients(location.server.session(), proxy.endpoint)
+    counter = RequestCounter(s3, ddb)
+    return new_aws_store(location.table, name, location.bucket, s3, ddb), counter
+
+
+@pytest.mark.parametrize("fault", [RESET, "s3-slow-down", "s3-internal-error"])
+def test_failed_ranged_get_is_repeated(proxy: FaultProxy, aws_location: AWSLocation, store_name: str,
+                                       written: list[Addr], fault: str, caplog: pytest.LogCaptureFixture) -> None:
+    """botocore repeats throttled and failed requests; the reader repeats GETs whose body broke off."""
+    caplog.set_level(logging.INFO, "nbs.s3_objects")
+    store, counter = through(proxy, aws_location, store_name)  # the index is in the process's index cache
+    proxy.inject(fault, s3_ranged_get, times=2)
+    assert store.get_many(written) == dict(zip(written, CHUNKS))
+    assert proxy.injected == [fault, fault]
+    assert counter["GetObject"] == 1 + 2  # one coalesced read, repeated twice
+    broken_bodies = [r for r in caplog.records if "body broke off" in r.getMessage()]
+    assert len(broken_bodies) == (2 if fault == RESET else 0)
+
+
+def test_throttled_manifest_reads_and_writes_are_retried(proxy: FaultProxy, aws_location: AWSLocation,
+                                                         store_name: str, written: list[Addr]) -> None:
+    proxy.inject("dynamo-throttled", dynamo_op("GetItem"), times=2)
+    store, counter = through(proxy, aws_location, store_name)
+    assert store.root() == written[0]
+    proxy.inject("dynamo-throttled", dynamo_op("PutItem"))
+    assert store.commit(Addr.of(b"new root"), store.root())
+    assert proxy.injected == ["dynamo-throttled"] * 3
+    assert counter["GetItem"] == 3 and counter["PutItem"] == 2

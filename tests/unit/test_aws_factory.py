@@ -1,0 +1,53 @@
+"""AWS settings and clients: region, profile and endpoint from arguments, spec options or the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nbs.aws_factory import AWSSettings, AWSStoreFactory, aws_clients
+from nbs.errors import CredentialsError
+
+
+def test_settings_from_spec_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    assert AWSSettings.from_options({}) == AWSSettings()
+    assert AWSSettings.from_options({"region": "eu-west-1", "profile": "p", "endpoint": "http://127.0.0.1:1"}) == \
+        AWSSettings("eu-west-1", "p", "http://127.0.0.1:1")
+    monkeypatch.setenv("AWS_REGION", "ap-south-1")
+    assert AWSSettings.from_options({}).region == "ap-south-1"
+    assert AWSSettings.from_options({"region": "eu-west-1"}).region == "eu-west-1"
+
+
+def test_profile_and_region(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "config"
+    config.write_text("[profile nbs-test]\nregion = eu-central-1\n"
+                      "aws_access_key_id = AKIAPROFILE\naws_secret_access_key = secret\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.delenv("AWS_DEFAULT_REGION")  # boto3 prefers it to the profile's region
+    session = AWSSettings(profile="nbs-test").session()
+    assert session.region_name == "eu-central-1"
+    assert session.get_credentials().access_key == "AKIAPROFILE"
+    assert AWSSettings(region="us-west-2", profile="nbs-test").session().region_name == "us-west-2"
+    with pytest.raises(CredentialsError):
+        AWSSettings(profile="no-such-profile").session()
+
+
+def test_client_configuration() -> None:
+    s3, ddb = aws_clients(AWSSettings(region="us-west-2").session(), "http://127.0.0.1:9", 48)
+    for client in (s3, ddb):
+        assert client.meta.endpoint_url == "http://127.0.0.1:9"
+        assert client.meta.region_name == "us-west-2"
+        assert client.meta.config.retries["mode"] == "standard"
+        assert client.meta.config.max_pool_connections == 48
+    assert s3.meta.config.s3["addressing_style"] == "path"
+
+
+def test_factory_needs_table_bucket_and_cache_directory() -> None:
+    with pytest.raises(ValueError):
+        AWSStoreFactory(None, "", "bucket")
+    with pytest.raises(ValueError):
+        AWSStoreFactory(None, "table", "")
+    with pytest.raises(ValueError):
+        AWSStoreFactory(None, "table", "bucket", table_cache_size=1 << 20)

@@ -1,0 +1,457 @@
+"""The AWS persister over fake S3 and DynamoDB clients.
+
+Ports Go's aws_chunk_source_test.go and aws_table_persister_test.go
+(NBS-FORMAT.md 14.13, 14.14) with their small part limits, plus part sizing
+beyond 10,000 parts and abort behaviour.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nbs.addr import Addr
+from nbs.aws_table_persister import (DYNAMO_ITEM_OVERHEAD, MAX_PARTS, AWSLimits, AWSTablePersister, divide_plan,
+                                     fit_parts, part_ranges, split_on_max_size)
+from nbs.chunk_source import BytesReaderAt, ChunkSource, TableChunkSource
+from nbs.dynamo_table_store import DynamoTableStore
+from nbs.errors import AWSError
+from nbs.fd_cache import FDCache
+from nbs.fs_table_cache import FSTableCache
+from nbs.index_cache import IndexCache
+from nbs.io_pool import IOPool
+from nbs.manifest import TableSpec
+from nbs.s3_objects import CopyPart, S3Objects
+from nbs.size_cache import SizeCache
+from nbs.stats import Stats
+from nbs.table_index import parse_table_index
+from nbs.table_persister import CompactionPlan, PlannedSource, plan_conjoin
+from nbs.table_writer import build_table
+from tests.helpers import TEST_CHUNKS, memtable_of, table_source
+from tests.unit.aws_fakes import FakeDDB, FakeS3, client_error
+
+TABLE = build_table((Addr.of(c), c) for c in TEST_CHUNKS)
+MAX_TABLE_SIZE = 236  # Go's maxTableSize(3, 21) for the test chunks
+
+
+def part_size(k: int) -> int:
+    return MAX_TABLE_SIZE // k
+
+
+def make(pool: IOPool, limits: AWSLimits, s3: FakeS3 | None = None, ddb: FakeDDB | None = None,
+         index_cache: IndexCache | None = None, table_cache: FSTableCache | None = None,
+         ddb_cache: SizeCache[bytes, bytes] | None = None,
+         rate_limit: threading.Semaphore | None = None) -> AWSTablePersister:
+    objects = S3Objects(s3 or FakeS3(), "bucket", pool, rate_limit, table_cache)
+    tables = DynamoTableStore(ddb or FakeDDB(), "table", rate_limit, ddb_cache)
+    return AWSTablePersister(objects, tables, limits=limits, index_cache=index_cache)
+
+
+def has_all(source: ChunkSource, chunks: list[bytes]) -> bool:
+    return all(source.has(Addr.of(c)) for c in chunks)
+
+
+def cached_index() -> IndexCache:
+    """An index cache already holding the test table's index."""
+    cache = IndexCache(1024)
+    cache.put(TABLE.name, parse_table_index(TABLE.data, "t", len(TABLE.data)))
+    return cache
+
+
+def parsed(data: bytes) -> TableChunkSource:
+    index = parse_table_index(data, "t", len(data))
+    return TableChunkSource(Addr.of(b"t"), index, BytesReaderAt(data), 4096)
+
+
+# -- aws_chunk_source_test.go ---------------------------------------------------------------
+
+
+def test_chunk_source_dynamo_no_index_cache(pool: IOPool) -> None:
+    ddb = FakeDDB()
+    DynamoTableStore(ddb, "table").write(TABLE.name, TABLE.data)
+    source = make(pool, AWSLimits(item_max=409600, chunk_max=4), ddb=ddb).open(TABLE.name, 3, Stats())
+    assert has_all(source, TEST_CHUNKS)
+    assert source.get(Addr.of(TEST_CHUNKS[1])) == TEST_CHUNKS[1]
+
+
+def test_chunk_source_dynamo_with_index_cache(pool: IOPool) -> None:
+    ddb = FakeDDB()
+    DynamoTableStore(ddb, "table").write(TABLE.name, TABLE.data)
+    source = make(pool, AWSLimits(item_max=409600, chunk_max=4), ddb=ddb, index_cache=cached_index()).open(
+        TABLE.name, 3, Stats())
+    assert ddb.gets == 0
+    assert has_all(source, TEST_CHUNKS)
+    assert source.get(Addr.of(TEST_CHUNKS[0])) == TEST_CHUNKS[0]  # the first read finds the item
+    assert ddb.gets >= 1
+
+
+def test_chunk_source_s3_no_index_cache(pool: IOPool) -> None:
+    s3, ddb = FakeS3(), FakeDDB()
+    s3.objects[str(TABLE.name)] = TABLE.data
+    source = make(pool, AWSLimits(item_max=409600, chunk_max=2), s3=s3, ddb=ddb).open(TABLE.name, 3, Stats())
+    assert ddb.gets == 0 and s3.gets == 1
+    assert has_all(source, TEST_CHUNKS)
+
+
+def test_chunk_source_s3_with_index_cache(pool: IOPool) -> None:
+    s3 = FakeS3()
+    s3.objects[str(TABLE.name)] = TABLE.data
+    source = make(pool, AWSLimits(item_max=409600, chunk_max=2), s3=s3, index_cache=cached_index()).open(
+        TABLE.name, 3, Stats())
+    assert s3.gets == 0
+    assert has_all(source, TEST_CHUNKS)
+
+
+def test_small_s3_table_costs_two_dynamo_reads_before_s3(pool: IOPool) -> None:
+    s3, ddb = FakeS3(), FakeDDB()
+    s3.objects[str(TABLE.name)] = TABLE.data
+    stats = Stats()
+    source = make(pool, AWSLimits(), s3=s3, ddb=ddb).open(TABLE.name, 3, stats)
+    assert (ddb.gets, ddb.consistent_gets, s3.gets) == (2, 1, 1)
+    assert stats.index_bytes_per_read.sum == 3 * 28 + 20 and stats.index_read_latency.samples == 1
+    assert source.get(Addr.of(TEST_CHUNKS[2])) == TEST_CHUNKS[2]
+
+
+# -- aws_table_persister_test.go: Persist ---------------------------------------------------
+
+
+def test_persist_to_s3_in_multiple_parts(pool: IOPool) -> None:
+    s3, cache = FakeS3(), IndexCache(1024)
+    source = make(pool, AWSLimits(part_target=part_size(3), part_min=0, part_max=0, item_max=0, chunk_max=0),
+                  s3=s3, index_cache=cache).persist(memtable_of(TEST_CHUNKS), None, Stats())
+    assert source.count() == 3 and cache.get(source.name) is not None
+    assert s3.uploaded_parts == [(1, len(TABLE.data))]  # 143 bytes / 78 is one part, as in Go
+    assert has_all(parsed(s3.objects[str(source.name)]), TEST_CHUNKS)
+
+
+def test_persist_to_s3_caches_table(pool: IOPool, tmp_path: Path) -> None:
+    s3 = FakeS3()
+    table_cache = FSTableCache(str(tmp_path), 1 << 20, FDCache(4))
+    persister = make(pool, AWSLimits(part_target=part_size(3), item_max=0, chunk_max=0), s3=s3,
+                     table_cache=table_cache)
+    source = persister.persist(memtable_of(TEST_CHUNKS), None, Stats())
+    assert str(source.name) in table_cache
+    opened = persister.open(source.name, source.count(), Stats())
+    gets = s3.gets
+    assert [data for _, data in opened.extract()] == TEST_CHUNKS
+    assert s3.gets == gets == 0  # the index came from the table cache too
+
+
+def test_persist_to_s3_in_single_part(pool: IOPool) -> None:
+    s3 = FakeS3()
+    source = make(pool, AWSLimits(part_target=part_size(1), item_max=0, chunk_max=0), s3=s3).persist(
+        memtable_of(TEST_CHUNKS), None, Stats())
+    assert len(s3.uploaded_parts) == 1
+    assert has_all(parsed(s3.objects[str(source.name)]), TEST_CHUNKS)
+
+
+def test_persist_no_new_chunks(pool: IOPool) -> None:
+    s3, ddb = FakeS3(), FakeDDB()
+    source = make(pool, AWSLimits(part_target=part_size(1)), s3=s3, ddb=ddb).persist(
+        memtable_of(TEST_CHUNKS), memtable_of(TEST_CHUNKS), Stats())
+    assert source.count() == 0 and source.name.is_empty()
+    assert s3.objects == {} and ddb.items == {} and s3.uploads == {}
+
+
+class FailSecondPartS3(FakeS3):
+    def __init__(self) -> None:
+        super().__init__()
+        self.part_calls = 0
+
+    def upload_part(self, **kwargs: Any) -> dict[str, Any]:
+        self.part_calls += 1
+        if self.part_calls > 1:
+            raise client_error("MalformedXML", "UploadPart")
+        return super().upload_part(**kwargs)
+
+
+def test_persist_to_s3_aborts_failed_upload(pool: IOPool) -> None:
+    s3 = FailSecondPartS3()
+    persister = make(pool, AWSLimits(part_target=part_size(4), item_max=0, chunk_max=0), s3=s3)
+    with pytest.raises(AWSError) as err:
+        persister.persist(memtable_of(TEST_CHUNKS), None, Stats())
+    assert err.value.code == "MalformedXML"
+    assert s3.part_calls == 2 and len(s3.aborted) == 1
+    assert s3.uploads == {} and s3.objects == {}
+
+
+class SlowFirstPartS3(FakeS3):
+    """Part 1 is slow, part 2 fails at once: the abort must wait until part 1 is done."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[str] = []
+
+    def upload_part(self, **kwargs: Any) -> dict[str, Any]:
+        if kwargs["PartNumber"] == 2:
+            raise client_error("InternalError", "UploadPart", 500)
+        time.sleep(0.2)
+        reply = super().upload_part(**kwargs)
+        self.events.append("part 1 done")
+        return reply
+
+    def abort_multipart_upload(self, **kwargs: Any) -> dict[str, Any]:
+        self.events.append("abort")
+        return super().abort_multipart_upload(**kwargs)
+
+
+def test_abort_waits_for_parts_in_flight(pool: IOPool) -> None:
+    s3 = SlowFirstPartS3()
+    with pytest.raises(AWSError):
+        make(pool, AWSLimits(part_target=part_size(4), item_max=0, chunk_max=0), s3=s3).persist(
+            memtable_of(TEST_CHUNKS), None, Stats())
+    assert s3.events == ["part 1 done", "abort"] and s3.uploads == {}
+
+
+def test_persist_to_dynamo(pool: IOPool) -> None:
+    s3, ddb = FakeS3(), FakeDDB()
+    source = make(pool, AWSLimits(item_max=409600, chunk_max=6), s3=s3, ddb=ddb).persist(
+        memtable_of(TEST_CHUNKS), None, Stats())
+    item = ddb.items["*" + str(source.name)]
+    assert item == {"db": {"S": "*" + str(source.name)}, "data": {"B": TABLE.data}}
+    assert has_all(parsed(item["data"]["B"]), TEST_CHUNKS)
+    assert s3.objects == {} and s3.uploads == {}
+    assert source.get(Addr.of(TEST_CHUNKS[0])) == TEST_CHUNKS[0]
+
+
+def test_persist_to_dynamo_caches_on_open(pool: IOPool) -> None:
+    ddb = FakeDDB()
+    DynamoTableStore(ddb, "table").write(TABLE.name, TABLE.data)
+    cache: SizeCache[bytes, bytes] = SizeCache(409600)
+    source = make(pool, AWSLimits(item_max=409600, chunk_max=6), ddb=ddb, ddb_cache=cache).open(
+        TABLE.name, 3, Stats())
+    assert has_all(source, TEST_CHUNKS)
+    assert cache.keys() == [bytes(TABLE.name)] and cache.get(bytes(TABLE.name)) == TABLE.data
+
+
+@pytest.mark.parametrize("limits", [AWSLimits(item_max=409600, chunk_max=1), AWSLimits(item_max=0, chunk_max=6)],
+                         ids=["too-many-chunks", "item-too-big"])
+def test_persist_to_dynamo_falls_back_to_s3(pool: IOPool, limits: AWSLimits) -> None:
+    s3, ddb = FakeS3(), FakeDDB()
+    source = make(pool, limits, s3=s3, ddb=ddb).persist(memtable_of(TEST_CHUNKS), None, Stats())
+    assert ddb.items == {}
+    assert has_all(parsed(s3.objects[str(source.name)]), TEST_CHUNKS)
+
+
+def test_dynamo_item_size_limit_is_strict() -> None:
+    size = len(TABLE.data)
+    assert DYNAMO_ITEM_OVERHEAD == 39
+    assert not AWSLimits(item_max=39 + size).fits_in_dynamo(3, size)
+    assert AWSLimits(item_max=40 + size).fits_in_dynamo(3, size)
+    assert AWSLimits().fits_in_dynamo(64, 409560) and not AWSLimits().fits_in_dynamo(64, 409561)
+    assert not AWSLimits().fits_in_dynamo(65, 100)
+
+
+def test_dynamo_write_failure_fails_the_persist(pool: IOPool) -> None:
+    """Go ignores this error (15.7); losing a table named by a manifest is worse than a failed commit."""
+
+    class FailingDDB(FakeDDB):
+        def put_item(self, **kwargs: Any) -> dict[str, Any]:
+            raise client_error("ProvisionedThroughputExceededException", "PutItem")
+
+    with pytest.raises(AWSError):
+        make(pool, AWSLimits(), ddb=FailingDDB()).persist(memtable_of(TEST_CHUNKS), None, Stats())
+
+
+# -- part sizing ----------------------------------------------------------------------------
+
+
+def check_parts(ranges: list[tuple[int, int]], total: int) -> None:
+    assert ranges[0][0] == 0
+    assert all(a + n == b for (a, n), (b, _) in zip(ranges, ranges[1:]))
+    assert sum(n for _, n in ranges) == total
+
+
+def test_part_ranges_follow_go() -> None:
+    assert part_ranges(143, 78) == [(0, 143)]
+    assert part_ranges(143, 59) == [(0, 59), (59, 84)]
+    assert part_ranges(10, 100) == [(0, 10)]
+    mib = 1 << 20
+    ranges = part_ranges(23 * mib + 5, 5 * mib)
+    assert [n for _, n in ranges] == [5 * mib] * 3 + [8 * mib + 5]
+    check_parts(ranges, 23 * mib + 5)
+
+
+@pytest.mark.parametrize("parts_worth", [MAX_PARTS, MAX_PARTS + 1, 3 * MAX_PARTS + 7, 12_345_678])
+def test_part_ranges_never_exceed_the_s3_part_count(parts_worth: int) -> None:
+    target = 5 << 20
+    total = parts_worth * target + 12345
+    ranges = part_ranges(total, target)
+    assert len(ranges) <= MAX_PARTS
+    check_parts(ranges, total)
+    sizes = [n for _, n in ranges]
+    assert min(sizes[:-1] or sizes) >= target and max(sizes) < 2 * min(sizes) + 1
+    assert max(sizes) <= 5 << 30 or parts_worth == 12_345_678
+
+
+def test_part_ranges_with_a_part_budget() -> None:
+    ranges = part_ranges(1000, 10, max_parts=7)
+    assert len(ranges) <= 7
+    check_parts(ranges, 1000)
+
+
+def test_calc_part_sizes() -> None:
+    for length, want in [(1048576, [16384] * 64), (16386, [8193, 8193]), (163849, [16385] * 9 + [16384]),
+                         (24577, [12289, 12288])]:
+        sizes = split_on_max_size(length, 16385)
+        assert sizes == want
+        assert all(8192 <= n <= 16385 for n in sizes) and sum(sizes) == length
+    assert split_on_max_size(74, 32) == [25, 25, 24]
+
+
+def test_divide_plan() -> None:
+    just_right = table_source([b"123456789", b"abcdefghi"])
+    too_big = table_source([random.randbytes(31), random.randbytes(31)])
+    too_small = table_source([b"a"])
+    plan = plan_conjoin([just_right, too_big, too_small])
+    copies, manuals = divide_plan(plan, 16, 32)
+    assert all(16 <= c.length <= 32 for c in copies)
+    by_source: dict[Addr, list[int]] = {}
+    for c in copies:
+        by_source.setdefault(c.name, []).append(c.length)
+    assert by_source == {too_big.name: [25, 25, 24], just_right.name: [30]}
+    assert copies[:3] == [CopyPart(too_big.name, 0, 25), CopyPart(too_big.name, 25, 25),
+                          CopyPart(too_big.name, 50, 24)]
+    assert copies[1].copy_range == "bytes=25-49"
+    assert [(m.source.name, m.data_len) for m in manuals] == [(too_small.name, 7)]
+    with pytest.raises(ValueError):
+        divide_plan(plan, 16, 31)
+
+
+def test_fit_parts_raises_part_max_past_the_part_count() -> None:
+    huge = PlannedSource(table_source([b"x"]), MAX_PARTS * (64 << 20) + 1)
+    plan = CompactionPlan((huge,), b"", Addr.of(b"plan"), 1, huge.data_len)
+    copies, manuals = fit_parts(plan, AWSLimits())
+    assert len(copies) < MAX_PARTS and manuals == []
+    assert sum(c.length for c in copies) == huge.data_len
+    assert all(5 << 20 <= c.length <= 128 << 20 for c in copies)
+
+
+# -- aws_table_persister_test.go: ConjoinAll ------------------------------------------------
+
+CONJOIN_LIMITS = AWSLimits(part_target=1024, part_min=1024, part_max=5 * 1024, item_max=512, chunk_max=4)
+
+
+@pytest.fixture
+def conjoin_env(pool: IOPool) -> tuple[AWSTablePersister, FakeS3, FakeDDB, IndexCache]:
+    s3, ddb, cache = FakeS3(), FakeDDB(), IndexCache(1024)
+    return make(pool, CONJOIN_LIMITS, s3, ddb, cache, rate_limit=threading.BoundedSemaphore(8)), s3, ddb, cache
+
+
+def persist_tables(persister: AWSTablePersister, groups: list[list[bytes]]) -> list[ChunkSource]:
+    return [persister.persist(memtable_of(g), None, Stats()) for g in groups]
+
+
+def small_chunks() -> list[bytes]:
+    rng = random.Random(42)
+    chunks: list[bytes] = []
+    while sum(table_source([c]).index().data_len for c in chunks) <= 1024:
+        chunks.append(rng.randbytes(1024 // 5))
+    return chunks
+
+
+SMALL = small_chunks()
+def random_chunks(seed: int, size: int, count: int = 2) -> list[bytes]:
+    rng = random.Random(seed)
+    return [rng.randbytes(size) for _ in range(count)]
+
+
+BIG1, BIG2, MED = random_chunks(1, 5119), random_chunks(2, 5119), random_chunks(3, 1025)
+
+
+def conjoin_and_check(persister: AWSTablePersister, s3: FakeS3, cache: IndexCache,
+                      sources: list[ChunkSource]) -> tuple[bytes, CompactionPlan]:
+    plan = plan_conjoin(sources)
+    s3.uploaded_parts.clear()
+    s3.copied_ranges.clear()
+    conjoined = persister.conjoin_all(sources, Stats())
+    assert conjoined.name == plan.name and conjoined.count() == sum(s.count() for s in sources)
+    assert cache.get(conjoined.name) is not None
+    data = s3.objects[str(conjoined.name)]
+    expected = b"".join(p.source.read_at(0, p.data_len) for p in plan.sources) + plan.merged_index
+    assert data == expected
+    chunks = [c for s in sources for _, c in s.extract()]
+    assert has_all(parsed(data), chunks)
+    assert [c for _, c in conjoined.extract()] == [c for p in plan.sources for _, c in p.source.extract()]
+    assert s3.uploads == {}
+    return data, plan
+
+
+def test_small_chunks_are_dynamo_tables(conjoin_env: Any) -> None:
+    persister, s3, ddb, _ = conjoin_env
+    assert len(SMALL) == 5
+    persist_tables(persister, [[c] for c in SMALL])
+    assert len(ddb.items) == 5 and s3.objects == {}
+
+
+def test_conjoin_small_total_under_min_size(conjoin_env: Any) -> None:
+    persister, s3, _, cache = conjoin_env
+    sources = persist_tables(persister, [[c] for c in SMALL[:4]])
+    conjoin_and_check(persister, s3, cache, sources)
+    assert s3.copied_ranges == [] and len(s3.uploaded_parts) == 1
+
+
+def test_conjoin_small_total_over_min_size(conjoin_env: Any) -> None:
+    persister, s3, _, cache = conjoin_env
+    sources = persist_tables(persister, [[c] for c in SMALL])
+    data, _ = conjoin_and_check(persister, s3, cache, sources)
+    assert len(data) == 1060 + 5 * 28 + 20 == 1220
+    assert s3.copied_ranges == [] and s3.uploaded_parts == [(1, 1220)]
+
+
+def test_conjoin_all_over_max(conjoin_env: Any) -> None:
+    persister, s3, _, cache = conjoin_env
+    sources = persist_tables(persister, [BIG1, BIG2])
+    _, plan = conjoin_and_check(persister, s3, cache, sources)
+    assert sorted(s3.copied_ranges) == sorted((str(p.source.name), r) for p in plan.sources
+                                              for r in ("bytes=0-3418", "bytes=3419-6837", "bytes=6838-10255"))
+    assert s3.uploaded_parts == [(7, len(plan.merged_index))]
+
+
+def test_conjoin_some_over_max(conjoin_env: Any) -> None:
+    persister, s3, _, cache = conjoin_env
+    med, big = persist_tables(persister, [MED, BIG1])
+    _, plan = conjoin_and_check(persister, s3, cache, [med, big])
+    assert sorted(s3.copied_ranges) == sorted([(str(big.name), "bytes=0-3418"), (str(big.name), "bytes=3419-6837"),
+                                               (str(big.name), "bytes=6838-10255"),
+                                               (str(med.name), f"bytes=0-{plan.sources[1].data_len - 1}")])
+    assert s3.uploaded_parts == [(5, len(plan.merged_index))]
+
+
+def test_conjoin_mix(conjoin_env: Any) -> None:
+    persister, s3, _, cache = conjoin_env
+    smalls = persist_tables(persister, [[c] for c in SMALL])
+    big, med = persist_tables(persister, [BIG1, MED])
+    _, plan = conjoin_and_check(persister, s3, cache, [*smalls, big, med])
+    assert sorted(key for key, _ in s3.copied_ranges) == sorted([str(big.name)] * 3 + [str(med.name)])
+    small_data = sum(p.data_len for p in plan.sources[2:])
+    assert s3.uploaded_parts == [(5, small_data + len(plan.merged_index))]
+
+
+def test_conjoin_of_nothing_is_empty(conjoin_env: Any) -> None:
+    persister, s3, _, _ = conjoin_env
+    assert persister.conjoin_all([], Stats()).count() == 0 and s3.uploads == {}
+
+
+def test_conjoined_table_is_cached(pool: IOPool, tmp_path: Path) -> None:
+    s3 = FakeS3()
+    table_cache = FSTableCache(str(tmp_path), 1 << 20, FDCache(4))
+    persister = make(pool, CONJOIN_LIMITS, s3=s3, table_cache=table_cache)
+    sources = persist_tables(persister, [BIG1, MED, [SMALL[0]]])
+    conjoined = persister.conjoin_all(sources, Stats())
+    persister.wait_for_cache_loads()
+    assert table_cache.read_at(str(conjoined.name), 0, 1 << 20) == s3.objects[str(conjoined.name)]
+
+
+def test_open_many_opens_concurrently_and_in_order(pool: IOPool) -> None:
+    s3 = FakeS3()
+    persister = make(pool, AWSLimits(item_max=0, chunk_max=0), s3=s3)
+    sources = persist_tables(persister, [[b"t%d" % i] for i in range(8)])
+    opened = persister.open_many([TableSpec(s.name, 1) for s in sources], Stats())
+    assert [s.name for s in opened] == [s.name for s in sources]
+    assert s3.gets == 8
