@@ -2,15 +2,20 @@
 
 Local stores must live under one of the configured roots (symlinks are
 resolved first, so ``..`` or a link cannot escape).  ``mem`` is one in-memory
-store shared by every client of this daemon for its lifetime.  All stores
-share one index cache, one descriptor cache (the open-files budget) and one
-set of manifest locks, so commits to a store serialise inside the daemon.
+store shared by every client of this daemon for its lifetime.  AWS stores go
+through one ``AWSStoreFactory`` per (DynamoDB table, bucket); the daemon's AWS
+settings (region, profile, endpoint) apply, and a client may not point the
+daemon's credentials at another profile or endpoint.  All stores share one
+index cache, one descriptor cache (the open-files budget) and one set of
+manifest locks, so commits to a store serialise inside the daemon.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
+from typing import TYPE_CHECKING
 
 from nbs.conjoiner import InlineConjoiner
 from nbs.errors import SpecError, StoreNotFoundError
@@ -24,6 +29,9 @@ from nbs.store import NomsBlockStore
 from nbsclient.protocol import FORBIDDEN, ForbiddenError
 from nbsd.config import Config
 
+if TYPE_CHECKING:  # boto3 loads only when an AWS store is opened: daemon start-up stays fast
+    from nbs.aws_factory import AWSSettings, AWSStoreFactory
+
 # Files the daemon holds open besides table files: LMDB data and lock, the instance lock, logs.
 RESERVED_FILES = 8
 
@@ -35,6 +43,7 @@ class StoreOpener:
         self.caches = SharedCaches.create(config.index_cache_size, fd_budget)
         self._mem_manifest = MemoryManifest("nbsd:mem")
         self._mem_persister = MemoryTablePersister()
+        self._factories: dict[tuple[str, str, AWSSettings], AWSStoreFactory] = {}
         self._lock = threading.Lock()
 
     def canonical(self, spec_text: str) -> tuple[str, StoreSpec]:
@@ -48,6 +57,38 @@ class StoreOpener:
             return f"nbs:{path}", StoreSpec("nbs", path=path)
         return str(spec), spec
 
+    def _aws_settings(self, spec: StoreSpec) -> AWSSettings:
+        from nbs.aws_factory import AWSSettings
+
+        aws = self.config.aws
+        for option, configured in (("endpoint", aws.endpoint), ("profile", aws.profile)):
+            asked = spec.options.get(option)
+            if asked and asked != configured:
+                raise ForbiddenError(FORBIDDEN, f"clients may not choose the daemon's AWS {option}; "
+                                                f"it is {configured or 'the environment default'!r}")
+        region = spec.options.get("region") or aws.region or None
+        return AWSSettings(region, aws.profile or None, aws.endpoint or None)
+
+    def _aws_factory(self, spec: StoreSpec) -> AWSStoreFactory:
+        from nbs.aws_factory import AWSStoreFactory
+
+        settings = self._aws_settings(spec)
+        key = (spec.table, spec.bucket, settings)
+        with self._lock:
+            factory = self._factories.get(key)
+            if factory is None:
+                cache_dir = ""
+                if self.config.table_cache_size > 0:
+                    label = hashlib.sha256(repr(key).encode()).hexdigest()[:16]
+                    cache_dir = os.path.join(self.config.cache_dir, "tables", label)
+                    os.makedirs(cache_dir, mode=0o750, exist_ok=True)
+                factory = AWSStoreFactory(settings.session(), spec.table, spec.bucket,
+                                          table_cache_size=self.config.table_cache_size,
+                                          table_cache_dir=cache_dir, endpoint_url=settings.endpoint_url,
+                                          caches=self.caches)
+                self._factories[key] = factory
+            return factory
+
     def open(self, spec: StoreSpec, contents: ManifestContents | None) -> NomsBlockStore:
         if spec.protocol == "nbs":
             try:
@@ -58,10 +99,16 @@ class StoreOpener:
         if spec.protocol == "mem":
             manager = ManifestManager(self._mem_manifest, self.caches.manifest_cache, self.caches.manifest_locks)
             return NomsBlockStore(manager, self._mem_persister, InlineConjoiner(), 0, contents)
+        if spec.protocol == "aws":
+            return self._aws_factory(spec).create_store(spec.name, contents=contents)
         raise SpecError(f"this daemon cannot open {spec.protocol} stores")
 
     def open_files(self) -> int:
         return len(self.caches.fd_cache)
 
     def close(self) -> None:
+        with self._lock:
+            factories, self._factories = list(self._factories.values()), {}
+        for factory in factories:
+            factory.close()
         self.caches.fd_cache.drop()

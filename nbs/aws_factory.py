@@ -133,16 +133,18 @@ class AWSStoreFactory:
                  table_cache_size: int = 0, table_cache_dir: str = "", *, endpoint_url: str | None = None,
                  read_limit: int = DEFAULT_AWS_READ_LIMIT, io_threads: int = DEFAULT_IO_THREADS,
                  small_table_cache_size: int = DEFAULT_SMALL_TABLE_CACHE_SIZE,
-                 limits: AWSLimits = AWSLimits(), max_tables: int = AWS_MAX_TABLES) -> None:
+                 limits: AWSLimits = AWSLimits(), max_tables: int = AWS_MAX_TABLES,
+                 caches: SharedCaches | None = None) -> None:
         """``table_cache_size`` > 0 enables the on-disk table cache in ``table_cache_dir``;
-        ``index_cache_size`` 0 disables the index cache; ``max_open_files`` bounds the table cache's descriptors."""
+        ``index_cache_size`` 0 disables the index cache; ``max_open_files`` bounds the table cache's descriptors.
+        ``caches`` (instead of those two sizes) shares one process's budgets, e.g. the daemon's, across factories."""
         _require(table, bucket)
         if table_cache_size > 0 and not table_cache_dir:
             raise ValueError("a table cache needs a directory")
         self.table = table
         self.bucket = bucket
         self.max_tables = max_tables
-        self.caches = SharedCaches.create(index_cache_size, max_open_files)
+        self.caches = caches if caches is not None else SharedCaches.create(index_cache_size, max_open_files)
         self.table_cache = (FSTableCache(table_cache_dir, table_cache_size, self.caches.fd_cache)
                             if table_cache_size > 0 else None)
         self.s3, self.ddb = aws_clients(session, endpoint_url, 2 * io_threads)
@@ -158,18 +160,21 @@ class AWSStoreFactory:
         manifest = DynamoManifest(self.ddb, self.table, validate_store_name(name))
         return ManifestManager(manifest, self.caches.manifest_cache, self.caches.manifest_locks)
 
-    def create_store(self, name: str, memtable_size: int = 0) -> NomsBlockStore:
-        """Open (or start) store ``name``; 0 means the default 128 MiB memtable."""
-        return NomsBlockStore(self._manager(name), self.persister, InlineConjoiner(self.max_tables), memtable_size)
+    def create_store(self, name: str, memtable_size: int = 0,
+                     contents: ManifestContents | None = None) -> NomsBlockStore:
+        """Open (or start) store ``name``; 0 means the default 128 MiB memtable.
+
+        ``contents`` opens the store at that manifest view without reading the manifest.
+        """
+        return NomsBlockStore(self._manager(name), self.persister, InlineConjoiner(self.max_tables), memtable_size,
+                              contents)
 
     def create_store_from_cache(self, name: str, memtable_size: int = 0) -> NomsBlockStore | None:
         """A store built from the factory's cached manifest without reading it (tables are still opened), or None."""
-        manager = self._manager(name)
-        entry = self.caches.manifest_cache.get(manager.name())
+        entry = self.caches.manifest_cache.get(self._manager(name).name())
         if entry is None:
             return None
-        contents = entry[0] if entry[0].vers else ManifestContents()
-        return NomsBlockStore(manager, self.persister, InlineConjoiner(self.max_tables), memtable_size, contents)
+        return self.create_store(name, memtable_size, entry[0] if entry[0].vers else ManifestContents())
 
     def close(self) -> None:
         """Stop the I/O threads and close cached descriptors; stores of this factory become unusable."""

@@ -33,6 +33,13 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
         yield server
 
 
+@pytest.fixture(scope="session")
+def nbsd_aws_daemon(moto_server: MotoServer) -> Iterator[Daemon]:
+    """A real daemon whose AWS endpoint is the session's moto server."""
+    with Daemon(extra=["--aws-endpoint", moto_server.endpoint, "--table-cache-size", "64MiB"]) as daemon:
+        yield daemon
+
+
 @dataclass(frozen=True)
 class AWSLocation:
     """A DynamoDB table and an S3 bucket on the test server."""

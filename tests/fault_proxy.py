@@ -12,6 +12,7 @@ import http.client
 import socket
 import struct
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,6 +40,18 @@ def dynamo_op(operation: str) -> Match:
     return lambda method, path, headers: headers.get("x-amz-target", "").endswith("." + operation)
 
 
+def operation_of(method: str, headers: dict[str, str], body: bytes) -> str:
+    """A label for a request: the S3 method (``GET range`` for ranged reads), or the DynamoDB
+    operation, with ``GetItem table`` for reads of table items (key ``*name``) apart from manifest reads."""
+    target = headers.get("x-amz-target")
+    if not target:
+        return f"{method} range" if "range" in headers else method
+    operation = target.rsplit(".", 1)[-1]
+    if operation == "GetItem":
+        return "GetItem table" if b'"S": "*' in body or b'"S":"*' in body else "GetItem manifest"
+    return operation
+
+
 @dataclass
 class Fault:
     kind: str  # a key of ANSWERS, or RESET
@@ -52,6 +65,7 @@ class FaultProxy:
     faults: list[Fault] = field(default_factory=list)
     injected: list[str] = field(default_factory=list)
     forwarded: int = 0
+    operations: Counter[str] = field(default_factory=Counter)  # forwarded requests by operation
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
 
@@ -64,7 +78,7 @@ class FaultProxy:
         with self._lock:
             self.faults.append(Fault(kind, match, times))
 
-    def _take(self, method: str, path: str, headers: dict[str, str]) -> str | None:
+    def _take(self, method: str, path: str, headers: dict[str, str], body: bytes) -> str | None:
         with self._lock:
             for fault in self.faults:
                 if fault.times > 0 and fault.match(method, path, headers):
@@ -72,6 +86,7 @@ class FaultProxy:
                     self.injected.append(fault.kind)
                     return fault.kind
             self.forwarded += 1
+            self.operations[operation_of(method, headers, body)] += 1
             return None
 
     def start(self) -> FaultProxy:
@@ -87,7 +102,7 @@ class FaultProxy:
             def _any(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0) or 0))
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                fault = proxy._take(self.command, self.path, headers)
+                fault = proxy._take(self.command, self.path, headers, body)
                 if fault in ANSWERS:
                     status, kind, payload = ANSWERS[fault]
                     self._reply(status, [("Content-Type", kind), ("x-amzn-RequestId", "FAULT")], payload)

@@ -6,6 +6,7 @@ Modes (argv[1]):
   aws-commit ENDPOINT TABLE BUCKET STORE WORKER COMMITS MAX_TABLES START
                                                    the same on an AWS store (moto), starting at time START
   read SPEC ENDPOINT ADDRFILE START FASTPATH       get_many the addresses (hex lines); print count and digest
+  read-direct SPEC ADDRFILE START                  the same, opening the store directly (no daemon)
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import sys
 import time
 
+from nbs.chunk_store import ChunkStore
 from tests.linked import commit_loop
 
 
@@ -43,16 +45,23 @@ def main(argv: list[str]) -> None:
         store = new_aws_store(table, name, bucket, s3, ddb, 1 << 14, max_tables=max_tables)
         time.sleep(max(0.0, start - time.time()))  # start together, so the commits race
         commit_loop(store, worker, commits)
-    elif mode == "read":
-        from nbsclient import connect
+    elif mode in ("read", "read-direct"):
+        if mode == "read":
+            from nbsclient import connect
 
-        spec, endpoint, addr_file, start, fast = argv[2], argv[3], argv[4], float(argv[5]), argv[6] == "1"
+            spec, endpoint, addr_file, start, fast = argv[2], argv[3], argv[4], float(argv[5]), argv[6] == "1"
+            store: ChunkStore = connect(spec, endpoint, timeout=30.0, fast_path=fast)
+        else:
+            from nbs.factory import open_store
+
+            spec, addr_file, start = argv[2], argv[3], float(argv[4])
+            store = open_store(spec)
         addrs = [bytes.fromhex(line) for line in open(addr_file).read().split()]
-        with connect(spec, endpoint, timeout=30.0, fast_path=fast) as store:
-            time.sleep(max(0.0, start - time.time()))
-            found = store.get_many(addrs)
-            digest = hashlib.sha256(b"".join(found[a] for a in addrs if a in found)).hexdigest()
-            print(json.dumps({"count": len(found), "digest": digest}), flush=True)
+        time.sleep(max(0.0, start - time.time()))
+        found = store.get_many(addrs)
+        digest = hashlib.sha256(b"".join(found[a] for a in addrs if a in found)).hexdigest()
+        print(json.dumps({"count": len(found), "digest": digest}), flush=True)
+        store.close()
     else:
         raise SystemExit(f"unknown mode {mode}")
 

@@ -136,3 +136,18 @@ def _nbsd_local(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Back
 
 
 BACKENDS["nbsd-local"] = _nbsd_local
+
+
+@contextmanager
+def _nbsd_aws(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    daemon = request.getfixturevalue("nbsd_aws_daemon")
+    location = request.getfixturevalue("aws_location")
+    backend = DaemonBackend(daemon.endpoint, f"aws://{location.table}:{location.bucket}/{tmp_path.name}")
+    try:
+        yield backend
+    finally:
+        for handle in backend.handles:
+            handle.close()
+
+
+BACKENDS["nbsd-aws"] = _nbsd_aws
