@@ -10,6 +10,7 @@ built without an explicit endpoint go to a dead loopback port.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
@@ -165,3 +166,34 @@ class RequestCounter:
 
     def reset(self) -> None:
         self.counts.clear()
+
+
+# --- the aws-small fixture: a dump of a Go-written AWS store -----------------------------------------
+
+AWS_SMALL = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "aws-small"
+AWS_SMALL_DUMP: dict[str, Any] = json.loads((AWS_SMALL / "dynamodb.json").read_text())
+AWS_SMALL_OBJECTS: dict[str, Any] = json.loads((AWS_SMALL / "s3_objects.json").read_text())
+AWS_SMALL_STORE = "small"
+
+
+def _typed(value: dict[str, str]) -> dict[str, Any]:
+    """A DynamoDB JSON attribute of the dump as boto3 takes it (B values are base64 in the dump)."""
+    [(kind, raw)] = value.items()
+    return {kind: base64.b64decode(raw) if kind == "B" else raw}
+
+
+def load_dump(server: MotoServer, table: str) -> None:
+    """Create DynamoDB table ``table`` and put every item of the aws-small dump in it."""
+    _, ddb = server.clients()
+    server.create_table(table)
+    for item in AWS_SMALL_DUMP["items"]:
+        ddb.put_item(TableName=table, Item={k: _typed(v) for k, v in item.items()})
+
+
+def load_aws_small(server: MotoServer) -> tuple[str, str]:
+    """The dump under its own names (table ``nbs-manifests``, bucket ``nbs-fixtures``)."""
+    assert AWS_SMALL_OBJECTS["objects"] == []  # every table of this fixture is a DynamoDB item
+    table, bucket = AWS_SMALL_DUMP["table"], AWS_SMALL_OBJECTS["bucket"]
+    load_dump(server, table)
+    server.create_bucket(bucket)
+    return table, bucket

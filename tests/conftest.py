@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.aws_server import MotoServer, isolate_aws_environment, moto_server_running, unique_name
+from tests.aws_server import MotoServer, isolate_aws_environment, load_aws_small, moto_server_running, unique_name
 from tests.daemon_harness import Daemon
 
 isolate_aws_environment()
@@ -59,6 +59,12 @@ class AWSLocation:
 @pytest.fixture(scope="session")
 def aws_location(moto_server: MotoServer) -> AWSLocation:
     return AWSLocation(moto_server, moto_server.create_table(), moto_server.create_bucket())
+
+
+@pytest.fixture(scope="session")
+def aws_small(moto_server: MotoServer) -> tuple[MotoServer, str, str]:
+    """The aws-small fixture loaded into the session's moto server: (server, DynamoDB table, bucket)."""
+    return (moto_server, *load_aws_small(moto_server))
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Any
 
@@ -17,35 +16,17 @@ from nbs.manifest import generate_lock_hash
 from nbs.stats import Stats
 from nbs.store import NomsBlockStore
 from tests.aws_server import MotoServer, unique_name
-from tests.helpers import FIXTURES, check_table_facts
+from tests.helpers import check_table_facts
 
-FIXTURE = FIXTURES / "aws-small"
-FACTS: dict[str, Any] = json.loads((FIXTURE / "FACTS.json").read_text())
-DUMP: dict[str, Any] = json.loads((FIXTURE / "dynamodb.json").read_text())
-OBJECTS: dict[str, Any] = json.loads((FIXTURE / "s3_objects.json").read_text())
-STORE = "small"
+from tests.aws_server import AWS_SMALL, AWS_SMALL_DUMP, AWS_SMALL_OBJECTS, AWS_SMALL_STORE, load_dump
 
-
-def typed(value: dict[str, str]) -> dict[str, Any]:
-    """A DynamoDB JSON attribute of the dump as boto3 takes it (B values are base64 in the dump)."""
-    [(kind, raw)] = value.items()
-    return {kind: base64.b64decode(raw) if kind == "B" else raw}
+FACTS: dict[str, Any] = json.loads((AWS_SMALL / "FACTS.json").read_text())
+DUMP, OBJECTS, STORE = AWS_SMALL_DUMP, AWS_SMALL_OBJECTS, AWS_SMALL_STORE
 
 
-def load_dump(server: MotoServer, table: str) -> None:
-    _, ddb = server.clients()
-    server.create_table(table)
-    for item in DUMP["items"]:
-        ddb.put_item(TableName=table, Item={k: typed(v) for k, v in item.items()})
-
-
-@pytest.fixture(scope="module")
-def go_store(moto_server: MotoServer) -> tuple[MotoServer, str, str]:
-    assert OBJECTS["objects"] == []  # every table of this fixture is a DynamoDB item
-    table, bucket = DUMP["table"], OBJECTS["bucket"]
-    load_dump(moto_server, table)
-    moto_server.create_bucket(bucket)
-    return moto_server, table, bucket
+@pytest.fixture
+def go_store(aws_small: tuple[MotoServer, str, str]) -> tuple[MotoServer, str, str]:
+    return aws_small
 
 
 def open_go_store(go_store: tuple[MotoServer, str, str]) -> NomsBlockStore:
