@@ -75,11 +75,18 @@ class AWSSettings:
 
 
 def aws_clients(session: boto3.Session | None = None, endpoint_url: str | None = None,
-                max_pool_connections: int = 2 * DEFAULT_IO_THREADS) -> tuple[S3Client, DynamoDBClient]:
-    """S3 and DynamoDB clients with standard retries (throttling, 5xx, resets) and a connection pool to match."""
+                max_pool_connections: int = 2 * DEFAULT_IO_THREADS,
+                retry_attempts: int = AWS_RETRY_ATTEMPTS,
+                read_timeout: float = 60.0) -> tuple[S3Client, DynamoDBClient]:
+    """S3 and DynamoDB clients with standard retries (throttling, 5xx, resets) and a connection pool to match.
+
+    ``retry_attempts`` counts the first try; with botocore's backoff (up to
+    20 s a wait) the default rides out a minute of throttling.  A request
+    unanswered for ``read_timeout`` seconds is retried like a failed one.
+    """
     session = session if session is not None else boto3.Session()
-    config = Config(max_pool_connections=max_pool_connections,
-                    retries={"mode": "standard", "max_attempts": AWS_RETRY_ATTEMPTS},
+    config = Config(max_pool_connections=max_pool_connections, read_timeout=read_timeout,
+                    retries={"mode": "standard", "max_attempts": retry_attempts},
                     # Emulators and other custom endpoints do not resolve bucket subdomains.
                     s3={"addressing_style": "path"} if endpoint_url else None)
     with aws_call("create AWS clients"):

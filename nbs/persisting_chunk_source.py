@@ -36,7 +36,7 @@ class PersistingChunkSource(ChunkSource):
         self._started = time.perf_counter_ns()
         self._lock = threading.Lock()
         self._result: ChunkSource | None = None
-        self._future = self._submit()
+        self._future: Future[ChunkSource] | None = self._submit()
 
     def _submit(self) -> Future[ChunkSource]:
         self._slots.acquire()
@@ -63,12 +63,12 @@ class PersistingChunkSource(ChunkSource):
             return result
         with self._lock:
             if self._result is None:
-                future = self._future
+                if self._future is None:  # the last attempt failed: try again now that the table is needed
+                    self._future = self._submit()
                 try:
-                    future.result()
+                    self._future.result()
                 except BaseException:
-                    if self._future is future:
-                        self._future = self._submit()
+                    self._future = None
                     raise
             assert self._result is not None
             return self._result

@@ -2,7 +2,9 @@
 
 Requests are forwarded unchanged; a request matched by a queued fault gets
 that fault instead: a throttling or 5xx answer in the service's error format,
-or the real answer cut off mid-body by a TCP reset.  It lets tests check
+the real answer cut off mid-body by a TCP reset or by a clean close (a
+truncated body), or the real answer held back past the client's read timeout
+(the request has then taken effect, but the client cannot know).  It lets tests check
 that retries happen over real HTTP, with the library's real client settings.
 """
 
@@ -12,6 +14,7 @@ import http.client
 import socket
 import struct
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +33,9 @@ _DYNAMO_THROTTLED = (400, "application/x-amz-json-1.0",
                      b'{"__type":"com.amazon.coral.availability#ThrottlingException","message":"Rate exceeded"}')
 ANSWERS = {"s3-slow-down": _S3_SLOW_DOWN, "s3-internal-error": _S3_INTERNAL, "dynamo-throttled": _DYNAMO_THROTTLED}
 RESET = "reset-mid-body"
+TRUNCATED = "truncated-body"
+STALL = "stall-after-forward"
+STALL_SECONDS = 2.0  # longer than the read timeout of clients used with STALL
 
 
 def s3_ranged_get(method: str, path: str, headers: dict[str, str]) -> bool:
@@ -54,7 +60,7 @@ def operation_of(method: str, headers: dict[str, str], body: bytes) -> str:
 
 @dataclass
 class Fault:
-    kind: str  # a key of ANSWERS, or RESET
+    kind: str  # a key of ANSWERS, RESET, TRUNCATED or STALL
     match: Match
     times: int = 1
 
@@ -116,12 +122,17 @@ class FaultProxy:
                             if k.lower() not in ("content-length", "transfer-encoding", "connection")]
                 finally:
                     upstream.close()
-                if fault == RESET and len(payload) > 1:
-                    self._reply(reply.status, kept, payload, cut=len(payload) // 2)
+                if fault == STALL:
+                    time.sleep(STALL_SECONDS)
+                    self.close_connection = True  # the client gave up on this connection
+                    return
+                if fault in (RESET, TRUNCATED) and len(payload) > 1:
+                    self._reply(reply.status, kept, payload, cut=len(payload) // 2, reset=fault == RESET)
                 else:
                     self._reply(reply.status, kept, payload)
 
-            def _reply(self, status: int, headers: list[tuple[str, str]], payload: bytes, cut: int = -1) -> None:
+            def _reply(self, status: int, headers: list[tuple[str, str]], payload: bytes, cut: int = -1,
+                       reset: bool = False) -> None:
                 self.send_response(status)
                 for key, value in headers:
                     self.send_header(key, value)
@@ -132,8 +143,9 @@ class FaultProxy:
                     return
                 self.wfile.write(payload[:cut])
                 self.wfile.flush()
-                # SO_LINGER with a zero timeout makes close() send RST: the client sees a connection reset.
-                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                if reset:
+                    # SO_LINGER with a zero timeout makes close() send RST: the client sees a connection reset.
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 self.close_connection = True
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _any

@@ -1,4 +1,4 @@
-"""Retries over real HTTP: throttling, 5xx answers and connection resets injected in front of moto."""
+"""Retries over real HTTP: throttling, 5xx answers, resets, truncated bodies and timeouts injected in front of moto."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from nbs.aws_factory import aws_clients, new_aws_store
 from nbs.store import NomsBlockStore
 from tests.aws_server import MotoServer, RequestCounter
 from tests.conftest import AWSLocation
-from tests.fault_proxy import RESET, FaultProxy, dynamo_op, s3_ranged_get
+from tests.fault_proxy import RESET, STALL, STALL_SECONDS, TRUNCATED, FaultProxy, dynamo_op, s3_ranged_get
 
 CHUNKS = [os.urandom(2000) for _ in range(100)]  # one S3 table: more than 64 chunks
 
@@ -36,15 +36,15 @@ def written(aws_location: AWSLocation, store_name: str) -> list[Addr]:
 
 
 def through(proxy: FaultProxy, location: AWSLocation, name: str) -> tuple[NomsBlockStore, RequestCounter]:
-    s3, ddb = aws_clients(location.server.session(), proxy.endpoint)
+    s3, ddb = aws_clients(location.server.session(), proxy.endpoint, read_timeout=STALL_SECONDS / 2)
     counter = RequestCounter(s3, ddb)
     return new_aws_store(location.table, name, location.bucket, s3, ddb), counter
 
 
-@pytest.mark.parametrize("fault", [RESET, "s3-slow-down", "s3-internal-error"])
+@pytest.mark.parametrize("fault", [RESET, TRUNCATED, STALL, "s3-slow-down", "s3-internal-error"])
 def test_failed_ranged_get_is_repeated(proxy: FaultProxy, aws_location: AWSLocation, store_name: str,
                                        written: list[Addr], fault: str, caplog: pytest.LogCaptureFixture) -> None:
-    """botocore repeats throttled and failed requests; the reader repeats GETs whose body broke off."""
+    """botocore repeats throttled, failed and timed-out requests; the reader repeats GETs whose body broke off."""
     caplog.set_level(logging.INFO, "nbs.s3_objects")
     store, counter = through(proxy, aws_location, store_name)  # the index is in the process's index cache
     proxy.inject(fault, s3_ranged_get, times=2)
@@ -52,7 +52,7 @@ def test_failed_ranged_get_is_repeated(proxy: FaultProxy, aws_location: AWSLocat
     assert proxy.injected == [fault, fault]
     assert counter["GetObject"] == 1 + 2  # one coalesced read, repeated twice
     broken_bodies = [r for r in caplog.records if "body broke off" in r.getMessage()]
-    assert len(broken_bodies) == (2 if fault == RESET else 0)
+    assert len(broken_bodies) == (2 if fault in (RESET, TRUNCATED) else 0)
 
 
 def test_throttled_manifest_reads_and_writes_are_retried(proxy: FaultProxy, aws_location: AWSLocation,
@@ -64,3 +64,37 @@ def test_throttled_manifest_reads_and_writes_are_retried(proxy: FaultProxy, aws_
     assert store.commit(Addr.of(b"new root"), store.root())
     assert proxy.injected == ["dynamo-throttled"] * 3
     assert counter["GetItem"] == 3 and counter["PutItem"] == 2
+
+
+@pytest.mark.parametrize("fault", [TRUNCATED, STALL])
+def test_broken_manifest_reads_are_retried(proxy: FaultProxy, aws_location: AWSLocation, store_name: str,
+                                           written: list[Addr], fault: str) -> None:
+    proxy.inject(fault, dynamo_op("GetItem"), times=2)
+    store, counter = through(proxy, aws_location, store_name)
+    assert store.root() == written[0]
+    assert proxy.injected == [fault, fault] and counter["GetItem"] == 3
+
+
+def test_manifest_write_that_landed_but_timed_out_is_reported_as_landed(
+        proxy: FaultProxy, aws_location: AWSLocation, store_name: str, written: list[Addr]) -> None:
+    """The put took effect, its answer never came: the retry's failed condition finds our own manifest."""
+    store, counter = through(proxy, aws_location, store_name)
+    proxy.inject(STALL, dynamo_op("PutItem"))
+    new_root = store.put(b"a root whose commit times out")
+    assert store.commit(new_root, written[0])
+    assert proxy.injected == [STALL] and counter["PutItem"] == 1 + 2  # the new table's item, the manifest twice
+    s3, ddb = aws_location.server.clients()
+    reader = new_aws_store(aws_location.table, store_name, aws_location.bucket, s3, ddb)
+    assert reader.root() == new_root and reader.get(new_root) == b"a root whose commit times out"
+
+
+def test_timed_out_upload_part_is_retried(proxy: FaultProxy, aws_location: AWSLocation, store_name: str) -> None:
+    store, counter = through(proxy, aws_location, store_name)
+    big = [store.put(os.urandom(64 << 10)) for _ in range(100)]  # one 6.4 MiB table: one part (5 MiB minimum)
+    proxy.inject(STALL, lambda method, path, headers: method == "PUT" and "partNumber=" in path)
+    assert store.commit(big[0], EMPTY_ADDR)
+    assert proxy.injected == [STALL] and counter["UploadPart"] == 2
+    s3, ddb = aws_location.server.clients()
+    assert s3.list_multipart_uploads(Bucket=aws_location.bucket).get("Uploads", []) == []
+    reader = new_aws_store(aws_location.table, store_name, aws_location.bucket, s3, ddb)
+    assert reader.get_many(big) == store.get_many(big)
