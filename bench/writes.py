@@ -14,7 +14,8 @@ from nbsd.runner import DaemonProcess
 CHUNK = 4096
 
 
-def _commit_batches(store: ChunkStore, batches: list[list[bytes]]) -> float:
+def commit_batches(store: ChunkStore, batches: list[list[bytes]]) -> float:
+    """Seconds to put each batch and commit it."""
     t = time.perf_counter()
     for batch in batches:
         last = None
@@ -44,12 +45,12 @@ def run(report: Report, quick: bool) -> None:
 
     local_dir = os.path.join(workdir, "local")
     os.makedirs(local_dir)
-    direct = total / _commit_batches(new_local_store(local_dir), batches) / 1e6
+    direct = total / commit_batches(new_local_store(local_dir), batches) / 1e6
     report.add(Figure(section, "put+commit, local direct", direct, "MB/s", "plain file writes", plain))
 
     with DaemonProcess(os.path.join(workdir, "nbsd")) as daemon:
         import nbsclient
 
         with nbsclient.connect(os.path.join(daemon.stores, "w"), daemon.endpoint) as store:
-            via = total / _commit_batches(store, batches) / 1e6
+            via = total / commit_batches(store, batches) / 1e6
     report.add(Figure(section, "put+commit, local via nbsd", via, "MB/s", "local direct", direct))

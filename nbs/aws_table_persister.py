@@ -132,8 +132,12 @@ class AWSTablePersister(TablePersister):
             reader = DynamoReaderAt(self.dynamo_tables, table.name, stats)
         else:
             data = table.data
-            self.objects.upload(table.name, [self.objects.bytes_part(data, offset, length)
-                                             for offset, length in part_ranges(len(data), self.limits.part_target)])
+            ranges = part_ranges(len(data), self.limits.part_target)
+            if len(ranges) == 1:
+                self.objects.put(table.name, data)
+            else:
+                self.objects.upload(table.name, [self.objects.bytes_part(data, offset, length)
+                                                 for offset, length in ranges])
             self._cache(table.name, lambda write: write(data))
             reader = S3ReaderAt(self.objects, table.name, stats)
         return self._source(table.name, index, reader)

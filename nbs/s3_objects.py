@@ -1,10 +1,13 @@
 """Table objects in one S3 bucket: multipart uploads and ranged reads (NBS-FORMAT.md 6.4.2-6.4.5).
 
-Uploads are multipart (Go never uses PutObject): parts are sent concurrently,
-each holding a slot of the shared rate limiter, either as bytes or as a
-server-side copy of a range of another object (UploadPartCopy).  On any
-failure the upload is aborted once no part is in flight any more, so no
-half-finished upload lingers in the bucket.
+A table that fits in one part is stored with one PutObject.  Go uses a
+one-part multipart upload there, which stores the same bytes under the same
+key with three requests instead of one; readers cannot tell the difference.
+Larger uploads are multipart: parts are sent concurrently, each holding a
+slot of the shared rate limiter, either as bytes or as a server-side copy of
+a range of another object (UploadPartCopy).  On any failure the upload is
+aborted once no part is in flight any more, so no half-finished upload
+lingers in the bucket.
 
 A table's index is read with one suffix-range GET (``bytes=-<index+footer>``)
 and its chunks with ranged GETs, which the chunk source has already
@@ -149,6 +152,12 @@ class S3Objects:
             raise IncompleteReadError(actual_bytes=len(data), expected_bytes=expected)
         return data
 
+
+    def put(self, name: Addr, data: bytes) -> None:
+        """Store ``data`` as object ``name`` in one request."""
+        key = str(name)
+        with limited(self.rate_limit), aws_call(f"PutObject s3://{self.bucket}/{key}"):
+            self.s3.put_object(Bucket=self.bucket, Key=key, Body=data)
 
     def bytes_part(self, data: bytes, offset: int, length: int) -> UploadPart:
         """A part uploading ``data[offset:offset + length]``."""

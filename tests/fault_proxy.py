@@ -42,6 +42,11 @@ def s3_ranged_get(method: str, path: str, headers: dict[str, str]) -> bool:
     return method == "GET" and "range" in headers
 
 
+def s3_object_write(method: str, path: str, headers: dict[str, str]) -> bool:
+    """PutObject or UploadPart (the tests create buckets without the proxy)."""
+    return method == "PUT"
+
+
 def dynamo_op(operation: str) -> Match:
     return lambda method, path, headers: headers.get("x-amz-target", "").endswith("." + operation)
 
@@ -72,6 +77,7 @@ class FaultProxy:
     injected: list[str] = field(default_factory=list)
     forwarded: int = 0
     operations: Counter[str] = field(default_factory=Counter)  # forwarded requests by operation
+    answered_bytes: int = 0  # response bodies forwarded back to clients
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
 
@@ -113,7 +119,7 @@ class FaultProxy:
                     status, kind, payload = ANSWERS[fault]
                     self._reply(status, [("Content-Type", kind), ("x-amzn-RequestId", "FAULT")], payload)
                     return
-                upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+                upstream = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port, timeout=30)
                 try:
                     upstream.request(self.command, self.path, body, dict(self.headers.items()))
                     reply = upstream.getresponse()
@@ -122,6 +128,8 @@ class FaultProxy:
                             if k.lower() not in ("content-length", "transfer-encoding", "connection")]
                 finally:
                     upstream.close()
+                with proxy._lock:
+                    proxy.answered_bytes += len(payload)
                 if fault == STALL:
                     time.sleep(STALL_SECONDS)
                     self.close_connection = True  # the client gave up on this connection
@@ -159,3 +167,8 @@ class FaultProxy:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self.forwarded = self.answered_bytes = 0
+            self.operations.clear()

@@ -13,7 +13,8 @@ from nbs.aws_factory import aws_clients, new_aws_store
 from nbs.store import NomsBlockStore
 from tests.aws_server import MotoServer, RequestCounter
 from tests.conftest import AWSLocation
-from tests.fault_proxy import RESET, STALL, STALL_SECONDS, TRUNCATED, FaultProxy, dynamo_op, s3_ranged_get
+from tests.fault_proxy import (RESET, STALL, STALL_SECONDS, TRUNCATED, FaultProxy, dynamo_op, s3_object_write,
+                               s3_ranged_get)
 
 CHUNKS = [os.urandom(2000) for _ in range(100)]  # one S3 table: more than 64 chunks
 
@@ -88,12 +89,15 @@ def test_manifest_write_that_landed_but_timed_out_is_reported_as_landed(
     assert reader.root() == new_root and reader.get(new_root) == b"a root whose commit times out"
 
 
-def test_timed_out_upload_part_is_retried(proxy: FaultProxy, aws_location: AWSLocation, store_name: str) -> None:
+@pytest.mark.parametrize(("chunks", "requests"), [(100, {"PutObject": 2}), (200, {"UploadPart": 3})])
+def test_timed_out_table_upload_is_retried(proxy: FaultProxy, aws_location: AWSLocation, store_name: str,
+                                           chunks: int, requests: dict[str, int]) -> None:
+    """A 6.4 MiB table is one part, stored with one PutObject; a 12.8 MiB table is uploaded in two parts."""
     store, counter = through(proxy, aws_location, store_name)
-    big = [store.put(os.urandom(64 << 10)) for _ in range(100)]  # one 6.4 MiB table: one part (5 MiB minimum)
-    proxy.inject(STALL, lambda method, path, headers: method == "PUT" and "partNumber=" in path)
+    big = [store.put(os.urandom(64 << 10)) for _ in range(chunks)]
+    proxy.inject(STALL, s3_object_write)
     assert store.commit(big[0], EMPTY_ADDR)
-    assert proxy.injected == [STALL] and counter["UploadPart"] == 2
+    assert proxy.injected == [STALL] and {op: counter[op] for op in requests} == requests
     s3, ddb = aws_location.server.clients()
     assert s3.list_multipart_uploads(Bucket=aws_location.bucket).get("Uploads", []) == []
     reader = new_aws_store(aws_location.table, store_name, aws_location.bucket, s3, ddb)

@@ -56,7 +56,7 @@ def test_eight_workers_on_aws_stores_like_direct_access(nbsd_aws_daemon: Daemon,
 def _read_counts(proxy: FaultProxy, procs: list[object]) -> dict[str, int]:
     results(procs)  # type: ignore[arg-type]
     counts = dict(proxy.operations)
-    proxy.operations.clear()
+    proxy.reset_counts()
     return counts
 
 
@@ -77,7 +77,7 @@ def test_cold_reads_are_shared_by_the_daemon(moto_server: object, aws_location: 
                                  f"?endpoint={aws_location.endpoint}", 600)
                 addr_file = write_addrs(tmp_path / name, addrs)
                 spec = f"aws://{aws_location.table}:{aws_location.bucket}/{name}"
-                proxy.operations.clear()
+                proxy.reset_counts()
                 start = str(time.time() + 2.0)
                 procs = [spawn("read", spec, daemon.endpoint, addr_file, start, "1") for _ in range(readers)]
                 figures[readers] = _read_counts(proxy, procs)

@@ -16,16 +16,12 @@ from nbs.store import NomsBlockStore
 from tests.aws_server import MotoServer
 from tests.conftest import AWSLocation
 from tests.daemon_harness import Daemon
-from tests.fault_proxy import FaultProxy, dynamo_op
+from tests.fault_proxy import FaultProxy, dynamo_op, s3_object_write
 from tests.linked import check_store_history, results, spawn, store_chain
 
 pytestmark = pytest.mark.timeout(600)
 FOREVER = 1000  # more failures than botocore's retries
 IMPATIENT = 3  # attempts per call, so a lasting fault fails fast
-
-
-def upload_part(method: str, path: str, headers: dict[str, str]) -> bool:
-    return method == "PUT" and "partNumber=" in path
 
 
 @pytest.fixture
@@ -45,14 +41,15 @@ def uploads_in_progress(location: AWSLocation) -> list[object]:
     return list(s3.list_multipart_uploads(Bucket=location.bucket).get("Uploads", []))
 
 
-@pytest.mark.parametrize("fault", ["s3-internal-error", "s3-slow-down"])
+@pytest.mark.parametrize(("fault", "chunks"), [("s3-internal-error", 100), ("s3-slow-down", 200)])
 def test_failing_uploads_fail_the_commit_whole(proxy: FaultProxy, aws_location: AWSLocation, store_name: str,
-                                              fault: str) -> None:
+                                              fault: str, chunks: int) -> None:
+    """One PutObject (6.4 MiB) or a two-part upload (12.8 MiB) that keeps failing."""
     store = store_via(proxy.endpoint, aws_location, store_name)
     first = store.put(b"first commit")
     assert store.commit(first, store.root())
-    big = [store.put(os.urandom(64 << 10)) for _ in range(100)]  # one 6.4 MiB table, uploaded in one part
-    proxy.inject(fault, upload_part, times=FOREVER)
+    big = [store.put(os.urandom(64 << 10)) for _ in range(chunks)]
+    proxy.inject(fault, s3_object_write, times=FOREVER)
     with pytest.raises(AWSError):
         store.commit(big[0], first)
     reader = store_via(aws_location.endpoint, aws_location, store_name)

@@ -90,6 +90,7 @@ class FakeS3:
         self.copied_ranges: list[tuple[str, str]] = []
         self.uploaded_parts: list[tuple[int, int]] = []
         self.gets = 0
+        self.puts = 0  # single-request PutObject uploads
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
@@ -110,6 +111,12 @@ class FakeS3:
         if not first:
             return data[-int(last):]
         return data[int(first):int(last) + 1]
+
+    def put_object(self, *, Bucket: str, Key: str, Body: bytes) -> dict[str, Any]:
+        with self._lock:
+            self.objects[Key] = bytes(Body)
+            self.puts += 1
+        return {"ETag": f'"{hashlib.md5(Body).hexdigest()}"'}
 
     def create_multipart_upload(self, *, Bucket: str, Key: str) -> dict[str, Any]:
         with self._lock:

@@ -122,10 +122,11 @@ def test_small_s3_table_costs_two_dynamo_reads_before_s3(pool: IOPool) -> None:
 
 def test_persist_to_s3_in_multiple_parts(pool: IOPool) -> None:
     s3, cache = FakeS3(), IndexCache(1024)
-    source = make(pool, AWSLimits(part_target=part_size(3), part_min=0, part_max=0, item_max=0, chunk_max=0),
+    half = len(TABLE.data) // 2
+    source = make(pool, AWSLimits(part_target=half, part_min=0, part_max=0, item_max=0, chunk_max=0),
                   s3=s3, index_cache=cache).persist(memtable_of(TEST_CHUNKS), None, Stats())
     assert source.count() == 3 and cache.get(source.name) is not None
-    assert s3.uploaded_parts == [(1, len(TABLE.data))]  # 143 bytes / 78 is one part, as in Go
+    assert s3.uploaded_parts == [(1, half), (2, len(TABLE.data) - half)] and s3.puts == 0
     assert has_all(parsed(s3.objects[str(source.name)]), TEST_CHUNKS)
 
 
@@ -142,11 +143,12 @@ def test_persist_to_s3_caches_table(pool: IOPool, tmp_path: Path) -> None:
     assert s3.gets == gets == 0  # the index came from the table cache too
 
 
-def test_persist_to_s3_in_single_part(pool: IOPool) -> None:
+def test_persist_to_s3_in_single_part_is_one_put(pool: IOPool) -> None:
     s3 = FakeS3()
-    source = make(pool, AWSLimits(part_target=part_size(1), item_max=0, chunk_max=0), s3=s3).persist(
+    source = make(pool, AWSLimits(part_target=part_size(3), item_max=0, chunk_max=0), s3=s3).persist(
         memtable_of(TEST_CHUNKS), None, Stats())
-    assert len(s3.uploaded_parts) == 1
+    # 143 bytes / 78 is one part, as in Go; a single PutObject stores the same object
+    assert s3.puts == 1 and s3.uploaded_parts == [] and s3.uploads == {}
     assert has_all(parsed(s3.objects[str(source.name)]), TEST_CHUNKS)
 
 

@@ -1,0 +1,162 @@
+"""The AWS backend on a moto server: cold reads shared through nbsd vs direct, and writes vs plain boto3.
+
+Every S3 and DynamoDB request goes through a counting loopback proxy, so
+the cold-read figures are backend requests and response bytes, not times:
+what the daemon saves is requests.  moto keeps objects in memory and runs
+on the same two cores, so the write figures compare shapes of work, not
+what real S3 would sustain.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.common import Figure, Report, chunk_payloads, progress, run_parallel, wait_until
+from bench.writes import commit_batches
+from nbs.addr import Addr
+from nbs.aws_factory import aws_clients, new_aws_store
+from nbs.chunk_store import ChunkStore
+from nbsd.runner import DaemonProcess
+from tests.aws_server import MotoServer, isolate_aws_environment, start_moto_server
+from tests.fault_proxy import FaultProxy
+
+CHUNK = 4096
+BATCH = 256
+
+
+@dataclass(frozen=True)
+class Place:
+    """One store on the moto server, reached through the counting proxy."""
+
+    server: MotoServer
+    proxy: FaultProxy
+    table: str
+    bucket: str
+
+    def spec(self, name: str) -> str:
+        return f"aws://{self.table}:{self.bucket}/{name}"
+
+    def location(self, name: str, endpoint: str) -> tuple[str, str, str, str]:
+        return endpoint, self.table, self.bucket, name
+
+
+@contextmanager
+def _moto(workdir: str) -> Iterator[Place]:
+    isolate_aws_environment()  # dummy credentials; nothing can reach a real endpoint
+    server = start_moto_server(Path(workdir))
+    proxy = FaultProxy(server.endpoint).start()
+    try:
+        yield Place(server, proxy, server.create_table(), server.create_bucket())
+    finally:
+        proxy.stop()
+        server.stop()
+
+
+def _get_all(store: ChunkStore, addrs: list[Addr], start_at: float) -> int:
+    wait_until(start_at)
+    served = 0
+    for i in range(0, len(addrs), BATCH):
+        served += sum(map(len, store.get_many(addrs[i:i + BATCH]).values()))
+    return served
+
+
+def direct_reader(args: tuple[tuple[str, str, str, str], list[Addr], float]) -> int:
+    (endpoint, table, bucket, name), addrs, start_at = args
+    s3, ddb = aws_clients(endpoint_url=endpoint)
+    return _get_all(new_aws_store(table, name, bucket, s3, ddb), addrs, start_at)
+
+
+def daemon_reader(args: tuple[str, str, list[Addr], float]) -> int:
+    import nbsclient
+
+    spec, endpoint, addrs, start_at = args
+    with nbsclient.connect(spec, endpoint, timeout=120.0) as store:
+        return _get_all(store, addrs, start_at)
+
+
+def _populate(place: Place, name: str, count: int) -> list[Addr]:
+    s3, ddb = place.server.clients()
+    store = new_aws_store(place.table, name, place.bucket, s3, ddb)
+    addrs = [store.put(c) for c in chunk_payloads(count, CHUNK, seed=21)]
+    assert store.commit(addrs[-1], store.root())
+    return addrs
+
+
+def _cold_reads(report: Report, place: Place, workdir: str, count: int) -> None:
+    section = f"cold AWS reads, {count} x {CHUNK >> 10} KiB"
+    progress(f"[{section}]")
+    figures: dict[tuple[str, int], tuple[int, int, float]] = {}
+    for procs in (1, 8):
+        for through in ("direct", "nbsd"):
+            name = f"cold-{through}-{procs}"
+            addrs = _populate(place, name, count)
+            place.proxy.reset_counts()
+            start_at = time.time() + 2.0
+            if through == "direct":
+                served = sum(run_parallel(direct_reader, [(place.location(name, place.proxy.endpoint), addrs,
+                                                           start_at)] * procs))
+            else:
+                with DaemonProcess(os.path.join(workdir, name),
+                                   extra=["--aws-endpoint", place.proxy.endpoint]) as daemon:
+                    served = sum(run_parallel(daemon_reader, [(place.spec(name), daemon.endpoint, addrs,
+                                                               start_at)] * procs))
+            assert served == procs * count * CHUNK, f"{through} x{procs} served {served} bytes"
+            ops = place.proxy.operations
+            data_requests = ops["GET range"] + ops["GetItem table"]
+            figures[(through, procs)] = (data_requests, ops["GetItem manifest"], place.proxy.answered_bytes / served)
+            progress(f"  {through} x{procs}: {dict(place.proxy.operations)}")
+    for procs in (1, 8):
+        chunks = procs * count
+        d_req, _, d_bytes = figures[("direct", procs)]
+        n_req, _, n_bytes = figures[("nbsd", procs)]
+        report.add(Figure(section, f"data requests per 1000 chunks served, {procs} proc via nbsd",
+                          1000 * n_req / chunks, "req", "direct", 1000 * d_req / chunks))
+        report.add(Figure(section, f"bytes fetched per byte served, {procs} proc via nbsd", n_bytes, "B/B",
+                          "direct", d_bytes))
+    one, eight = figures[("nbsd", 1)], figures[("nbsd", 8)]
+    report.add(Figure(section, "data requests, 8 procs via nbsd", eight[0], "req", "1 proc via nbsd", one[0],
+                      target="<= 1 proc", met=eight[0] <= one[0]))
+    # Each open must see a manifest read that began after it (Go's rule), so opens spread over
+    # process start-up share some reads, not all.
+    report.add(Figure(section, "manifest reads, 8 procs via nbsd", eight[1], "req", "1 proc via nbsd", one[1]))
+    report.add(Figure(section, "data requests, 8 procs direct", figures[("direct", 8)][0], "req",
+                      "1 proc direct", figures[("direct", 1)][0]))
+
+
+def _writes(report: Report, place: Place, workdir: str, commits: int, per_commit: int) -> None:
+    total = commits * per_commit
+    section = f"AWS writes {commits} commits x {per_commit >> 20} MiB"
+    progress(f"[{section}]")
+    chunks = list(chunk_payloads(total // CHUNK, CHUNK, seed=31))
+    per = per_commit // CHUNK
+    batches = [chunks[i:i + per] for i in range(0, len(chunks), per)]
+    s3, ddb = place.server.clients()
+
+    t = time.perf_counter()
+    for i, batch in enumerate(batches):
+        s3.upload_fileobj(io.BytesIO(b"".join(batch)), place.bucket, f"plain-{i}")
+    plain = total / (time.perf_counter() - t) / 1e6
+
+    direct = total / commit_batches(new_aws_store(place.table, "writes-direct", place.bucket, s3, ddb), batches) / 1e6
+    report.add(Figure(section, "put+commit, AWS direct", direct, "MB/s", "plain boto3 uploads", plain))
+
+    import nbsclient
+
+    with DaemonProcess(os.path.join(workdir, "writes"), extra=["--aws-endpoint", place.server.endpoint]) as daemon:
+        with nbsclient.connect(place.spec("writes-nbsd"), daemon.endpoint, timeout=120.0) as store:
+            via = total / commit_batches(store, batches) / 1e6
+    report.add(Figure(section, "put+commit, AWS via nbsd", via, "MB/s", "AWS direct", direct))
+
+
+def run(report: Report, quick: bool) -> None:
+    workdir = tempfile.mkdtemp(prefix="nbs-bench-aws-")
+    with _moto(workdir) as place:
+        _cold_reads(report, place, workdir, 1024 if quick else 4096)
+        _writes(report, place, workdir, *((3, 5 << 20) if quick else (6, 10 << 20)))
