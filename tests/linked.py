@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from nbs.addr import ADDR_SIZE, EMPTY_ADDR, Addr
 from nbs.chunk_store import ChunkStore
@@ -55,7 +56,7 @@ def spawn(*args: str) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def results(procs: list[subprocess.Popen[str]], timeout: float = 500) -> list[list[dict[str, object]]]:
+def results(procs: list[subprocess.Popen[str]], timeout: float = 500) -> list[list[dict[str, Any]]]:
     """Each worker's JSON lines, after checking it exited cleanly."""
     out = []
     for proc in procs:
@@ -65,14 +66,14 @@ def results(procs: list[subprocess.Popen[str]], timeout: float = 500) -> list[li
     return out
 
 
-def check_history(path: str, landed: list[dict[str, object]], expected: int) -> None:
+def check_history(path: str, landed: list[dict[str, Any]], expected: int) -> None:
     """Every reported commit is in a local store's history and all of its chunks are stored."""
     check_store_history(new_local_store(path), landed, expected)
 
 
-def check_store_history(store: ChunkStore, landed: list[dict[str, object]], expected: int) -> None:
+def check_store_history(store: ChunkStore, landed: list[dict[str, Any]], expected: int) -> None:
     """Every reported commit is in the store's history and all of its chunks are stored."""
     assert len(landed) == expected
     assert set(store_chain(store)) == {str(c["root"]) for c in landed}
-    chunks = [Addr.parse(h) for c in landed for h in c["chunks"]]  # type: ignore[attr-defined]
+    chunks = [Addr.parse(h) for c in landed for h in c["chunks"]]
     assert store.has_many(chunks) == set()

@@ -22,6 +22,7 @@ from tests.linked import commit_loop
 
 def main(argv: list[str]) -> None:
     mode = argv[1]
+    store: ChunkStore
     if mode == "commit":
         from nbsclient import connect
 
@@ -50,7 +51,7 @@ def main(argv: list[str]) -> None:
             from nbsclient import connect
 
             spec, endpoint, addr_file, start, fast = argv[2], argv[3], argv[4], float(argv[5]), argv[6] == "1"
-            store: ChunkStore = connect(spec, endpoint, timeout=30.0, fast_path=fast)
+            store = connect(spec, endpoint, timeout=30.0, fast_path=fast)
         else:
             from nbs.factory import open_store
 

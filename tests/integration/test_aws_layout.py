@@ -19,7 +19,8 @@ MANIFEST_TYPES = {"db": "S", "nbsVers": "S", "vers": "S", "root": "B", "lck": "B
 
 
 def scan(ddb: Any, table: str) -> list[dict[str, Any]]:
-    return ddb.scan(TableName=table, ConsistentRead=True)["Items"]
+    items: list[dict[str, Any]] = ddb.scan(TableName=table, ConsistentRead=True)["Items"]
+    return items
 
 
 def test_store_layout_matches_go(moto_server: MotoServer) -> None:

@@ -262,7 +262,8 @@ def test_bad_fields_in_a_valid_session(nbsd_daemon: Daemon) -> None:
     try:
         sock.send(p.encode_request(1, p.OPEN, {"spec": nbsd_daemon.store_path("raw")}))
         handle = p.unpack(sock.recv())[3]["handle"]
-        for body in [{"addrs": [b"short"]}, {"addrs": "nope"}, {"addrs": [b"x" * 20] * 5000}]:
+        bodies: list[dict[str, object]] = [{"addrs": [b"short"]}, {"addrs": "nope"}, {"addrs": [b"x" * 20] * 5000}]
+        for body in bodies:
             sock.send(p.encode_request(2, p.GET, {"handle": handle, **body}))
             assert p.unpack(sock.recv())[3]["type"] == p.BAD_REQUEST
         sock.send(p.encode_request(3, p.WRITE_TABLE, {"handle": handle, "data": b"not a table"}))

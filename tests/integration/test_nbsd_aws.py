@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -53,8 +54,8 @@ def test_eight_workers_on_aws_stores_like_direct_access(nbsd_aws_daemon: Daemon,
     check_store_history(open_store(shared + f"?endpoint={aws_location.endpoint}"), landed, 24)
 
 
-def _read_counts(proxy: FaultProxy, procs: list[object]) -> dict[str, int]:
-    results(procs)  # type: ignore[arg-type]
+def _read_counts(proxy: FaultProxy, procs: list[subprocess.Popen[str]]) -> dict[str, int]:
+    results(procs)
     counts = dict(proxy.operations)
     proxy.reset_counts()
     return counts

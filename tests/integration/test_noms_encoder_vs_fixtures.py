@@ -8,7 +8,7 @@ import nbs
 from nbs.noms.chunker import new_blob, new_list, new_map
 from nbs.noms.datas import Database
 from nbs.noms.value_store import ValueStore
-from nbs.noms.values import Blob, List, Map
+from nbs.noms.values import Blob, Collection, List, Map
 from tests.integration.nomsfixtures import FIXTURES, LOCAL_FIXTURES
 
 
@@ -31,6 +31,7 @@ def test_chunked_heads_and_their_history_rebuild_identically(dataset: str) -> No
         checked = 0
         while commit is not None:
             value = commit.get("value")
+            rebuilt: Collection
             if isinstance(value, List):
                 rebuilt = new_list(scratch, list(value))
             elif isinstance(value, Map):

@@ -13,16 +13,21 @@ import hashlib
 import itertools
 import re
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
 
 from nbs.dynamo_manifest import FIRST_WRITE_CONDITION, UPDATE_CONDITION
 
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+
 
 def client_error(code: str, operation: str, status: int = 400, request_id: str = "fake-request-id") -> ClientError:
     return ClientError({"Error": {"Code": code, "Message": f"fake {code}"},
-                        "ResponseMetadata": {"RequestId": request_id, "HTTPStatusCode": status}}, operation)
+                        "ResponseMetadata": {"RequestId": request_id, "HostId": "", "HTTPStatusCode": status,
+                                             "HTTPHeaders": {}, "RetryAttempts": 0}}, operation)
 
 
 class FakeDDB:
@@ -158,3 +163,13 @@ class FakeS3:
             self.uploads.pop(UploadId, None)
             self.aborted.append(UploadId)
         return {}
+
+
+def as_ddb(fake: FakeDDB) -> DynamoDBClient:
+    """The fake where the library wants a boto3 client: it implements only the calls the library makes."""
+    return cast("DynamoDBClient", fake)
+
+
+def as_s3(fake: FakeS3) -> S3Client:
+    """The fake where the library wants a boto3 client: it implements only the calls the library makes."""
+    return cast("S3Client", fake)

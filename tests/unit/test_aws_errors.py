@@ -8,7 +8,7 @@ covers the codes real AWS sends that moto does not imitate, e.g. DynamoDB's
 from __future__ import annotations
 
 import pytest
-from botocore.exceptions import (EndpointConnectionError, NoCredentialsError, NoRegionError,
+from botocore.exceptions import (BotoCoreError, EndpointConnectionError, NoCredentialsError, NoRegionError,
                                  ProfileNotFound, ResponseStreamingError)
 
 from nbs.aws_errors import aws_call, translate
@@ -55,7 +55,7 @@ def test_missing_bucket_and_table_are_store_not_found() -> None:
     (ResponseStreamingError(error=ConnectionResetError()), AWSUnavailableError),
     (NoRegionError(), AWSError),
 ])
-def test_botocore_errors(failure: Exception, kind: type[AWSError]) -> None:
+def test_botocore_errors(failure: BotoCoreError, kind: type[AWSError]) -> None:
     err = translate(failure, "PutItem t/db")
     assert type(err) is kind and err.request_id is None and err.code == type(failure).__name__
 

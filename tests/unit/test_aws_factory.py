@@ -28,7 +28,8 @@ def test_profile_and_region(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.delenv("AWS_DEFAULT_REGION")  # boto3 prefers it to the profile's region
     session = AWSSettings(profile="nbs-test").session()
     assert session.region_name == "eu-central-1"
-    assert session.get_credentials().access_key == "AKIAPROFILE"
+    credentials = session.get_credentials()
+    assert credentials is not None and credentials.access_key == "AKIAPROFILE"
     assert AWSSettings(region="us-west-2", profile="nbs-test").session().region_name == "us-west-2"
     with pytest.raises(CredentialsError):
         AWSSettings(profile="no-such-profile").session()
@@ -39,9 +40,10 @@ def test_client_configuration() -> None:
     for client in (s3, ddb):
         assert client.meta.endpoint_url == "http://127.0.0.1:9"
         assert client.meta.region_name == "us-west-2"
-        assert client.meta.config.retries["mode"] == "standard"
-        assert client.meta.config.max_pool_connections == 48
-    assert s3.meta.config.s3["addressing_style"] == "path"
+        config = vars(client.meta.config)  # botocore sets the options as attributes its stubs do not declare
+        assert config["retries"]["mode"] == "standard"
+        assert config["max_pool_connections"] == 48
+    assert vars(s3.meta.config)["s3"]["addressing_style"] == "path"
 
 
 def test_factory_needs_table_bucket_and_cache_directory() -> None:

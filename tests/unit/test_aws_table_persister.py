@@ -33,7 +33,7 @@ from nbs.table_index import parse_table_index
 from nbs.table_persister import CompactionPlan, PlannedSource, plan_conjoin
 from nbs.table_writer import build_table
 from tests.helpers import TEST_CHUNKS, memtable_of, table_source
-from tests.unit.aws_fakes import FakeDDB, FakeS3, client_error
+from tests.unit.aws_fakes import FakeDDB, FakeS3, as_ddb, as_s3, client_error
 
 TABLE = build_table((Addr.of(c), c) for c in TEST_CHUNKS)
 MAX_TABLE_SIZE = 236  # Go's maxTableSize(3, 21) for the test chunks
@@ -47,8 +47,8 @@ def make(pool: IOPool, limits: AWSLimits, s3: FakeS3 | None = None, ddb: FakeDDB
          index_cache: IndexCache | None = None, table_cache: FSTableCache | None = None,
          ddb_cache: SizeCache[bytes, bytes] | None = None,
          rate_limit: threading.Semaphore | None = None) -> AWSTablePersister:
-    objects = S3Objects(s3 or FakeS3(), "bucket", pool, rate_limit, table_cache)
-    tables = DynamoTableStore(ddb or FakeDDB(), "table", rate_limit, ddb_cache)
+    objects = S3Objects(as_s3(s3 or FakeS3()), "bucket", pool, rate_limit, table_cache)
+    tables = DynamoTableStore(as_ddb(ddb or FakeDDB()), "table", rate_limit, ddb_cache)
     return AWSTablePersister(objects, tables, limits=limits, index_cache=index_cache)
 
 
@@ -73,7 +73,7 @@ def parsed(data: bytes) -> TableChunkSource:
 
 def test_chunk_source_dynamo_no_index_cache(pool: IOPool) -> None:
     ddb = FakeDDB()
-    DynamoTableStore(ddb, "table").write(TABLE.name, TABLE.data)
+    DynamoTableStore(as_ddb(ddb), "table").write(TABLE.name, TABLE.data)
     source = make(pool, AWSLimits(item_max=409600, chunk_max=4), ddb=ddb).open(TABLE.name, 3, Stats())
     assert has_all(source, TEST_CHUNKS)
     assert source.get(Addr.of(TEST_CHUNKS[1])) == TEST_CHUNKS[1]
@@ -81,7 +81,7 @@ def test_chunk_source_dynamo_no_index_cache(pool: IOPool) -> None:
 
 def test_chunk_source_dynamo_with_index_cache(pool: IOPool) -> None:
     ddb = FakeDDB()
-    DynamoTableStore(ddb, "table").write(TABLE.name, TABLE.data)
+    DynamoTableStore(as_ddb(ddb), "table").write(TABLE.name, TABLE.data)
     source = make(pool, AWSLimits(item_max=409600, chunk_max=4), ddb=ddb, index_cache=cached_index()).open(
         TABLE.name, 3, Stats())
     assert ddb.gets == 0
@@ -223,7 +223,7 @@ def test_persist_to_dynamo(pool: IOPool) -> None:
 
 def test_persist_to_dynamo_caches_on_open(pool: IOPool) -> None:
     ddb = FakeDDB()
-    DynamoTableStore(ddb, "table").write(TABLE.name, TABLE.data)
+    DynamoTableStore(as_ddb(ddb), "table").write(TABLE.name, TABLE.data)
     cache: SizeCache[bytes, bytes] = SizeCache(409600)
     source = make(pool, AWSLimits(item_max=409600, chunk_max=6), ddb=ddb, ddb_cache=cache).open(
         TABLE.name, 3, Stats())

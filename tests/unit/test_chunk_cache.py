@@ -66,7 +66,9 @@ def test_damaged_entries_are_dropped(tmp_path: Path) -> None:
     cache.put_many([(a, chunk, t), (b, other, t)])
     with cache.env.begin(write=True) as txn:
         db = cache.env.open_db(b"chunks", txn=txn)
-        value = bytearray(txn.get(a, db=db))
+        stored = txn.get(a, db=db)
+        assert stored is not None
+        value = bytearray(stored)
         value[-1] ^= 1
         txn.put(a, bytes(value), db=db)
     found: dict[bytes, bytes] = {}

@@ -12,7 +12,7 @@ from nbs.dynamo_manifest import (FIRST_WRITE_CONDITION, UPDATE_CONDITION, Dynamo
 from nbs.errors import DynamoTableNotFoundError, ManifestError, VersionMismatchError
 from nbs.manifest import NOMS_VERSION, ManifestContents, TableSpec, generate_lock_hash
 from nbs.stats import Stats
-from tests.unit.aws_fakes import FakeDDB, client_error
+from tests.unit.aws_fakes import FakeDDB, as_ddb, client_error
 
 TABLE, DB = "testTable", "testDB"
 
@@ -33,15 +33,15 @@ def ddb() -> FakeDDB:
 
 @pytest.fixture
 def manifest(ddb: FakeDDB) -> DynamoManifest:
-    return DynamoManifest(ddb, TABLE, DB)
+    return DynamoManifest(as_ddb(ddb), TABLE, DB)
 
 
 def test_name_and_construction(ddb: FakeDDB) -> None:
-    assert DynamoManifest(ddb, TABLE, DB).name() == TABLE + DB
+    assert DynamoManifest(as_ddb(ddb), TABLE, DB).name() == TABLE + DB
     with pytest.raises(ValueError):
-        DynamoManifest(ddb, "", DB)
+        DynamoManifest(as_ddb(ddb), "", DB)
     with pytest.raises(ValueError):
-        DynamoManifest(ddb, TABLE, "")
+        DynamoManifest(as_ddb(ddb), TABLE, "")
 
 
 def test_parse_if_exists(manifest: DynamoManifest, ddb: FakeDDB) -> None:
@@ -114,7 +114,7 @@ class RecordingDDB(FakeDDB):
 
 def test_put_requests_are_exactly_gos() -> None:
     ddb = RecordingDDB()
-    manifest = DynamoManifest(ddb, TABLE, DB)
+    manifest = DynamoManifest(as_ddb(ddb), TABLE, DB)
     spec = TableSpec(Addr.parse("uog0qvhml7hmloq557j88qfgeptqpo13"), 3)
     first = ManifestContents.for_commit(Addr.of(b"hello2"), [spec])
     manifest.update(EMPTY_ADDR, first, Stats())
@@ -185,7 +185,7 @@ class FailingDDB(FakeDDB):
 
 
 def test_aws_errors_are_typed_and_keep_the_request_id() -> None:
-    manifest = DynamoManifest(FailingDDB("ResourceNotFoundException"), TABLE, DB)
+    manifest = DynamoManifest(as_ddb(FailingDDB("ResourceNotFoundException")), TABLE, DB)
     with pytest.raises(DynamoTableNotFoundError) as read:
         manifest.parse_if_exists(Stats())
     assert read.value.request_id == "req-123" and read.value.code == "ResourceNotFoundException"

@@ -13,7 +13,7 @@ from nbs.size_cache import SizeCache
 from nbs.stats import Stats
 from nbs.table_writer import build_table
 from tests.helpers import TEST_CHUNKS
-from tests.unit.aws_fakes import FakeDDB
+from tests.unit.aws_fakes import FakeDDB, as_ddb
 
 TABLE = build_table((Addr.of(c), c) for c in TEST_CHUNKS)
 
@@ -27,7 +27,7 @@ class EventuallyInconsistentDDB(FakeDDB):
 
 
 def stored(ddb: FakeDDB) -> FakeDDB:
-    DynamoTableStore(ddb, "table").write(TABLE.name, TABLE.data)
+    DynamoTableStore(as_ddb(ddb), "table").write(TABLE.name, TABLE.data)
     ddb.gets = 0
     return ddb
 
@@ -46,20 +46,20 @@ def test_item_layout() -> None:
 
 def test_read_table_eventually_consistent_success() -> None:
     ddb = stored(FakeDDB())
-    store = DynamoTableStore(ddb, "table")
+    store = DynamoTableStore(as_ddb(ddb), "table")
     check_read_table(store)
     assert ddb.consistent_gets == 1  # only the miss was retried consistently
 
 
 def test_read_table_eventually_consistent_failure() -> None:
     ddb = stored(EventuallyInconsistentDDB())
-    check_read_table(DynamoTableStore(ddb, "table"))
+    check_read_table(DynamoTableStore(as_ddb(ddb), "table"))
     assert ddb.consistent_gets == 2
 
 
 def test_read_table_with_cache() -> None:
     ddb = stored(FakeDDB())
-    store = DynamoTableStore(ddb, "table", cache=SizeCache(2 * len(TABLE.data)))
+    store = DynamoTableStore(as_ddb(ddb), "table", cache=SizeCache(2 * len(TABLE.data)))
     check_read_table(store)
     gets = ddb.gets
     stats = Stats()
@@ -70,7 +70,7 @@ def test_read_table_with_cache() -> None:
 
 def test_write_table_without_cache() -> None:
     ddb = FakeDDB()
-    store = DynamoTableStore(ddb, "table")
+    store = DynamoTableStore(as_ddb(ddb), "table")
     store.write(TABLE.name, TABLE.data)
     stats = Stats()
     assert store.read_table(TABLE.name, stats) == TABLE.data
@@ -79,7 +79,7 @@ def test_write_table_without_cache() -> None:
 
 def test_write_table_with_cache_serves_reads_without_gets() -> None:
     ddb = FakeDDB()
-    store = DynamoTableStore(ddb, "table", cache=SizeCache(1024))
+    store = DynamoTableStore(as_ddb(ddb), "table", cache=SizeCache(1024))
     store.write(TABLE.name, TABLE.data)
     assert store.read_table(TABLE.name, Stats()) == TABLE.data
     assert ddb.gets == 0
@@ -87,7 +87,7 @@ def test_write_table_with_cache_serves_reads_without_gets() -> None:
 
 def test_read_at_with_cache() -> None:
     ddb = stored(FakeDDB())
-    store = DynamoTableStore(ddb, "table", cache=SizeCache(1024))
+    store = DynamoTableStore(as_ddb(ddb), "table", cache=SizeCache(1024))
     reader = DynamoReaderAt(store, TABLE.name, Stats())
     quarter = len(TABLE.data) // 4
     assert reader.read_at(0, quarter) == TABLE.data[:quarter]
@@ -99,7 +99,7 @@ def test_read_at_with_cache() -> None:
 
 def test_read_ranges_fetch_the_item_once() -> None:
     ddb = stored(FakeDDB())
-    reader = DynamoReaderAt(DynamoTableStore(ddb, "table"), TABLE.name, Stats())
+    reader = DynamoReaderAt(DynamoTableStore(as_ddb(ddb), "table"), TABLE.name, Stats())
     assert reader.read_ranges([(0, 10), (20, 5)]) == [TABLE.data[:10], TABLE.data[20:25]]
     assert ddb.gets == 1
 
@@ -108,4 +108,4 @@ def test_item_without_data_is_corrupt() -> None:
     ddb = FakeDDB()
     ddb.items["*" + str(TABLE.name)] = {"db": {"S": "*" + str(TABLE.name)}, "data": {"S": "text"}}
     with pytest.raises(CorruptTableError):
-        DynamoTableStore(ddb, "table").read_table(TABLE.name, Stats())
+        DynamoTableStore(as_ddb(ddb), "table").read_table(TABLE.name, Stats())

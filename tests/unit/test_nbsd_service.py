@@ -5,15 +5,19 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from nbs.addr import Addr
 from nbs.factory import new_local_store
 from nbsclient import protocol as p
 from nbsd.cache import ChunkCache
 from nbsd.config import Config
 from nbsd.service import Service
 from nbsd.stores import StoreOpener
+
+GetWithOrigins = Callable[[Iterable[bytes], dict[bytes, Addr] | None], dict[bytes, bytes]]
 
 
 def call(service: Service, op: str, body: dict[str, Any]) -> Any:
@@ -39,10 +43,11 @@ def test_concurrent_misses_cause_one_backend_read(tmp_path: Path) -> None:
         store = service.sessions.get(h).store
         real = store.get_many_with_origins
 
-        def slow(wanted: Any, origins: Any, real: Any = real) -> Any:
-            backend_calls.append(len(list(wanted)))
+        def slow(addrs: Iterable[bytes], origins: dict[bytes, Addr] | None,
+                 real: GetWithOrigins = real) -> dict[bytes, bytes]:
+            backend_calls.append(len(list(addrs)))
             time.sleep(0.3)
-            return real(wanted, origins)
+            return real(addrs, origins)
 
         store.get_many_with_origins = slow  # type: ignore[method-assign]
     replies: list[Any] = []

@@ -19,7 +19,7 @@ from nbs.s3_objects import RetryPolicy, S3Objects, S3ReaderAt
 from nbs.stats import Stats
 from nbs.table_writer import build_table
 from tests.helpers import TEST_CHUNKS
-from tests.unit.aws_fakes import FakeBody, FakeS3
+from tests.unit.aws_fakes import FakeBody, FakeS3, as_s3
 
 TABLE = build_table((Addr.of(c), c) for c in TEST_CHUNKS)
 FAST = RetryPolicy(attempts=3, min_delay=0.0001, max_delay=0.001)
@@ -58,7 +58,7 @@ class ShortS3(FakeS3):
 
 def objects(s3: FakeS3, pool: IOPool, table_cache: FSTableCache | None = None) -> S3Objects:
     s3.objects[str(TABLE.name)] = TABLE.data
-    return S3Objects(s3, "bucket", pool, table_cache=table_cache, retry=FAST)
+    return S3Objects(as_s3(s3), "bucket", pool, table_cache=table_cache, retry=FAST)
 
 
 def test_tolerate_failing_reads(pool: IOPool) -> None:
@@ -137,7 +137,7 @@ def test_rate_limit_bounds_concurrent_gets() -> None:
     pool = IOPool(8)
     s3 = ConcurrencyS3()
     s3.objects[str(TABLE.name)] = TABLE.data
-    objects = S3Objects(s3, "bucket", pool, rate_limit=threading.BoundedSemaphore(2))
+    objects = S3Objects(as_s3(s3), "bucket", pool, rate_limit=threading.BoundedSemaphore(2))
     ranges = [(i, 1) for i in range(8)]
     assert S3ReaderAt(objects, TABLE.name, Stats()).read_ranges(ranges) == [TABLE.data[i:i + 1] for i in range(8)]
     assert s3.peak == 2

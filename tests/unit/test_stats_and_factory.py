@@ -40,7 +40,7 @@ def test_stats(tmp_path: Path) -> None:
     store.get_many(addrs)
     st = store.stats()
     assert st.file_read_latency.samples == 4 and st.file_bytes_per_read.sum == 54
-    store._conjoiner = InlineConjoiner(2)  # type: ignore[attr-defined]  # Go's test swaps it the same way
+    store._conjoiner = InlineConjoiner(2)  # Go's test swaps it the same way
     store.put(b"jkl")
     assert store.commit(store.root(), store.root())
     store.put(b"mno")

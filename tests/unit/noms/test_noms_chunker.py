@@ -10,7 +10,7 @@ from nbs.noms.chunker import new_blob, new_list, new_map, new_set
 from nbs.noms.printer import describe_type
 from nbs.noms.rolling_hasher import copy_min_length
 from nbs.noms.value_store import ValueStore
-from nbs.noms.values import Bool, Collection, List, Number, String, Struct, Value
+from nbs.noms.values import Bool, Collection, List, Number, Ref, String, Struct, Value
 
 
 @pytest.fixture
@@ -123,7 +123,7 @@ class CountingStore(ValueStore):
         super().__init__(nbs.new_memory_store())
         self.writes = 0
 
-    def write_value(self, value: Value) -> object:  # type: ignore[override]
+    def write_value(self, value: Value) -> Ref:
         self.writes += 1
         return super().write_value(value)
 

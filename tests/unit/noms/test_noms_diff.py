@@ -8,7 +8,7 @@ import nbs
 from nbs.noms.chunker import new_blob, new_list, new_map, new_set
 from nbs.noms.diff import Change, Splice, calc_splices, diff, list_splices, print_diff
 from nbs.noms.value_store import ValueStore
-from nbs.noms.values import Bool, Number, String, Struct
+from nbs.noms.values import Bool, Number, String, Struct, Value
 from nbs.noms.writers import BufferWriter
 
 
@@ -38,7 +38,7 @@ def test_oversized_matrix_falls_back_to_one_splice() -> None:
 
 
 def test_list_splices_on_chunked_lists(vs: ValueStore) -> None:
-    base = [Number(i) for i in range(18000)]
+    base: list[Value] = [Number(i) for i in range(18000)]
     old, appended = new_list(vs, base), new_list(vs, base + [Number(-i) for i in range(1, 2001)])
     assert old.level == 1
     assert list(list_splices(old, appended)) == [Splice(18000, 0, 2000, 18000)]
