@@ -112,7 +112,7 @@ class Server:
                 self.pool.submit(self._maintenance)
             if now >= next_status:
                 next_status = now + STATUS_S
-                notify(f"STATUS=sessions={len(self.service.sessions)} cache={self.cache.total_bytes()}B")
+                notify(f"STATUS=sessions={len(self.service.sessions)} cache={self.cache.total_bytes()}B", timeout=0)
         self._shutdown()
 
     def _receive_request(self) -> None:

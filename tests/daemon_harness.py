@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from types import TracebackType
@@ -21,32 +22,40 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class NotifyListener:
-    """A datagram socket standing in for systemd's notification socket."""
+    """A datagram socket standing in for systemd's notification socket, read as systemd reads it: always."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(path)
+        self.sock.settimeout(0.2)  # so the reader notices close()
         self.messages: list[str] = []
+        self._closed = False
+        self._arrived = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
-    def wait_for(self, prefix: str, timeout: float = 20.0) -> str:
-        deadline = time.monotonic() + timeout
-        for message in self.messages:
-            if message.startswith(prefix):
-                return message
-        while time.monotonic() < deadline:
-            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+    def _read(self) -> None:
+        while not self._closed:
             try:
                 data = self.sock.recv(4096).decode()
             except TimeoutError:
-                break
-            for line in data.splitlines():
-                self.messages.append(line)
-                if line.startswith(prefix):
-                    return line
-        raise TimeoutError(f"no {prefix!r} notification; got {self.messages}")
+                continue
+            with self._arrived:
+                self.messages.extend(data.splitlines())
+                self._arrived.notify_all()
+
+    def wait_for(self, prefix: str, timeout: float = 20.0) -> str:
+        with self._arrived:
+            found = self._arrived.wait_for(
+                lambda: next((m for m in self.messages if m.startswith(prefix)), None), timeout)
+            if found is None:
+                raise TimeoutError(f"no {prefix!r} notification; got {self.messages}")
+            return found
 
     def close(self) -> None:
+        self._closed = True
+        self._reader.join(timeout=5)
         self.sock.close()
 
 

@@ -1,5 +1,6 @@
 import os
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,22 @@ def test_watchdog_interval_and_pid(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         assert Watchdog().interval is None
         monkeypatch.delenv("WATCHDOG_USEC")
         assert Watchdog().interval is None
+
+
+def test_notify_never_stalls_on_a_manager_that_does_not_read(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    path = str(tmp_path / "unread")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(path)
+        monkeypatch.setenv("NOTIFY_SOCKET", path)
+        sent = [notify(f"STATUS={i}", timeout=0) for i in range(5000)]  # far more than the queue holds
+        assert sent[0] and not all(sent)
+        started = time.monotonic()
+        assert notify("STOPPING=1", timeout=0.2) is False  # waited for room, then gave up
+        assert time.monotonic() - started < 5
+        assert sock.recv(100) == b"STATUS=0"
+
+
+def test_notify_to_a_vanished_socket_fails_softly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "gone"))
+    assert notify("READY=1") is False
