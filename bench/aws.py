@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import Figure, Report, chunk_payloads, progress, run_parallel, wait_until
-from bench.writes import commit_batches
+from bench.writes import commit_batches, write_batches
 from nbs.addr import Addr
 from nbs.aws_factory import aws_clients, new_aws_store
 from nbs.chunk_store import ChunkStore
@@ -134,9 +134,7 @@ def _writes(report: Report, place: Place, workdir: str, commits: int, per_commit
     total = commits * per_commit
     section = f"AWS writes {commits} commits x {per_commit >> 20} MiB"
     progress(f"[{section}]")
-    chunks = list(chunk_payloads(total // CHUNK, CHUNK, seed=31))
-    per = per_commit // CHUNK
-    batches = [chunks[i:i + per] for i in range(0, len(chunks), per)]
+    batches = write_batches(commits, per_commit, seed=31)
     s3, ddb = place.server.clients()
 
     t = time.perf_counter()

@@ -25,14 +25,19 @@ def commit_batches(store: ChunkStore, batches: list[list[bytes]]) -> float:
     return time.perf_counter() - t
 
 
+def write_batches(commits: int, per_commit: int, seed: int) -> list[list[bytes]]:
+    """``commits`` batches of distinct 4 KiB chunks, ``per_commit`` bytes each."""
+    per = per_commit // CHUNK
+    chunks = list(chunk_payloads(commits * per, CHUNK, seed=seed))
+    return [chunks[i:i + per] for i in range(0, len(chunks), per)]
+
+
 def run(report: Report, quick: bool) -> None:
     commits, per_commit = (4, 5 << 20) if quick else (10, 10 << 20)
     total = commits * per_commit
     section = f"writes {commits} commits x {per_commit >> 20} MiB"
     progress(f"[{section}]")
-    chunks = list(chunk_payloads(total // CHUNK, CHUNK, seed=11))
-    per = per_commit // CHUNK
-    batches = [chunks[i:i + per] for i in range(0, len(chunks), per)]
+    batches = write_batches(commits, per_commit, seed=11)
     workdir = tempfile.mkdtemp(prefix="nbs-bench-")
 
     t = time.perf_counter()

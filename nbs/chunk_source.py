@@ -201,9 +201,10 @@ class TableChunkSource(ChunkSource):
             if len(data) != length:
                 raise CorruptTableError(self._label, f"short read of {len(data)}/{length} bytes at {start}")
             view = memoryview(data)
+            decode = self._decode
             for r in batch:
                 rel = r.offset - start
-                found[r.addr] = self._decode(view[rel:rel + r.length], r.addr)
+                found[r.addr] = decode(view[rel:rel + r.length], r.addr)
         return missing
 
     def calc_reads(self, addrs: Sequence[bytes]) -> tuple[int, list[bytes]]:

@@ -28,18 +28,27 @@ def encode_record(chunk: bytes) -> tuple[bytes, int]:
     return compressed + crc32c.crc32c(compressed).to_bytes(CRC_SIZE, "big"), len(compressed)
 
 
+_crc32c = crc32c.crc32c
+_decompressed_len = cramjam.snappy.decompress_raw_len
+_decompress = cramjam.snappy.decompress_raw
+
+
 def decode_record(record: bytes | memoryview, max_len: int) -> bytes:
-    """Check and decompress one record; ``max_len`` bounds the claimed chunk size."""
-    if len(record) <= CRC_SIZE:
+    """Check and decompress one record; ``max_len`` bounds the claimed chunk size.
+
+    This runs once per chunk read, so it avoids what costs here: attribute
+    lookups and a second copy of the chunk (``Buffer.read`` hands over bytes).
+    """
+    end = len(record) - CRC_SIZE
+    if end <= 0:
         raise RecordError(f"record of {len(record)} bytes is too short")
-    compressed = record[:-CRC_SIZE]
-    want = int.from_bytes(record[-CRC_SIZE:], "big")
-    if crc32c.crc32c(compressed) != want:
+    compressed = record[:end]
+    if _crc32c(compressed) != int.from_bytes(record[end:], "big"):
         raise RecordError("CRC-32C mismatch")
     try:
-        size = cramjam.snappy.decompress_raw_len(compressed)
+        size = _decompressed_len(compressed)
         if size > max_len or size == 0:
             raise RecordError(f"record claims {size} uncompressed bytes (limit {max_len})")
-        return bytes(cramjam.snappy.decompress_raw(compressed))
+        return _decompress(compressed).read()
     except cramjam.DecompressionError as err:
         raise RecordError(f"bad Snappy data: {err}") from err
