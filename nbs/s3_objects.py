@@ -152,7 +152,6 @@ class S3Objects:
             raise IncompleteReadError(actual_bytes=len(data), expected_bytes=expected)
         return data
 
-
     def put(self, name: Addr, data: bytes) -> None:
         """Store ``data`` as object ``name`` in one request."""
         key = str(name)
