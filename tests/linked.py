@@ -3,10 +3,12 @@ chain lists every commit that landed.  Used by the multi-process tests to prove 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -77,3 +79,24 @@ def check_store_history(store: ChunkStore, landed: list[dict[str, Any]], expecte
     assert set(store_chain(store)) == {str(c["root"]) for c in landed}
     chunks = [Addr.parse(h) for c in landed for h in c["chunks"]]
     assert store.has_many(chunks) == set()
+
+
+def write_addrs(path: Path, addrs: list[Addr]) -> str:
+    """A file of hex addresses, one a line, for ``read`` workers."""
+    path.write_text("\n".join(a.hex() for a in addrs))
+    return str(path)
+
+
+def read_while_writing(endpoint: str, shared: str, readonly: str, addrs: list[Addr], direct: dict[bytes, bytes],
+                       addr_file: Path, commits: int) -> list[dict[str, Any]]:
+    """Four workers commit to ``shared`` while four read ``addrs`` of ``readonly`` (two on the fast path)
+    through nbsd; the readers must see exactly what direct access (``direct``) saw.  Returns the landed commits."""
+    want = hashlib.sha256(b"".join(direct[a] for a in addrs)).hexdigest()
+    listed = write_addrs(addr_file, addrs)
+    start = str(time.time() + 1.0)
+    writers = [spawn("commit", shared, endpoint, str(w), str(commits)) for w in range(4)]
+    readers = [spawn("read", readonly, endpoint, listed, start, str(r % 2)) for r in range(4)]
+    landed = [c for lines in results(writers) for c in lines]
+    for lines in results(readers):
+        assert lines == [{"count": len(addrs), "digest": want}]
+    return landed

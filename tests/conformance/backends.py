@@ -125,29 +125,28 @@ class DaemonBackend(Backend):
 
 
 @contextmanager
-def _nbsd_local(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    daemon = request.getfixturevalue("nbsd_daemon")
-    backend = DaemonBackend(daemon.endpoint, daemon.store_path(tmp_path.name))
+def _through_daemon(endpoint: str, spec: str) -> Iterator[Backend]:
+    """Stores of ``spec`` served by the daemon at ``endpoint``; every handle opened is closed after."""
+    backend = DaemonBackend(endpoint, spec)
     try:
         yield backend
     finally:
         for handle in backend.handles:
             handle.close()
+
+
+def _nbsd_local(request: pytest.FixtureRequest, tmp_path: Path) -> ContextManager[Backend]:
+    daemon = request.getfixturevalue("nbsd_daemon")
+    return _through_daemon(daemon.endpoint, daemon.store_path(tmp_path.name))
 
 
 BACKENDS["nbsd-local"] = _nbsd_local
 
 
-@contextmanager
-def _nbsd_aws(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+def _nbsd_aws(request: pytest.FixtureRequest, tmp_path: Path) -> ContextManager[Backend]:
     daemon = request.getfixturevalue("nbsd_aws_daemon")
     location = request.getfixturevalue("aws_location")
-    backend = DaemonBackend(daemon.endpoint, f"aws://{location.table}:{location.bucket}/{tmp_path.name}")
-    try:
-        yield backend
-    finally:
-        for handle in backend.handles:
-            handle.close()
+    return _through_daemon(daemon.endpoint, f"aws://{location.table}:{location.bucket}/{tmp_path.name}")
 
 
 BACKENDS["nbsd-aws"] = _nbsd_aws

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import stat
@@ -23,7 +22,7 @@ from nbs.factory import new_local_store
 from nbsclient import protocol as p
 from nbsclient.connection import Connection
 from tests.daemon_harness import ROOT, Daemon
-from tests.linked import check_history, results, spawn
+from tests.linked import check_history, read_while_writing, results, spawn, write_addrs
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -36,26 +35,14 @@ def populate(path: str, n: int, size: int = 4096, memtable: int = 1 << 20) -> li
     return addrs
 
 
-def write_addrs(path: Path, addrs: list[Addr]) -> str:
-    path.write_text("\n".join(a.hex() for a in addrs))
-    return str(path)
-
-
 # --- many workers, results identical to direct access ---------------------------------------------
 
 def test_eight_workers_read_and_write_like_direct_access(nbsd_daemon: Daemon, tmp_path: Path) -> None:
     shared = nbsd_daemon.store_path("eight-shared")
     readonly = nbsd_daemon.store_path("eight-read")
     addrs = populate(readonly, 600)
-    addr_file = write_addrs(tmp_path / "addrs", addrs)
     direct = new_local_store(readonly).get_many(addrs)
-    want = hashlib.sha256(b"".join(direct[a] for a in addrs)).hexdigest()
-    start = str(time.time() + 1.0)
-    writers = [spawn("commit", shared, nbsd_daemon.endpoint, str(w), "8") for w in range(4)]
-    readers = [spawn("read", readonly, nbsd_daemon.endpoint, addr_file, start, str(r % 2)) for r in range(4)]
-    landed = [c for lines in results(writers) for c in lines]
-    for lines in results(readers):
-        assert lines == [{"count": len(addrs), "digest": want}]
+    landed = read_while_writing(nbsd_daemon.endpoint, shared, readonly, addrs, direct, tmp_path / "addrs", 8)
     check_history(shared, landed, 32)
 
 

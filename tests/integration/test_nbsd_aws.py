@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import time
@@ -16,7 +15,7 @@ from nbs.factory import open_store
 from tests.conftest import AWSLocation
 from tests.daemon_harness import Daemon
 from tests.fault_proxy import FaultProxy
-from tests.linked import check_store_history, results, spawn
+from tests.linked import check_store_history, read_while_writing, results, spawn, write_addrs
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -31,11 +30,6 @@ def populate(spec: str, count: int, size: int = 4096) -> list[Addr]:
     return addrs
 
 
-def write_addrs(path: Path, addrs: list[Addr]) -> str:
-    path.write_text("\n".join(a.hex() for a in addrs))
-    return str(path)
-
-
 def test_eight_workers_on_aws_stores_like_direct_access(nbsd_aws_daemon: Daemon, aws_location: AWSLocation,
                                                          tmp_path: Path) -> None:
     shared = f"aws://{aws_location.table}:{aws_location.bucket}/eight-{os.getpid()}-{time.time_ns()}"
@@ -43,14 +37,7 @@ def test_eight_workers_on_aws_stores_like_direct_access(nbsd_aws_daemon: Daemon,
     direct_spec = readonly + f"?endpoint={aws_location.endpoint}"
     addrs = populate(direct_spec, 600)
     direct = open_store(direct_spec).get_many(addrs)
-    want = hashlib.sha256(b"".join(direct[a] for a in addrs)).hexdigest()
-    addr_file = write_addrs(tmp_path / "addrs", addrs)
-    start = str(time.time() + 1.0)
-    writers = [spawn("commit", shared, nbsd_aws_daemon.endpoint, str(w), "6") for w in range(4)]
-    readers = [spawn("read", readonly, nbsd_aws_daemon.endpoint, addr_file, start, str(r % 2)) for r in range(4)]
-    landed = [c for lines in results(writers) for c in lines]
-    for lines in results(readers):
-        assert lines == [{"count": len(addrs), "digest": want}]
+    landed = read_while_writing(nbsd_aws_daemon.endpoint, shared, readonly, addrs, direct, tmp_path / "addrs", 6)
     check_store_history(open_store(shared + f"?endpoint={aws_location.endpoint}"), landed, 24)
 
 
