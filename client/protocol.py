@@ -3,14 +3,16 @@
 Request: ``[PROTOCOL_VERSION, request_id, op, body]``; reply:
 ``[PROTOCOL_VERSION, request_id, status, body]`` with status ``"ok"`` or
 ``"error"`` (body ``{"type": ..., "message": ...}``).  Binary values are
-msgpack ``bin``.  docs/PROTOCOL.md describes every operation.
+msgpack ``bin``.  A get of one chunk, the request a cache miss of a single
+read sends, also has a fixed binary layout (``encode_get_one``).
+docs/PROTOCOL.md describes every operation.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Any
+import struct
+from typing import Any, NamedTuple
 
 import msgpack
 
@@ -113,19 +115,24 @@ def pack(message: Any) -> bytes:
 
 
 def unpack(frame: bytes, max_size: int = DEFAULT_MAX_MESSAGE) -> Any:
-    """Decode a frame; anything that is not msgpack raises ``ProtocolError``."""
+    """Decode a frame; anything that is not msgpack raises ``ProtocolError``.
+
+    msgpack bounds every length it reads by the frame's own size, so no value
+    can claim more memory than the frame holds.
+    """
+    if len(frame) > max_size:
+        raise ProtocolError(f"frame of {len(frame)} bytes exceeds the limit {max_size}")
     try:
-        return msgpack.unpackb(frame, raw=False, strict_map_key=False, max_bin_len=max_size,
-                               max_str_len=max_size, max_array_len=max_size, max_map_len=max_size)
+        return msgpack.unpackb(frame, strict_map_key=False)
     except Exception as err:  # msgpack raises several unrelated types for bad input
         raise ProtocolError(f"undecodable frame: {err}") from err
 
 
-@dataclass(frozen=True)
-class Request:
+class Request(NamedTuple):
     request_id: int
     op: str
     body: dict[str, Any]
+    compact: bool = False  # came as a compact get, so the reply is one too
 
 
 def encode_request(request_id: int, op: str, body: dict[str, Any]) -> bytes:
@@ -134,6 +141,9 @@ def encode_request(request_id: int, op: str, body: dict[str, Any]) -> bytes:
 
 def decode_request(frame: bytes, max_size: int = DEFAULT_MAX_MESSAGE) -> Request:
     """Validate the envelope; the request id is recovered even when the rest is bad, for the reply."""
+    if frame[:1] == _COMPACT:
+        request_id, handle, addr = decode_get_one(frame)
+        return Request(request_id, GET, {"handle": handle, "addrs": [addr]}, True)
     message = unpack(frame, max_size)
     if not isinstance(message, list) or len(message) != 4:
         raise ProtocolError("a request is [version, id, op, body]")
@@ -160,6 +170,38 @@ class UnsupportedProtocolError(BadRequestError):
         super().__init__(request_id, f"protocol version {version!r} is not supported (daemon speaks {PROTOCOL_VERSION})")
 
 
+# --- the compact get of one chunk --------------------------------------------------------------
+#
+# request: COMPACT, version, request id (u64), session handle (u64), address (20 bytes)
+# reply:   COMPACT, version, request id (u64), found (0 or 1), the chunk's bytes when found
+# Integers are little-endian.  Errors are ordinary msgpack error replies.
+
+COMPACT = 0xC1  # the one byte msgpack never uses, so a compact frame cannot be mistaken for msgpack
+_COMPACT = bytes((COMPACT,))
+_GET_ONE = struct.Struct("<BBQQ20s")
+_GOT_ONE = struct.Struct("<BBQ?")
+
+
+def encode_get_one(request_id: int, handle: int, addr: bytes) -> bytes:
+    return _GET_ONE.pack(COMPACT, PROTOCOL_VERSION, request_id, handle, addr)
+
+
+def decode_get_one(frame: bytes) -> tuple[int, int, bytes]:
+    """``(request_id, handle, address)`` of a compact get; the id is kept for the error reply."""
+    if len(frame) != _GET_ONE.size:
+        request_id = int.from_bytes(frame[2:10], "little") if len(frame) >= 10 else 0
+        raise BadRequestError(request_id, f"a compact get is {_GET_ONE.size} bytes, not {len(frame)}")
+    _, version, request_id, handle, addr = _GET_ONE.unpack(frame)
+    if version != PROTOCOL_VERSION:
+        raise UnsupportedProtocolError(request_id, version)
+    return request_id, handle, addr
+
+
+def encode_got_one(request_id: int, chunk: bytes | None) -> bytes:
+    head = _GOT_ONE.pack(COMPACT, PROTOCOL_VERSION, request_id, chunk is not None)
+    return head if chunk is None else head + chunk
+
+
 def encode_reply(request_id: int, body: Any) -> bytes:
     return pack([PROTOCOL_VERSION, request_id, OK, body])
 
@@ -169,7 +211,17 @@ def encode_error(request_id: int, kind: str, message: str) -> bytes:
 
 
 def decode_reply(frame: bytes) -> tuple[int, Any, Exception | None]:
-    """``(request_id, body, error)``: ``error`` is the typed exception of an error reply."""
+    """``(request_id, body, error)``: ``error`` is the typed exception of an error reply.
+
+    The body of a compact reply is the chunk, or None when the store lacks it.
+    """
+    if frame[:1] == _COMPACT:
+        if len(frame) < _GOT_ONE.size:
+            raise ProtocolError("malformed compact reply from the daemon")
+        _, version, request_id, found = _GOT_ONE.unpack_from(frame)
+        if version != PROTOCOL_VERSION or (not found and len(frame) > _GOT_ONE.size):
+            raise ProtocolError("malformed compact reply from the daemon")
+        return request_id, frame[_GOT_ONE.size:] if found else None, None
     message = unpack(frame)
     if not isinstance(message, list) or len(message) != 4 or message[0] != PROTOCOL_VERSION:
         raise ProtocolError("malformed reply from the daemon")

@@ -70,3 +70,49 @@ def test_structured_garbage_never_escapes_as_other_errors(value: object) -> None
         p.decode_specs(req.body.get("novel", []))
     except NBSError:
         pass
+
+
+def test_compact_get_round_trip() -> None:
+    addr = bytes(range(20))
+    frame = p.encode_get_one(2**64 - 1, 7, addr)
+    assert frame[0] == p.COMPACT and len(frame) == 38
+    assert p.decode_get_one(frame) == (2**64 - 1, 7, addr)
+    assert p.decode_request(frame) == p.Request(2**64 - 1, p.GET, {"handle": 7, "addrs": [addr]}, compact=True)
+
+
+def test_compact_reply_round_trip() -> None:
+    assert p.decode_reply(p.encode_got_one(9, b"chunk")) == (9, b"chunk", None)
+    assert p.decode_reply(p.encode_got_one(9, b"")) == (9, b"", None)  # an empty chunk is found, not absent
+    assert p.decode_reply(p.encode_got_one(10, None)) == (10, None, None)
+
+
+@pytest.mark.parametrize("frame,error,request_id", [
+    (p.encode_get_one(5, 1, b"a" * 20)[:-1], p.BadRequestError, 5),  # one byte short
+    (p.encode_get_one(5, 1, b"a" * 20) + b"x", p.BadRequestError, 5),  # one byte long
+    (b"\xc1\x01\x05", p.BadRequestError, 0),  # too short to hold an id
+    (bytes((p.COMPACT, p.PROTOCOL_VERSION + 1)) + p.encode_get_one(6, 1, b"a" * 20)[2:], p.UnsupportedProtocolError, 6),
+])
+def test_malformed_compact_gets(frame: bytes, error: type[p.BadRequestError], request_id: int) -> None:
+    with pytest.raises(error) as raised:
+        p.decode_request(frame)
+    assert type(raised.value) is error and raised.value.request_id == request_id
+
+
+@pytest.mark.parametrize("frame", [
+    b"\xc1", p.encode_got_one(1, None)[:-1],  # too short
+    p.encode_got_one(1, None) + b"x",  # absent yet carrying bytes
+    bytes((p.COMPACT, p.PROTOCOL_VERSION + 1)) + p.encode_got_one(1, b"c")[2:],  # another version
+])
+def test_malformed_compact_replies(frame: bytes) -> None:
+    with pytest.raises(p.ProtocolError):
+        p.decode_reply(frame)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=60))
+def test_compact_decoder_fuzz_raises_only_protocol_errors(tail: bytes) -> None:
+    for decode in (p.decode_request, p.decode_reply):
+        try:
+            decode(bytes((p.COMPACT,)) + tail)
+        except p.ProtocolError:
+            pass
