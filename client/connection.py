@@ -26,11 +26,24 @@ from typing import Any
 import zmq
 
 from nbsclient import protocol as p
+from nbsclient.sockets import send_frame
 
 BACKOFF_START = 0.05
 BACKOFF_MAX = 2.0
 BUSY_RETRIES = 50
 LIVENESS_SLICE = 1.0
+
+
+class _Channel:
+    """One thread's socket, its disconnect monitor and what it last set on them."""
+
+    __slots__ = ("sock", "monitor", "millis", "attempts")
+
+    def __init__(self, sock: zmq.Socket[bytes], monitor: zmq.Socket[bytes]) -> None:
+        self.sock = sock
+        self.monitor = monitor
+        self.millis = 0
+        self.attempts = 0
 
 
 class Connection:
@@ -54,10 +67,10 @@ class Connection:
                  tb: TracebackType | None) -> None:
         self.close()
 
-    def _socket(self) -> tuple[zmq.Socket[bytes], zmq.Socket[bytes]]:
-        """This thread's socket and its monitor (which reports disconnects)."""
-        sock: zmq.Socket[bytes] | None = getattr(self._local, "sock", None)
-        if sock is None:
+    def _channel(self) -> _Channel:
+        """This thread's channel, opened on first use."""
+        channel: _Channel | None = getattr(self._local, "channel", None)
+        if channel is None:
             if os.getpid() != self._pid:  # checked here, not per request: getpid is a system call
                 raise p.ProtocolError("a connection cannot be used after fork; connect again in the child")
             sock = self._context.socket(zmq.DEALER)
@@ -67,85 +80,96 @@ class Connection:
             sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
             monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
             sock.connect(self.endpoint)
-            self._local.sock = sock
-            self._local.monitor = monitor
-            self._local.millis = None
+            channel = self._local.channel = _Channel(sock, monitor)
             with self._lock:
                 self._sockets += [sock, monitor]
-        return sock, self._local.monitor
+        return channel
 
-    def _reset(self) -> None:
-        sock: zmq.Socket[bytes] | None = getattr(self._local, "sock", None)
-        if sock is not None:
-            monitor = self._local.monitor
-            self._local.sock = self._local.monitor = None
-            with self._lock:
-                self._sockets.remove(sock)
-                self._sockets.remove(monitor)
-            sock.disable_monitor()
-            monitor.close(0)
-            sock.close(0)
+    def _reset(self, channel: _Channel) -> None:
+        self._local.channel = None
+        with self._lock:
+            self._sockets.remove(channel.sock)
+            self._sockets.remove(channel.monitor)
+        channel.sock.disable_monitor()
+        channel.monitor.close(0)
+        channel.sock.close(0)
 
     @property
     def last_attempts(self) -> int:
         """How many sends this thread's last request needed (more than 1 means it was retried)."""
-        return int(getattr(self._local, "attempts", 0))
+        channel: _Channel | None = getattr(self._local, "channel", None)
+        return channel.attempts if channel is not None else 0
 
     def request(self, op: str, body: dict[str, Any], timeout: float | None = None,
                 retries: int | None = None) -> Any:
         """Send one request and return the reply body; error replies raise typed exceptions."""
-        timeout = self.timeout if timeout is None else timeout
-        retries = self.retries if retries is None else retries
         request_id = next(self._ids)
         frame = p.encode_request(request_id, op, body)
         if len(frame) > self.max_message:
             raise p.ProtocolError(f"request of {len(frame)} bytes exceeds the daemon's limit {self.max_message}")
+        return self._exchange(frame, request_id, op, timeout, retries)
+
+    def get_one(self, handle: int, addr: bytes) -> bytes | None:
+        """One chunk by the compact get (a single read that missed the cache), or None if absent."""
+        request_id = next(self._ids)
+        chunk: bytes | None = self._exchange(p.encode_get_one(request_id, handle, addr), request_id, p.GET,
+                                             None, None)
+        return chunk
+
+    def _exchange(self, frame: bytes, request_id: int, op: str, timeout: float | None,
+                  retries: int | None) -> Any:
+        """Send ``frame`` until its reply comes, the Lazy Pirate way; error replies raise."""
+        timeout = self.timeout if timeout is None else timeout
+        retries = self.retries if retries is None else retries
+        millis = max(1, int(timeout * 1000))
         attempts = 0
         busy = 0
         backoff = BACKOFF_START
         while True:
             attempts += 1
-            self._local.attempts = attempts
-            outcome = self._attempt(frame, request_id, timeout)
-            if not isinstance(outcome, _Silence):
-                if isinstance(outcome, p.DaemonBusyError) and busy < BUSY_RETRIES:
-                    busy += 1
-                    attempts -= 1
-                elif isinstance(outcome, Exception):
-                    raise outcome
-                else:
-                    return outcome.body
+            channel = self._channel()
+            channel.attempts = attempts
+            reply = self._attempt(channel, frame, request_id, timeout, millis)
+            if reply is not None:
+                body, error = reply
+                if error is None:
+                    return body
+                if not isinstance(error, p.DaemonBusyError) or busy >= BUSY_RETRIES:
+                    raise error
+                busy += 1
+                attempts -= 1
             elif attempts > retries:
                 raise p.DaemonUnavailableError(
                     f"no reply from nbsd at {self.endpoint} to {op!r} after {attempts} attempts of {timeout}s")
             time.sleep(backoff * random.uniform(0.5, 1.0))
             backoff = min(BACKOFF_MAX, backoff * 2)
 
-    def _attempt(self, frame: bytes, request_id: int, timeout: float) -> Any:
-        sock, monitor = self._socket()
-        millis = max(1, int(timeout * 1000))
-        if getattr(self._local, "millis", None) != millis:  # socket options cost a call; set them on change
+    def _attempt(self, channel: _Channel, frame: bytes, request_id: int, timeout: float,
+                 millis: int) -> tuple[Any, Exception | None] | None:
+        """``(body, error)`` of the reply, or None when none came (the channel is then reset)."""
+        sock = channel.sock
+        if channel.millis != millis:  # socket options cost a call; set them on change
             sock.setsockopt(zmq.SNDTIMEO, millis)
             sock.setsockopt(zmq.RCVTIMEO, min(millis, int(LIVENESS_SLICE * 1000)))
-            self._local.millis = millis
+            channel.millis = millis
         deadline = time.monotonic() + timeout
         try:
-            sock.send(frame, 0, copy=len(frame) < (1 << 20))
+            send_frame(sock, frame, 0, copy=len(frame) < (1 << 20))
         except zmq.Again:  # never connected within the timeout (IMMEDIATE): the daemon is down
-            self._reset()
-            return _Silence()
+            self._reset(channel)
+            return None
         while True:
             try:
                 reply_id, body, error = p.decode_reply(sock.recv())
             except zmq.Again:
                 # Checked only once a second of silence has passed: the check costs a few microseconds.
                 # A disconnect seen here may predate this request; resending then is merely redundant.
-                if _drain(monitor) or time.monotonic() >= deadline:
-                    self._reset()  # the daemon went away with our request, or never answered
-                    return _Silence()
+                if _drain(channel.monitor) or time.monotonic() >= deadline:
+                    self._reset(channel)  # the daemon went away with our request, or never answered
+                    return None
                 continue
             if reply_id == request_id:
-                return error if error is not None else _Reply(body)
+                return body, error
             # Otherwise a late reply to an attempt we gave up on: keep waiting for ours.
 
     def close(self) -> None:
@@ -175,12 +199,3 @@ def _drain(monitor: zmq.Socket[bytes]) -> bool:
         event = monitor.recv_multipart(zmq.NOBLOCK)
         dropped = dropped or int.from_bytes(event[0][:2], "little") == zmq.EVENT_DISCONNECTED
     return dropped
-
-
-class _Silence:
-    """No reply within the timeout."""
-
-
-class _Reply:
-    def __init__(self, body: Any) -> None:
-        self.body = body

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from nbs.addr import Addr, compute_addr
 from nbs.errors import StoreClosedError
@@ -28,6 +28,7 @@ from nbsclient.fast_cache import ReadOnlyCache
 
 DEFAULT_MEMTABLE_SIZE = 64 << 20
 REPORT_EVERY_S = 5.0
+T = TypeVar("T")
 
 
 def _batches(items: Sequence[bytes], size: int = p.MAX_ADDRS_PER_REQUEST) -> Iterator[Sequence[bytes]]:
@@ -80,25 +81,26 @@ class DaemonStore:
         self._contents = contents
         self._view = frozenset(bytes(s.name) for s in (*contents.specs, *self._novel))
 
-    def _call(self, op: str, body: dict[str, Any], timeout: float | None = None) -> tuple[Any, bool]:
-        """A session request; returns (reply, retried).  An unknown session is reopened once."""
+    def _call(self, op: str, body: dict[str, Any], timeout: float | None = None) -> Any:
+        """A session request's reply."""
+        return self._in_session(lambda handle: self._conn.request(op, {**body, "handle": handle}, timeout))
+
+    def _in_session(self, send: Callable[[int], T]) -> T:
+        """``send(handle)``'s result; an unknown session (the daemon restarted) is reopened once."""
         if self._closed:
             raise StoreClosedError(f"store {self.spec} is closed")
-        self._maybe_report()
+        if self._cache is not None and time.monotonic() - self._last_report > REPORT_EVERY_S:
+            self._send_report()
         reopened = False
         while True:
             try:
-                reply = self._conn.request(op, {**body, "handle": self._handle}, timeout)
-                return reply, reopened or self._conn.last_attempts > 1
+                assert self._handle is not None
+                return send(self._handle)
             except p.UnknownSessionError:
                 if reopened:
                     raise
                 reopened = True
                 self._connect()
-
-    def _maybe_report(self) -> None:
-        if self._cache is not None and time.monotonic() - self._last_report > REPORT_EVERY_S:
-            self._send_report()
 
     def _send_report(self) -> None:
         self._last_report = time.monotonic()
@@ -122,7 +124,7 @@ class DaemonStore:
         if chunk is None and self._cache is not None:
             chunk = self._cache.get(addr, view)
         if chunk is None:
-            chunk = self._call(p.GET, {"addrs": [bytes(addr)]})[0]["found"].get(addr)
+            chunk = self._in_session(lambda handle: self._conn.get_one(handle, bytes(addr)))
         self._stats.get_latency.sample_time(started)
         self._stats.chunks_per_get.sample(1)
         return chunk
@@ -136,7 +138,7 @@ class DaemonStore:
         if remaining and self._cache is not None:
             remaining = self._cache.get_many(remaining, view, found)
         for batch in _batches(remaining):
-            served = self._call(p.GET, {"addrs": [bytes(a) for a in batch]})[0]["found"]
+            served = self._call(p.GET, {"addrs": [bytes(a) for a in batch]})["found"]
             for a in batch:
                 chunk = served.get(a)
                 if chunk is not None:
@@ -159,7 +161,7 @@ class DaemonStore:
             remaining = self._cache.get_many(remaining, view, present)
         absent: set[bytes] = set()
         for batch in _batches(remaining):
-            told = set(self._call(p.HAS, {"addrs": [bytes(a) for a in batch]})[0]["absent"])
+            told = set(self._call(p.HAS, {"addrs": [bytes(a) for a in batch]})["absent"])
             absent.update(a for a in batch if a in told)
         if wanted:
             self._stats.has_latency.sample_time(started)
@@ -169,7 +171,7 @@ class DaemonStore:
     def count(self) -> int:
         memtable = self._snapshot()[0]
         pending = memtable.count() if memtable is not None else 0
-        return int(self._call(p.COUNT, {})[0]["count"]) + pending
+        return int(self._call(p.COUNT, {})["count"]) + pending
 
     def root(self) -> Addr:
         with self._lock:
@@ -211,14 +213,14 @@ class DaemonStore:
         addrs = [a for a, _ in memtable.extract()]
         absent: set[bytes] = set()
         for batch in _batches(addrs):
-            absent.update(self._call(p.HAS, {"addrs": [bytes(a) for a in batch]})[0]["absent"])
+            absent.update(self._call(p.HAS, {"addrs": [bytes(a) for a in batch]})["absent"])
         writer = TableWriter()
         for a, data in memtable.extract():
             if a in absent:
                 writer.add(a, data)
         if len(writer):
             table = writer.finish()
-            reply = self._call(p.WRITE_TABLE, {"data": table.data}, self._commit_timeout)[0]
+            reply = self._call(p.WRITE_TABLE, {"data": table.data}, self._commit_timeout)
             spec = TableSpec(Addr(reply["name"]), int(reply["count"]))
             self._novel.insert(0, spec)
             self._view = self._view | {bytes(spec.name)}
@@ -233,8 +235,7 @@ class DaemonStore:
         try:
             with self._lock:
                 self._flush()
-                reply, retried = self._call(p.COMMIT, {"current": bytes(current), "last": bytes(last)},
-                                            self._commit_timeout)
+                reply, retried = self._in_session(self._commit_sender(current, last))
                 contents = p.decode_contents(reply["contents"])
                 ok = bool(reply["ok"])
                 if not ok and retried and self._landed(current, contents):
@@ -246,13 +247,26 @@ class DaemonStore:
         finally:
             self._stats.commit_latency.sample_time(started)
 
+    def _commit_sender(self, current: Addr, last: Addr) -> Callable[[int], tuple[Any, bool]]:
+        """Sends the commit; says with the reply whether it was sent before (a refusal may then hide our landing)."""
+        sends = 0
+
+        def send(handle: int) -> tuple[Any, bool]:
+            nonlocal sends
+            sends += 1
+            reply = self._conn.request(p.COMMIT, {"current": bytes(current), "last": bytes(last), "handle": handle},
+                                       self._commit_timeout)
+            return reply, sends > 1 or self._conn.last_attempts > 1
+
+        return send
+
     def _landed(self, current: Addr, contents: ManifestContents) -> bool:
         names = {s.name for s in contents.specs}
         return contents.root == current and all(s.name in names for s in self._novel)
 
     def rebase(self) -> None:
         with self._lock:
-            reply = self._call(p.REBASE, {})[0]
+            reply = self._call(p.REBASE, {})
             self._set_contents(p.decode_contents(reply["contents"]))
 
     # -- lifecycle -------------------------------------------------------------------------------

@@ -153,6 +153,21 @@ class ChunkCache:
             self.drop_corrupt(corrupt)
         return missing
 
+    def peek(self, addr: bytes, view: Set[bytes]) -> bytes | None:
+        """The chunk if cached, intact and visible to ``view``; else None.
+
+        The hot path of a single read: it counts and drops nothing, so a caller
+        that gets None looks again with ``get_many``, which does both.
+        """
+        txn = self.env.begin(db=self._chunks, buffers=True)
+        try:
+            value = txn.get(addr)
+            return None if value is None else cache_record.visible_chunk(addr, value, view)
+        except cache_record.CorruptRecordError:
+            return None
+        finally:
+            txn.abort()
+
     def drop_corrupt(self, addrs: Iterable[bytes]) -> None:
         """Delete entries found damaged so they are fetched again."""
         addrs = list(addrs)

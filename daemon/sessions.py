@@ -50,6 +50,13 @@ class Sessions:
             session.last_used = time.monotonic()
             return session
 
+    def find(self, handle: int) -> Session | None:
+        """``get`` for the hot path: None instead of an exception, no lock (one dict read is atomic)."""
+        session = self._sessions.get(handle)
+        if session is not None:
+            session.last_used = time.monotonic()
+        return session
+
     def close(self, handle: object) -> bool:
         with self._lock:
             session = self._sessions.pop(handle, None) if isinstance(handle, int) else None

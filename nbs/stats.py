@@ -38,11 +38,13 @@ class Histogram:
         if value <= 0:
             raise ValueError("histogram samples must be positive")
         self.sum += value
-        self.buckets[min(value.bit_length() - 1, BUCKETS - 1)] += 1
+        bucket = value.bit_length() - 1
+        self.buckets[bucket if bucket < BUCKETS else BUCKETS - 1] += 1
 
     def sample_time(self, started_ns: int) -> None:
         """Sample the time elapsed since ``started_ns`` (``time.perf_counter_ns``)."""
-        self.sample(max(1, time.perf_counter_ns() - started_ns))
+        elapsed = time.perf_counter_ns() - started_ns
+        self.sample(elapsed if elapsed > 0 else 1)
 
     @contextmanager
     def timing(self) -> Iterator[None]:

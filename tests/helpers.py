@@ -50,3 +50,14 @@ def check_table_facts(data: bytes, facts: dict[str, Any]) -> None:
     assert list(index.lengths) == facts["record_lengths"]
     assert index.total_uncompressed == facts["uncompressed_len"]
     assert index.chunk_count == facts["chunk_count"]
+
+
+def damage_cache_entry(cache: Any, addr: bytes) -> None:
+    """Flip the last byte of ``addr``'s value in an nbsd ``ChunkCache``, as a bad disk would."""
+    with cache.env.begin(write=True) as txn:
+        db = cache.env.open_db(b"chunks", txn=txn)
+        stored = txn.get(addr, db=db)
+        assert stored is not None
+        value = bytearray(stored)
+        value[-1] ^= 1
+        txn.put(addr, bytes(value), db=db)

@@ -231,6 +231,10 @@ def _raw(endpoint: str) -> tuple[zmq.Context[zmq.Socket[bytes]], zmq.Socket[byte
     ([p.pack([1, 7, "open", {"spec": "/etc"}])], p.FORBIDDEN),
     ([p.pack([1, 7, "open", {"spec": "aws:t/b/*star"}])], "SpecError"),
     ([b"one", b"two"], p.BAD_REQUEST),
+    ([b"one", b"two", b"three"], p.BAD_REQUEST),
+    ([p.encode_get_one(7, 1, b"a" * 20)[:-1]], p.BAD_REQUEST),
+    ([bytes((p.COMPACT, 99)) + p.encode_get_one(7, 1, b"a" * 20)[2:]], p.UNSUPPORTED_PROTOCOL),
+    ([p.encode_get_one(7, 12345, b"a" * 20)], p.UNKNOWN_SESSION),
 ])
 def test_malformed_requests_get_error_replies(nbsd_daemon: Daemon, frames: list[bytes], kind: str) -> None:
     ctx, sock = _raw(nbsd_daemon.endpoint)
@@ -261,6 +265,34 @@ def test_bad_fields_in_a_valid_session(nbsd_daemon: Daemon) -> None:
         assert p.unpack(sock.recv())[3]["type"] == p.BAD_REQUEST
     finally:
         ctx.destroy(0)
+
+
+def test_compact_gets_cold_hot_and_absent(nbsd_daemon: Daemon) -> None:
+    """Pipelined compact gets: cold ones go to workers and their replies arrive while
+    the daemon keeps taking requests; hot ones are answered from the cache."""
+    path = nbsd_daemon.store_path("compact")
+    addrs = populate(path, 12)
+    expected = {bytes(a): new_local_store(path).get(a) for a in addrs}
+    ctx, sock = _raw(nbsd_daemon.endpoint)
+    try:
+        sock.send(p.encode_request(1, p.OPEN, {"spec": path}))
+        handle = p.unpack(sock.recv())[3]["handle"]
+        for attempt in ("cold", "hot"):
+            for i, a in enumerate(addrs):
+                sock.send(p.encode_get_one(100 + i, handle, bytes(a)))
+            sock.send(p.encode_request(99, p.HELLO, {}))
+            replies = {}
+            for _ in range(len(addrs) + 1):
+                request_id, body, error = p.decode_reply(sock.recv())
+                assert error is None, attempt
+                replies[request_id] = body
+            assert replies.pop(99)["protocol"] == p.PROTOCOL_VERSION
+            assert replies == {100 + i: expected[bytes(a)] for i, a in enumerate(addrs)}, attempt
+        sock.send(p.encode_get_one(200, handle, bytes(Addr.of(b"absent"))))
+        assert p.decode_reply(sock.recv()) == (200, None, None)
+    finally:
+        ctx.destroy(0)
+    assert nbsd_daemon.stats()["cache"]["hits"] >= len(addrs)
 
 
 def test_oversized_message_is_refused_and_daemon_survives() -> None:
@@ -375,8 +407,7 @@ class _LosingConnection(Connection):
             self.lost = True
             assert reply["ok"]
             self.daemon.restart()  # the daemon forgets the commit it answered
-            self._local.attempts = 2
-            return super().request(op, body, timeout, retries)
+            return super().request(op, body, timeout, retries)  # unknown session: the store reopens, resends
         return reply
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from nbsclient import cache_record
 from nbsclient.fast_cache import ReadOnlyCache
 from nbsd.cache import ChunkCache, stored_size
+from tests.helpers import damage_cache_entry
 
 T1, T2 = b"1" * 20, b"2" * 20
 
@@ -64,13 +65,7 @@ def test_damaged_entries_are_dropped(tmp_path: Path) -> None:
     cache = ChunkCache(str(tmp_path / "c"), 8 << 20)
     (a, chunk, t), (b, other, _) = items(2)
     cache.put_many([(a, chunk, t), (b, other, t)])
-    with cache.env.begin(write=True) as txn:
-        db = cache.env.open_db(b"chunks", txn=txn)
-        stored = txn.get(a, db=db)
-        assert stored is not None
-        value = bytearray(stored)
-        value[-1] ^= 1
-        txn.put(a, bytes(value), db=db)
+    damage_cache_entry(cache, a)
     found: dict[bytes, bytes] = {}
     assert cache.get_many([a, b], {T1}, found) == [a]
     assert found == {b: other} and cache.counters.corrupt == 1
@@ -108,3 +103,16 @@ def test_client_reads_the_daemons_cache_read_only(tmp_path: Path) -> None:
     assert cache_record.verify(batch[0][0], bytes(cache_record.encode(batch[0][0], 0, [T1], b"x"))) == 1
     assert ReadOnlyCache.try_open({"path": str(tmp_path / "missing"), "map_size": 1 << 20,
                                    "max_readers": 8, "cache_id": "x"}) is None
+
+
+def test_peek_reads_without_counting_or_dropping(tmp_path: Path) -> None:
+    cache = ChunkCache(str(tmp_path / "c"), 8 << 20)
+    (a, chunk, t), (b, other, _) = items(2)
+    cache.put_many([(a, chunk, t), (b, other, t)])
+    assert cache.peek(a, {T1}) == chunk
+    assert cache.peek(a, {T2}) is None and cache.peek(os.urandom(20), {T1}) is None
+    damage_cache_entry(cache, b)
+    assert cache.peek(b, {T1}) is None
+    assert (cache.counters.hits, cache.counters.misses, cache.counters.hidden, cache.counters.corrupt) == (0, 0, 0, 0)
+    assert cache.entries() == 2  # the damaged entry is left for get_many to count and drop
+    cache.close()

@@ -16,6 +16,7 @@ from nbsd.cache import ChunkCache
 from nbsd.config import Config
 from nbsd.service import Service
 from nbsd.stores import StoreOpener
+from tests.helpers import damage_cache_entry
 
 GetWithOrigins = Callable[[Iterable[bytes], dict[bytes, Addr] | None], dict[bytes, bytes]]
 
@@ -65,5 +66,65 @@ def test_concurrent_misses_cause_one_backend_read(tmp_path: Path) -> None:
     assert backend_calls == [50]
     assert all(len(r["found"]) == 50 for r in replies)
     assert service.inflight.shared >= 50
+    service.close()
+    service.cache.close()
+
+
+def _served_store(tmp_path: Path, chunks: int = 3) -> tuple[Service, int, list[Addr]]:
+    """A service over a local store of ``chunks`` random chunks, and an open session on it."""
+    root = tmp_path / "stores"
+    store_dir = root / "s"
+    store_dir.mkdir(parents=True)
+    writer = new_local_store(str(store_dir))
+    addrs = [writer.put(os.urandom(4096)) for _ in range(chunks)]
+    assert writer.commit(addrs[0], writer.root())
+    config = Config(cache_dir=str(tmp_path / "cache"), local_roots=[str(root)]).validate()
+    service = Service(config, ChunkCache(str(tmp_path / "cache"), 64 << 20), StoreOpener(config))
+    return service, call(service, p.OPEN, {"spec": str(store_dir)})["handle"], addrs
+
+
+def _compact(service: Service, frame: bytes) -> tuple[int, Any, Exception | None]:
+    """The worker path's answer to a compact frame."""
+    return p.decode_reply(service.handle(b"client", p.decode_request(frame)))
+
+
+def test_compact_get_is_answered_inline_only_from_the_cache(tmp_path: Path) -> None:
+    service, handle, addrs = _served_store(tmp_path)
+    expected = service.sessions.get(handle).store.get(addrs[1])
+    frame = p.encode_get_one(11, handle, bytes(addrs[1]))
+    assert service.get_one_inline(frame) is None  # cold: the worker path must fetch it
+    assert _compact(service, frame) == (11, expected, None)
+    figures = service.figures[service.sessions.get(handle).key]
+    hits, from_cache = service.cache.counters.hits, figures.chunks_from_cache
+    assert p.decode_reply(service.get_one_inline(frame) or b"") == (11, expected, None)
+    assert (service.cache.counters.hits, figures.chunks_from_cache) == (hits + 1, from_cache + 1)
+    service.close()
+    service.cache.close()
+
+
+def test_compact_get_of_an_absent_chunk_or_unknown_session(tmp_path: Path) -> None:
+    service, handle, _ = _served_store(tmp_path)
+    absent = p.encode_get_one(12, handle, bytes(Addr.of(b"never stored")))
+    assert service.get_one_inline(absent) is None
+    assert _compact(service, absent) == (12, None, None)
+    stranger = p.encode_get_one(13, handle + 1000, bytes(Addr.of(b"x")))
+    assert service.get_one_inline(stranger) is None
+    request_id, _, err = _compact(service, stranger)
+    assert request_id == 13 and isinstance(err, p.UnknownSessionError)
+    assert service.get_one_inline(p.encode_get_one(14, handle, b"a" * 20)[:-1]) is None  # malformed: general path
+    service.close()
+    service.cache.close()
+
+
+def test_compact_get_skips_a_damaged_cache_entry(tmp_path: Path) -> None:
+    service, handle, addrs = _served_store(tmp_path)
+    frame = p.encode_get_one(15, handle, bytes(addrs[2]))
+    _, expected, _ = _compact(service, frame)
+    cache = service.cache
+    damage_cache_entry(cache, bytes(addrs[2]))
+    assert service.get_one_inline(frame) is None
+    assert _compact(service, frame) == (15, expected, None)  # dropped and fetched again
+    assert cache.counters.corrupt == 1
+    assert p.decode_reply(service.get_one_inline(frame) or b"") == (15, expected, None)
     service.close()
     service.cache.close()
