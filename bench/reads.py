@@ -17,6 +17,7 @@ import zmq
 
 from bench.common import Figure, Report, percentile, populate, progress, run_parallel, wait_until
 from nbs.factory import new_local_store
+from nbsclient.sockets import send_frame
 from nbsd.runner import DaemonProcess
 
 BATCH = 256
@@ -102,7 +103,7 @@ def paired_latencies(args: tuple[str, str, str, list[bytes], int]) -> dict[str, 
         txn.abort()
 
     def raw_zmq(a: bytes) -> None:
-        sock.send(b"get")
+        send_frame(sock, a)
         sock.recv()
 
     paths = {"fast": fast.get, "lmdb": raw_lmdb, "direct": direct.get, "request": request.get, "zmq": raw_zmq}
