@@ -61,11 +61,13 @@ def seq_of(value: bytes | memoryview) -> int:
     return int(_HEAD.unpack_from(value, 0)[2])
 
 
-def visible_chunk(key: bytes, value: memoryview, view: Set[bytes]) -> bytes | None:
-    """The chunk if the record is intact and one of its tables is in ``view``; else None.
+def visible_chunk(key: bytes, value: memoryview, view: Set[bytes], prefix: bytes = b"") -> bytes | None:
+    """``prefix`` + the chunk if the record is intact and one of its tables is in ``view``; else None.
 
     ``value`` is a memoryview (LMDB's zero-copy read).  Raises ``CorruptRecordError``.
-    This is ``verify`` inlined, because it runs once per cache hit.
+    This is ``verify`` inlined, because it runs once per cache hit.  The result
+    is built with one copy out of the mapped record, so a reply that starts
+    with a header (``prefix``) costs no second copy of the chunk.
     """
     if len(value) < HEADER:
         raise CorruptRecordError("cache record too short")
@@ -76,8 +78,8 @@ def visible_chunk(key: bytes, value: memoryview, view: Set[bytes]) -> bytes | No
     if xxh3_64_intdigest(value[9:], xxh3_64_intdigest(key)) != checksum:
         raise CorruptRecordError("cache record checksum mismatch")
     if n == 1:
-        return value[body:].tobytes() if value[HEADER:body].tobytes() in view else None
+        return prefix + value[body:] if value[HEADER:body].tobytes() in view else None
     for start in range(HEADER, body, NAME):
         if value[start:start + NAME].tobytes() in view:
-            return value[body:].tobytes()
+            return prefix + value[body:]
     return None

@@ -197,9 +197,15 @@ def decode_get_one(frame: bytes) -> tuple[int, int, bytes]:
     return request_id, handle, addr
 
 
+def got_one_prefix(request_id: int) -> bytes:
+    """The start of a compact reply that found its chunk; the chunk's bytes follow it."""
+    return _GOT_ONE.pack(COMPACT, PROTOCOL_VERSION, request_id, True)
+
+
 def encode_got_one(request_id: int, chunk: bytes | None) -> bytes:
-    head = _GOT_ONE.pack(COMPACT, PROTOCOL_VERSION, request_id, chunk is not None)
-    return head if chunk is None else head + chunk
+    if chunk is None:
+        return _GOT_ONE.pack(COMPACT, PROTOCOL_VERSION, request_id, False)
+    return got_one_prefix(request_id) + chunk
 
 
 def encode_reply(request_id: int, body: Any) -> bytes:

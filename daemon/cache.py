@@ -153,16 +153,17 @@ class ChunkCache:
             self.drop_corrupt(corrupt)
         return missing
 
-    def peek(self, addr: bytes, view: Set[bytes]) -> bytes | None:
-        """The chunk if cached, intact and visible to ``view``; else None.
+    def peek(self, addr: bytes, view: Set[bytes], prefix: bytes = b"") -> bytes | None:
+        """``prefix`` + the chunk if cached, intact and visible to ``view``; else None.
 
         The hot path of a single read: it counts and drops nothing, so a caller
-        that gets None looks again with ``get_many``, which does both.
+        that gets None looks again with ``get_many``, which does both.  A reply
+        header passed as ``prefix`` is joined to the chunk in the same copy.
         """
         txn = self.env.begin(db=self._chunks, buffers=True)
         try:
             value = txn.get(addr)
-            return None if value is None else cache_record.visible_chunk(addr, value, view)
+            return None if value is None else cache_record.visible_chunk(addr, value, view, prefix)
         except cache_record.CorruptRecordError:
             return None
         finally:

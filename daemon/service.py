@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import lmdb
 import psutil
 
 from nbs.addr import Addr
@@ -79,8 +80,11 @@ class Service:
             except Exception:
                 return None  # the worker path reports the error properly
             found: dict[bytes, bytes] = {}
-            if self.cache.get_many(addrs, session.store.table_names(), found, tally=False):
-                return None
+            try:
+                if self.cache.get_many(addrs, session.store.table_names(), found, tally=False):
+                    return None
+            except lmdb.Error:
+                return None  # e.g. a reader table full of dead clients' slots: the worker path reports it
             self.cache.counters.hits += len(found)
             self._count_get(session, len(addrs), len(found))
             self.requests[req.op] += 1
@@ -91,8 +95,8 @@ class Service:
         """The reply to a compact get that the cache answers; else None, and the general path takes the frame.
 
         The hot path of a worker's single read that missed its own cache: the
-        fewest steps a hit needs.  Misses, unknown sessions and malformed frames
-        go the general way, which fetches, counts and reports errors.
+        fewest steps a hit needs.  Misses, unknown sessions, malformed frames and
+        cache errors go the general way, which fetches, counts and reports errors.
         """
         try:
             request_id, handle, addr = p.decode_get_one(frame)
@@ -101,13 +105,16 @@ class Service:
         session = self.sessions.find(handle)
         if session is None:
             return None
-        chunk = self.cache.peek(addr, session.store.table_names())
-        if chunk is None:
+        try:
+            reply = self.cache.peek(addr, session.store.table_names(), p.got_one_prefix(request_id))
+        except lmdb.Error:
+            return None
+        if reply is None:
             return None
         self.cache.counters.hits += 1
         self._count_get(session, 1, 1)
         self.requests[p.GET] += 1
-        return p.encode_got_one(request_id, chunk)
+        return reply
 
     def handle(self, identity: bytes, req: p.Request) -> bytes:
         self.requests[req.op] += 1

@@ -14,6 +14,10 @@ def test_round_trip_and_visibility() -> None:
     assert cr.tables_of(value, 2) == [T1, T2] and cr.seq_of(value) == 7
     assert cr.visible_chunk(KEY, memoryview(value), {T2}) == b"chunk"
     assert cr.visible_chunk(KEY, memoryview(value), {b"3" * 20}) is None
+    assert cr.visible_chunk(KEY, memoryview(value), {T1}, b"head:") == b"head:chunk"
+    one = cr.encode(KEY, 8, [T1], b"only")
+    assert cr.visible_chunk(KEY, memoryview(one), {T1}, b">") == b">only"
+    assert cr.visible_chunk(KEY, memoryview(one), {T2}, b">") is None
 
 
 @pytest.mark.parametrize("position", [0, 1, 8, 10, 17, 20, 40, 60, -1])

@@ -109,7 +109,7 @@ def test_peek_reads_without_counting_or_dropping(tmp_path: Path) -> None:
     cache = ChunkCache(str(tmp_path / "c"), 8 << 20)
     (a, chunk, t), (b, other, _) = items(2)
     cache.put_many([(a, chunk, t), (b, other, t)])
-    assert cache.peek(a, {T1}) == chunk
+    assert cache.peek(a, {T1}) == chunk and cache.peek(a, {T1}, b"head") == b"head" + chunk
     assert cache.peek(a, {T2}) is None and cache.peek(os.urandom(20), {T1}) is None
     damage_cache_entry(cache, b)
     assert cache.peek(b, {T1}) is None
