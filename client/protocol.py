@@ -141,7 +141,7 @@ def encode_request(request_id: int, op: str, body: dict[str, Any]) -> bytes:
 
 def decode_request(frame: bytes, max_size: int = DEFAULT_MAX_MESSAGE) -> Request:
     """Validate the envelope; the request id is recovered even when the rest is bad, for the reply."""
-    if frame[:1] == _COMPACT:
+    if frame[:1] == COMPACT_MARK:
         request_id, handle, addr = decode_get_one(frame)
         return Request(request_id, GET, {"handle": handle, "addrs": [addr]}, True)
     message = unpack(frame, max_size)
@@ -177,7 +177,7 @@ class UnsupportedProtocolError(BadRequestError):
 # Integers are little-endian.  Errors are ordinary msgpack error replies.
 
 COMPACT = 0xC1  # the one byte msgpack never uses, so a compact frame cannot be mistaken for msgpack
-_COMPACT = bytes((COMPACT,))
+COMPACT_MARK = bytes((COMPACT,))  # a frame's first byte, compared as a one-byte slice
 _GET_ONE = struct.Struct("<BBQQ20s")
 _GOT_ONE = struct.Struct("<BBQ?")
 
@@ -221,7 +221,7 @@ def decode_reply(frame: bytes) -> tuple[int, Any, Exception | None]:
 
     The body of a compact reply is the chunk, or None when the store lacks it.
     """
-    if frame[:1] == _COMPACT:
+    if frame[:1] == COMPACT_MARK:
         if len(frame) < _GOT_ONE.size:
             raise ProtocolError("malformed compact reply from the daemon")
         _, version, request_id, found = _GOT_ONE.unpack_from(frame)

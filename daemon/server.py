@@ -36,7 +36,6 @@ STATUS_S = 10.0
 _NOBLOCK = int(zmq.NOBLOCK)
 _SNDMORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
 _RCVMORE = int(zmq.RCVMORE)
-_COMPACT = bytes((p.COMPACT,))
 
 
 class AlreadyRunningError(Exception):
@@ -153,7 +152,7 @@ class Server:
                 router.recv(_NOBLOCK)
             self._send(identity, p.encode_error(0, p.BAD_REQUEST, "a request is one frame"))
             return
-        reply = self.service.get_one_inline(frame) if frame[:1] == _COMPACT else None
+        reply = self.service.get_one_inline(frame) if frame[:1] == p.COMPACT_MARK else None
         if reply is None:
             reply = self._decode_and_serve(identity, frame)
         if reply is not None:

@@ -85,9 +85,7 @@ class Service:
                     return None
             except lmdb.Error:
                 return None  # e.g. a reader table full of dead clients' slots: the worker path reports it
-            self.cache.counters.hits += len(found)
-            self._count_get(session, len(addrs), len(found))
-            self.requests[req.op] += 1
+            self._count_inline_get(session, len(addrs), len(found))
             return p.encode_reply(req.request_id, {"found": found})
         return None
 
@@ -111,9 +109,7 @@ class Service:
             return None
         if reply is None:
             return None
-        self.cache.counters.hits += 1
-        self._count_get(session, 1, 1)
-        self.requests[p.GET] += 1
+        self._count_inline_get(session, 1, 1)
         return reply
 
     def handle(self, identity: bytes, req: p.Request) -> bytes:
@@ -215,6 +211,12 @@ class Service:
             rest = self.cache.get_many(again, view, found, tally=False)
             if rest:
                 found.update(session.store.get_many(rest))
+
+    def _count_inline_get(self, session: Session, requested: int, cached: int) -> None:
+        """A get answered on the server's thread: ``handle`` and ``get_many`` did none of the counting."""
+        self.cache.counters.hits += cached
+        self._count_get(session, requested, cached)
+        self.requests[p.GET] += 1
 
     def _count_get(self, session: Session, requested: int, cached: int) -> None:
         figures = self.figures[session.key]
