@@ -8,7 +8,6 @@ Go does; a factory owns private ones sized by its arguments.
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass
 
 from nbs.conjoiner import DEFAULT_MAX_TABLES, InlineConjoiner
@@ -48,17 +47,12 @@ class SharedCaches:
                    FDCache(max_open_files), ManifestCache(manifest_cache_size), ManifestLocks.create())
 
 
-_global: SharedCaches | None = None
-_global_lock = threading.Lock()
+_GLOBAL = SharedCaches.create()  # bounds, not allocations: empty until used
 
 
 def global_caches() -> SharedCaches:
-    """The process-wide caches, created on first use."""
-    global _global
-    with _global_lock:
-        if _global is None:
-            _global = SharedCaches.create()
-        return _global
+    """The process-wide caches (a forked child keeps them; each resets its own locks)."""
+    return _GLOBAL
 
 
 def _require_directory(directory: str) -> str:

@@ -72,7 +72,7 @@ class FileManifest(Manifest):
                 except FileNotFoundError:
                     return None
             finally:
-                os.close(lock_fd)
+                _unlock_and_close(lock_fd)
             with manifest:
                 raw = manifest.read()
             return parse_manifest(self._decode(raw), self._path)
@@ -104,7 +104,7 @@ class FileManifest(Manifest):
                 os.rename(temp, self._path)
                 return new
             finally:
-                os.close(lock_fd)
+                _unlock_and_close(lock_fd)
         finally:
             _remove_quietly(temp)
             stats.write_manifest_latency.sample_time(started)
@@ -122,6 +122,15 @@ class FileManifest(Manifest):
             return raw.decode("utf-8")
         except UnicodeDecodeError as err:
             raise ManifestError(self._path, "manifest is not text") from err
+
+
+def _unlock_and_close(lock_fd: int) -> None:
+    """Release the lock explicitly: a child forked meanwhile holds a copy of the
+    descriptor, and closing ours alone would leave the lock held until the child exits."""
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_UN)
+    finally:
+        os.close(lock_fd)
 
 
 def _remove_quietly(path: str) -> None:

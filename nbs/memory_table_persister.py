@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from nbs.addr import Addr
 from nbs.chunk_source import FILE_BLOCK_SIZE, BytesReaderAt, ChunkSource, EmptyChunkSource, TableChunkSource
 from nbs.errors import TableNotFoundError
+from nbs.forksafe import register
 from nbs.stats import Stats
 from nbs.table_index import parse_table_index
 from nbs.table_persister import TablePersister, copy_chunk_regions, plan_conjoin
@@ -17,6 +18,10 @@ from nbs.table_writer import WrittenTable
 class MemoryTablePersister(TablePersister):
     def __init__(self) -> None:
         self.tables: dict[bytes, bytes] = {}
+        self._lock = threading.Lock()
+        register(self)
+
+    def after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
 
     def persist_table(self, table: WrittenTable, stats: Stats) -> ChunkSource:

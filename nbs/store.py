@@ -17,6 +17,7 @@ from nbs.addr import Addr, compute_addr
 from nbs.chunk_source import ChunkSource
 from nbs.conjoiner import Conjoiner
 from nbs.errors import StoreClosedError
+from nbs.forksafe import register
 from nbs.manifest import NOMS_VERSION, ManifestContents, TableSpec
 from nbs.manifest_manager import ManifestManager
 from nbs.mem_table import MemTable, check_chunk
@@ -48,6 +49,7 @@ class NomsBlockStore:
         self._conjoiner = conjoiner
         self._memtable_size = memtable_size or DEFAULT_MEMTABLE_SIZE
         self._lock = threading.RLock()
+        register(self)
         self._stats = Stats()
         self._memtable: MemTable | None = None
         self._tables = TableSet(persister, self._stats)
@@ -65,6 +67,9 @@ class NomsBlockStore:
             self._tables = self._tables.rebase(contents.specs)
         if fetched:
             self._stats.open_latency.sample_time(started)
+
+    def after_fork_in_child(self) -> None:
+        self._lock = threading.RLock()
 
     # -- reads -------------------------------------------------------------------------------
 
