@@ -19,7 +19,8 @@ from collections.abc import Callable
 from nbs.addr import validate_addr_text
 from nbs.errors import TableCacheError
 from nbs.fd_cache import FDCache
-from nbs.file_table_persister import TABLE_TEMP_PREFIX, Writer, write_via_temp
+from nbs.durable_files import Writer
+from nbs.file_table_persister import TABLE_TEMP_PREFIX, write_via_temp
 from nbs.size_cache import SizeCache
 
 
@@ -95,6 +96,6 @@ class FSTableCache:
 
     def store(self, name: str, emit: Callable[[Writer], object]) -> None:
         """Write a table (``emit`` writes its bytes in order); it becomes the most recently used."""
-        size = write_via_temp(self.directory, self._path(name), emit)
+        size = write_via_temp(self.directory, self._path(name), emit, sync=False)  # a copy: S3 holds the table
         if not self._lru.add(name, size, size):
             self._expire(name, size)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nbs.addr import Addr
-from nbs.errors import TableCacheError
+from nbs.errors import StoreIOError, TableCacheError
 from nbs.fd_cache import FDCache
 from nbs.fs_table_cache import FSTableCache
 
@@ -107,6 +107,6 @@ def test_failed_store_leaves_no_temp_file(tmp_path: Path) -> None:
     def emit(write: object) -> None:
         raise OSError("disk full")
 
-    with pytest.raises(OSError):
+    with pytest.raises(StoreIOError, match="disk full"):
         cache.store(str(Addr.of(b"x")), emit)
     assert os.listdir(tmp_path) == []
