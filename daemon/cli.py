@@ -95,7 +95,7 @@ def _report(endpoint: str, command: str, as_json: bool) -> int:
           f"{stats['sessions']} sessions")
     print(f"cache: {cache['bytes']}/{cache['budget']} bytes, {cache['entries']} chunks, hit ratio "
           f"{'n/a' if ratio is None else f'{ratio:.1%}'} (daemon {cache['hits']}, clients {cache['client_hits']}, "
-          f"misses {cache['misses']}), {cache['evictions']} evicted, {cache['corrupt']} corrupt")
+          f"misses {cache['misses']}), {cache['evictions']} evicted, {cache['corrupt']} corrupt; {cache['state']}")
     index, files, memory = stats["index_cache"], stats["open_files"], stats["memory"]
     print(f"index cache: {index['bytes']}/{index['budget']} bytes, {index['tables']} tables")
     print(f"open files: {files['process']} (tables {files['tables']}, budget {files['budget']}); "
