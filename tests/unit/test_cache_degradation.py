@@ -1,8 +1,7 @@
 """The LMDB cache is an optimisation only: injected LMDB errors degrade it, never a read or a write.
 
-The environment is real; ``FaultyEnv`` stands in front of it and raises the
-errors a full disk or a full reader table raise, until the test heals it.  A
-fake clock steps past the retry interval without waiting.
+The environment is real, with a ``tests.lmdb_faults.FaultyEnv`` in front of
+it; a fake clock steps past the retry interval without waiting.
 """
 
 from __future__ import annotations
@@ -14,59 +13,18 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import lmdb
 import pytest
 
 from nbs.addr import Addr
 from nbs.factory import new_local_store
 from nbsclient import protocol as p
-from nbsclient.cache_health import RETRY_S, CacheHealth
+from nbsclient.cache_health import RETRY_S
 from nbsclient.fast_cache import ReadOnlyCache
 from nbsd.cache import ChunkCache
 from nbsd.config import Config
 from nbsd.service import Service
 from nbsd.stores import StoreOpener
-
-DISK_FULL = lmdb.DiskError("mdb_txn_commit: Input/output error")
-READERS_FULL = lmdb.ReadersFullError("mdb_txn_begin: MDB_READERS_FULL: Environment maxreaders limit reached")
-
-
-class FaultyEnv:
-    """A real LMDB environment whose reads or writes fail while ``read_error``/``write_error`` is set."""
-
-    def __init__(self, env: lmdb.Environment) -> None:
-        self.env = env
-        self.read_error: Exception | None = None
-        self.write_error: Exception | None = None
-
-    def begin(self, *args: Any, **kwargs: Any) -> Any:
-        error = self.write_error if kwargs.get("write") else self.read_error
-        if error is not None:
-            raise error
-        return self.env.begin(*args, **kwargs)
-
-    def sync(self, force: bool = False) -> None:
-        if self.write_error is not None:
-            raise self.write_error
-        self.env.sync(force)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.env, name)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def faulty(cache: ChunkCache | ReadOnlyCache, clock: Clock, logger: logging.Logger) -> FaultyEnv:
-    env = FaultyEnv(cache.env)
-    cache.env = env  # type: ignore[assignment]
-    cache.health = CacheHealth(logger, "test cache", clock=clock)
-    return env
+from tests.lmdb_faults import DISK_FULL, READERS_FULL, Clock, faulty
 
 
 def call(service: Service, op: str, body: dict[str, Any]) -> Any:

@@ -1,12 +1,14 @@
-"""A full cache disk: nbsd's LMDB cache on a real tmpfs smaller than the store it caches.
+"""Cache faults with real processes: a full cache disk, and a client that cannot read the cache.
 
-Every read must return the right bytes while fills fail, the daemon must stay
-up and say the cache is degraded (logging it once, not per request), and the
-cache must work again by itself once space is freed.
+A full disk: nbsd's LMDB cache on a real tmpfs smaller than the store it
+caches.  Every read must return the right bytes while fills fail, the daemon
+must stay up and say the cache is degraded (logging it once, not per
+request), and the cache must work again by itself once space is freed.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -17,7 +19,9 @@ import pytest
 import nbsclient
 from nbs.addr import Addr
 from nbs.factory import new_local_store
+from nbsclient import protocol as p
 from tests.daemon_harness import ROOT, Daemon
+from tests.lmdb_faults import READERS_FULL, Clock, faulty
 from tests.os_faults import small_tmpfs
 
 pytestmark = pytest.mark.timeout(300)
@@ -72,3 +76,26 @@ def test_reads_survive_a_full_cache_disk_and_the_cache_recovers() -> None:
                 time.sleep(0.5)
         assert "recovered: write works again" in daemon.log.read_text()
         assert daemon.stats()["cache"]["entries"] > cached_when_full
+
+
+def test_client_fast_path_falls_back_to_requests(nbsd_daemon: Daemon) -> None:
+    """The client cannot read the daemon's cache (its reader table is full): it asks the daemon instead."""
+    path = nbsd_daemon.store_path("fast-path-faults")
+    os.makedirs(path)
+    writer = new_local_store(path)
+    chunks = {bytes(writer.put(data)): data for data in (os.urandom(CHUNK) for _ in range(40))}
+    assert writer.commit(Addr(next(iter(chunks))), writer.root())
+    with nbsclient.connect(path, nbsd_daemon.endpoint) as client:
+        assert client.get_many(chunks) == chunks  # the daemon caches them
+        cache = client._cache
+        assert cache is not None
+        real = cache.env, cache.health
+        faulty(cache, Clock(), logging.getLogger("fast-path-test")).read_error = READERS_FULL
+        try:
+            asked = nbsd_daemon.stats()["requests"].get(p.GET, 0)
+            assert client.get_many(chunks) == chunks
+            assert all(client.get(a) == data for a, data in chunks.items())
+            assert cache.health.state.startswith("degraded: read failed: ReadersFullError")
+            assert nbsd_daemon.stats()["requests"][p.GET] >= asked + 1 + len(chunks)
+        finally:
+            cache.env, cache.health = real
