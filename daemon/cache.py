@@ -103,7 +103,25 @@ class ChunkCache:
         if cleared:
             log.info("cleared %d stale LMDB reader slots", cleared)
         self._shrink_to_budget()
+        self._reserve_reader_table()
         self._warn_if_disk_is_smaller()
+
+    def _reserve_reader_table(self) -> None:
+        """Give the reader table its disk blocks now, while there is room.
+
+        LMDB keeps reader slots in ``lock.mdb``, a sparse file written through
+        a memory map: a process taking a slot on a page the file system cannot
+        allocate (a full disk) dies of SIGBUS instead of getting an error.
+        """
+        path = os.path.join(self.path, "lock.mdb")
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+        except OSError as err:
+            log.warning("cannot reserve disk space for the LMDB reader table %s (%s): if the disk fills, "
+                        "a process taking a new reader slot may crash", path, err.strerror)
+        finally:
+            os.close(fd)
 
     def _warn_if_disk_is_smaller(self) -> None:
         """A budget the file system cannot hold degrades the cache once the disk fills: say so at start."""
