@@ -31,8 +31,11 @@ class FSTableCache:
         self.directory = directory
         self._fds = fd_cache
         self._lru: SizeCache[str, int] = SizeCache(max_size, self._expire)
-        os.makedirs(directory, exist_ok=True)
-        self._scan()
+        try:
+            os.makedirs(directory, exist_ok=True)
+            self._scan()
+        except OSError as err:
+            raise TableCacheError(f"cannot use table cache directory {directory}: {err.strerror}") from err
 
     def _path(self, name: str) -> str:
         return os.path.join(self.directory, name)
@@ -86,11 +89,13 @@ class FSTableCache:
         path = self._path(name)
         try:
             fd = self._fds.ref_file(path)
-        except FileNotFoundError:
-            return None
+        except OSError:
+            return None  # just evicted, or unreadable: S3 holds the table
         try:
             offset, length = where(fd)
             return os.pread(fd, length, offset)
+        except OSError:
+            return None
         finally:
             self._fds.unref_file(path)
 
