@@ -29,19 +29,23 @@ MANIFEST_WRITE = [("fsync", "manifest temp"), ("rename", "manifest temp", "manif
 
 
 class Recorder:
-    """Every fsync and rename of the process, in order, with paths relative to one store directory."""
+    """Every fsync and rename in one store directory, in order, the paths named by what they are.
+
+    Calls elsewhere (other tests' background threads in this process) are ignored.
+    """
 
     def __init__(self, directory: Path) -> None:
         self.directory = str(directory)
         self.events: list[Event] = []
         self.tables: list[str] = []  # table names in the order they were renamed into place
 
+    def inside(self, path: str) -> bool:
+        return path == self.directory or path.startswith(self.directory + os.sep)
+
     def kind(self, path: str) -> str:
         if path == self.directory:
             return "dir"
-        if os.path.dirname(path) != self.directory:
-            return f"outside: {path}"
-        name = os.path.basename(path)
+        name = os.path.relpath(path, self.directory)
         if name.startswith(TABLE_TEMP_PREFIX):
             return "table temp"
         if name.startswith(MANIFEST_TEMP_PREFIX):
@@ -53,15 +57,18 @@ class Recorder:
     def fsync(self, real: Callable[[int], None]) -> Callable[[int], None]:
         def fsync(fd: int) -> None:
             real(fd)
-            self.events.append(("fsync", self.kind(os.readlink(f"/proc/self/fd/{fd}"))))
+            path = os.readlink(f"/proc/self/fd/{fd}")
+            if self.inside(path):
+                self.events.append(("fsync", self.kind(path)))
         return fsync
 
     def rename(self, real: Callable[[str, str], None]) -> Callable[[str, str], None]:
         def rename(src: str, dst: str) -> None:
             real(src, dst)
-            self.events.append(("rename", self.kind(src), self.kind(dst)))
-            if self.kind(dst) == "table":
-                self.tables.append(os.path.basename(dst))
+            if self.inside(dst):
+                self.events.append(("rename", self.kind(src), self.kind(dst)))
+                if self.kind(dst) == "table":
+                    self.tables.append(os.path.basename(dst))
         return rename
 
 
