@@ -4,7 +4,10 @@ A cache hit costs a few microseconds here, against 70-110 us for a request to
 the daemon.  The daemon stays the only writer and the only process that sizes
 the map; this side opens the environment with the daemon's map size and
 reader-table size, uses one short read transaction per call, and treats any
-damaged entry as a miss that it reports so the daemon can drop it.
+damaged entry as a miss that it reports so the daemon can drop it.  An LMDB
+error (a full reader table, say) is a miss too: the store asks the daemon
+instead, and the fast path stays off until it is worth trying again (see
+nbsclient.cache_health).
 
 Fork: LMDB forbids using an environment in a forked child, and py-lmdb
 refuses to open one twice in a process.  So a fork waits until no read
@@ -24,6 +27,7 @@ from typing import Any
 
 import lmdb
 
+from nbsclient.cache_health import READ, CacheHealth
 from nbsclient.cache_record import CorruptRecordError, visible_chunk
 
 log = logging.getLogger(__name__)
@@ -38,6 +42,7 @@ class ReadOnlyCache:
         self.db = self.env.open_db(b"chunks", create=False)
         self.hits = 0
         self.misses = 0
+        self.health = CacheHealth(log, f"fast path to the daemon's cache {info['path']}")
         self._corrupt: list[bytes] = []
         self._lock = threading.Lock()
         self._guard = threading.Lock()  # held while a read transaction is open (see the module notes)
@@ -67,43 +72,58 @@ class ReadOnlyCache:
 
     def get_many(self, addrs: Iterable[bytes], view: Set[bytes], found: dict[bytes, bytes]) -> list[bytes]:
         """Serve what the cache holds for this view into ``found``; return the rest."""
+        addrs = list(addrs)
+        if not self.health.usable(READ):
+            return addrs
         missing: list[bytes] = []
-        with self._guard:
-            txn = self.env.begin(db=self.db, buffers=True)
-            try:
-                get = txn.get
-                for a in addrs:
-                    value = get(a)
-                    chunk = None
-                    if value is not None:
-                        try:
-                            chunk = visible_chunk(a, value, view)
-                        except CorruptRecordError:
-                            self._note_corrupt(a)
-                    if chunk is None:
-                        missing.append(a)
-                    else:
-                        found[a] = chunk
-            finally:
-                txn.abort()
+        try:
+            with self._guard:
+                txn = self.env.begin(db=self.db, buffers=True)
+                try:
+                    get = txn.get
+                    for a in addrs:
+                        value = get(a)
+                        chunk = None
+                        if value is not None:
+                            try:
+                                chunk = visible_chunk(a, value, view)
+                            except CorruptRecordError:
+                                self._note_corrupt(a)
+                        if chunk is None:
+                            missing.append(a)
+                        else:
+                            found[a] = chunk
+                finally:
+                    txn.abort()
+        except lmdb.Error as err:
+            self.health.failed(READ, err)
+            return [a for a in addrs if a not in found]
+        self.health.succeeded(READ)
         self.hits += len(found)
         self.misses += len(missing)
         return missing
 
     def get(self, addr: bytes, view: Set[bytes]) -> bytes | None:
         """One chunk, or None (the hot path of a cache hit: one short read transaction)."""
-        with self._guard:
-            txn = self.env.begin(db=self.db, buffers=True)
-            try:
-                value = txn.get(addr)
-                chunk = None
-                if value is not None:
-                    try:
-                        chunk = visible_chunk(addr, value, view)
-                    except CorruptRecordError:
-                        self._note_corrupt(addr)
-            finally:
-                txn.abort()
+        if not self.health.usable(READ):
+            return None
+        chunk = None
+        try:
+            with self._guard:
+                txn = self.env.begin(db=self.db, buffers=True)
+                try:
+                    value = txn.get(addr)
+                    if value is not None:
+                        try:
+                            chunk = visible_chunk(addr, value, view)
+                        except CorruptRecordError:
+                            self._note_corrupt(addr)
+                finally:
+                    txn.abort()
+        except lmdb.Error as err:
+            self.health.failed(READ, err)
+            return None
+        self.health.succeeded(READ)
         if chunk is None:
             self.misses += 1
         else:

@@ -27,8 +27,8 @@ from nbs.addr import ADDR_TEXT_SIZE, Addr
 from nbs.chunk_source import S3_BLOCK_SIZE, ChunkSource, EmptyChunkSource, ReaderAt, TableChunkSource
 from nbs.dynamo_manifest import DB_ATTR
 from nbs.dynamo_table_store import DATA_ATTR, TABLE_KEY_PREFIX, DynamoReaderAt, DynamoTableStore, TableNotInDynamoError
+from nbs.durable_files import Writer
 from nbs.errors import CorruptTableError, NBSError
-from nbs.file_table_persister import Writer
 from nbs.forksafe import register
 from nbs.index_cache import IndexCache
 from nbs.manifest import TableSpec
