@@ -14,6 +14,8 @@ from __future__ import annotations
 import fcntl
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from nbs.addr import EMPTY_ADDR, Addr
 from nbs.durable_files import remove_quietly, rename_into_place, write_temp
@@ -116,6 +118,30 @@ class FileManifest(Manifest):
             raise self._io_error("update", err) from err
         finally:
             stats.write_manifest_latency.sample_time(started)
+
+    @contextmanager
+    def locked(self) -> Iterator[ManifestContents | None]:
+        """The manifest while this block holds the ``LOCK``: no update lands before it exits.
+
+        A collector checks here that a table is still unreferenced and deletes it
+        before any commit can name it.  None when the store has no manifest.
+        """
+        try:
+            lock_fd = os.open(self._lock_path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            yield None
+            return
+        except OSError as err:
+            raise self._io_error("lock", err) from err
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            try:
+                contents = self._read_locked()
+            except OSError as err:
+                raise self._io_error("read", err) from err
+            yield contents
+        finally:
+            _unlock_and_close(lock_fd)
 
     def _io_error(self, action: str, err: OSError) -> StoreIOError:
         """The typed error for a failed file operation, naming the file it concerned."""

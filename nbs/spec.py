@@ -28,6 +28,8 @@ LOCAL_OPTIONS = ("sync",)
 _BOOLEANS = ("true", "false")
 _AWS_NOMS = re.compile(r"([^/]+)/([^/]+)/(.*)")
 _AWS_URL = re.compile(r"//([^:/]+):([^/]+)/(.*)")
+_AWS_NOMS_BUCKET = re.compile(r"([^/]+)/([^/]+)/?")
+_AWS_URL_BUCKET = re.compile(r"//([^:/]+):([^/]+)/?")
 
 
 @dataclass(frozen=True)
@@ -52,11 +54,16 @@ class StoreSpec:
         query = f"?{urllib.parse.urlencode(self.options)}" if self.options else ""
         if self.protocol == "nbs":
             return f"nbs:{self.path}{query}"
-        return f"aws://{self.table}:{self.bucket}/{self.name}{query}"
+        store = f"/{self.name}" if self.name else ""
+        return f"aws://{self.table}:{self.bucket}{store}{query}"
 
 
-def parse_store_spec(text: str) -> StoreSpec:
-    """Parse a store spec string; raises ``SpecError`` with the reason."""
+def parse_store_spec(text: str, bucket_only: bool = False) -> StoreSpec:
+    """Parse a store spec string; raises ``SpecError`` with the reason.
+
+    With ``bucket_only`` an AWS spec may stop after the bucket (``aws://table:bucket``,
+    ``aws:table/bucket``): every store of that DynamoDB table and bucket, ``name`` empty.
+    """
     if not isinstance(text, str) or not text:
         raise SpecError("Empty spec")
     if "\x00" in text:
@@ -71,7 +78,7 @@ def parse_store_spec(text: str) -> StoreSpec:
     if protocol == "nbs":
         return _parse_local(text, rest)
     if protocol == "aws":
-        return _parse_aws(text, rest)
+        return _parse_aws(text, rest, bucket_only)
     raise SpecError(f"Invalid database protocol {protocol} in {text}")
 
 
@@ -85,16 +92,21 @@ def _parse_local(text: str, rest: str) -> StoreSpec:
     return StoreSpec("nbs", path=path, options=options)
 
 
-def _parse_aws(text: str, rest: str) -> StoreSpec:
+def _parse_aws(text: str, rest: str, bucket_only: bool) -> StoreSpec:
     rest, _, query = rest.partition("?")
-    match = _AWS_URL.fullmatch(rest) if rest.startswith("//") else _AWS_NOMS.fullmatch(rest)
-    if match is None:
-        raise SpecError(f"invalid AWS spec {text!r}: want aws:table/bucket/store or aws://table:bucket/store")
-    table, bucket, name = match.groups()
-    try:
-        validate_store_name(name)
-    except InvalidStoreNameError as err:
-        raise SpecError(f"invalid AWS spec {text!r}: {err}") from err
+    url = rest.startswith("//")
+    bucket_match = (_AWS_URL_BUCKET if url else _AWS_NOMS_BUCKET).fullmatch(rest) if bucket_only else None
+    if bucket_match is not None:
+        (table, bucket), name = bucket_match.groups(), ""
+    else:
+        match = (_AWS_URL if url else _AWS_NOMS).fullmatch(rest)
+        if match is None:
+            raise SpecError(f"invalid AWS spec {text!r}: want aws:table/bucket/store or aws://table:bucket/store")
+        table, bucket, name = match.groups()
+        try:
+            validate_store_name(name)
+        except InvalidStoreNameError as err:
+            raise SpecError(f"invalid AWS spec {text!r}: {err}") from err
     options = _parse_options(text, query, "AWS", AWS_OPTIONS)
     return StoreSpec("aws", table=table, bucket=bucket, name=name, options=options)
 
