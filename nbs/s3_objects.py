@@ -169,10 +169,16 @@ class S3Objects:
     def copy_part(self, part: CopyPart) -> UploadPart:
         """A part copying a range of another object of this bucket."""
         def send(key: str, upload_id: str, number: int) -> str:
-            with limited(self.rate_limit), aws_call(f"UploadPartCopy s3://{self.bucket}/{key} part {number}"):
-                reply = self.s3.upload_part_copy(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
-                                                 CopySource={"Bucket": self.bucket, "Key": str(part.name)},
-                                                 CopySourceRange=part.copy_range)
+            try:
+                with limited(self.rate_limit), aws_call(f"UploadPartCopy s3://{self.bucket}/{key} part {number}"):
+                    reply = self.s3.upload_part_copy(Bucket=self.bucket, Key=key, UploadId=upload_id,
+                                                     PartNumber=number,
+                                                     CopySource={"Bucket": self.bucket, "Key": str(part.name)},
+                                                     CopySourceRange=part.copy_range)
+            except AWSError as err:
+                if err.code == "NoSuchKey":  # the source table is gone (collected)
+                    raise TableNotFoundError(str(part.name), f"s3://{self.bucket}") from err
+                raise
             return reply["CopyPartResult"]["ETag"]
         return send
 

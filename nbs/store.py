@@ -5,7 +5,8 @@ persisted in the background.  ``commit`` writes pending tables and swaps the
 manifest with optimistic concurrency, retrying while only the table list
 changed underneath it (NBS-FORMAT.md section 8).  A read that finds a table
 file gone (another writer conjoined it, or a collector removed it) rebases
-onto the current manifest once and reads again.
+onto the current manifest once and reads again; so does a commit whose
+conjoin or rebase meets such a table.
 """
 
 from __future__ import annotations
@@ -257,7 +258,16 @@ class NomsBlockStore:
             self._mm.lock_for_update()
             try:
                 while True:
-                    outcome = self._update_manifest(current, last)
+                    try:
+                        outcome = self._update_manifest(current, last)
+                    except TableNotFoundError:
+                        # A conjoin or rebase met a table collected since our view: catch up and try
+                        # again, as long as there is something newer to catch up with.
+                        seen = self._upstream.lock
+                        self.rebase()
+                        if self._upstream.lock == seen:
+                            raise
+                        continue
                     if outcome is _Outcome.SUCCESS:
                         return True
                     if outcome is not _Outcome.LOCK_FAILED_TABLES:
