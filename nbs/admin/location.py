@@ -3,6 +3,7 @@ DynamoDB table with or without one store."""
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -50,10 +51,15 @@ class AWSLocation:
         return f"aws://{self.table}:{self.bucket}" + (f"/{self.store}" if self.store else "")
 
     def clients(self) -> tuple[S3Client, DynamoDBClient]:
-        from nbs.aws_factory import AWSSettings, aws_clients
+        return _clients(self.region, self.profile, self.endpoint_url)
 
-        settings = AWSSettings(self.region, self.profile, self.endpoint_url)
-        return aws_clients(settings.session(), self.endpoint_url)
+
+@functools.cache
+def _clients(region: str | None, profile: str | None, endpoint_url: str | None) -> tuple[S3Client, DynamoDBClient]:
+    """One pair of clients per process and settings: building them costs a second of CPU (service models)."""
+    from nbs.aws_factory import AWSSettings, aws_clients
+
+    return aws_clients(AWSSettings(region, profile, endpoint_url).session(), endpoint_url)
 
 
 Location = LocalLocation | AWSLocation
