@@ -22,19 +22,22 @@ from nbs.factory import new_local_store
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def commit_loop(store: ChunkStore, worker: int, commits: int) -> None:
+def commit_loop(store: ChunkStore, worker: int, commits: int, pause: float = 0.0) -> None:
     """Commit ``commits`` times, printing each outcome as a JSON line (see ``commit_one``)."""
     for i in range(commits):
-        print(json.dumps(commit_one(store, worker, i, announce=True)), flush=True)
+        print(json.dumps(commit_one(store, worker, i, announce=True, pause=pause)), flush=True)
 
 
-def commit_one(store: ChunkStore, worker: int, i: int, announce: bool = False) -> dict[str, Any]:
+def commit_one(store: ChunkStore, worker: int, i: int, announce: bool = False, pause: float = 0.0) -> dict[str, Any]:
     """Commit once, retrying until it lands; the landed commit's root, chunks and lost races.
 
     With ``announce``, an ``{"attempt": root}`` line is printed before each try, so a
-    process killed inside ``commit`` leaves its last attempt as its last line.
+    process killed inside ``commit`` leaves its last attempt as its last line.  ``pause``
+    seconds pass between the puts and the commit (a store with a small memtable has
+    written tables by then that no manifest names yet).
     """
     payload = [store.put(os.urandom(700) + b"w%d-%d-%d" % (worker, i, j)) for j in range(4)]
+    time.sleep(pause)
     lost = 0
     while True:
         last = store.root()

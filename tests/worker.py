@@ -3,8 +3,10 @@
 Modes (argv[1]):
   commit SPEC ENDPOINT WORKER COMMITS              linked-root commits through nbsd
   direct-commit DIR WORKER COMMITS [MAX_TABLES]    the same straight on a local store
-  aws-commit ENDPOINT TABLE BUCKET STORE WORKER COMMITS MAX_TABLES START
-                                                   the same on an AWS store (moto), starting at time START
+  aws-commit ENDPOINT TABLE BUCKET STORE WORKER COMMITS MAX_TABLES START [PAUSE]
+                                                   the same on an AWS store (moto), starting at time START;
+                                                   with PAUSE, a 2 KiB memtable and PAUSE seconds between
+                                                   the puts and each commit
   read SPEC ENDPOINT ADDRFILE START FASTPATH       get_many the addresses (hex lines); print count and digest
   read-direct SPEC ADDRFILE START                  the same, opening the store directly (no daemon)
 """
@@ -42,10 +44,11 @@ def main(argv: list[str]) -> None:
 
         endpoint, table, bucket, name = argv[2:6]
         worker, commits, max_tables, start = int(argv[6]), int(argv[7]), int(argv[8]), float(argv[9])
+        pause = float(argv[10]) if len(argv) > 10 else 0.0
         s3, ddb = aws_clients(AWSSettings(endpoint_url=endpoint).session(), endpoint)
-        store = new_aws_store(table, name, bucket, s3, ddb, 1 << 14, max_tables=max_tables)
+        store = new_aws_store(table, name, bucket, s3, ddb, 1 << 11 if pause else 1 << 14, max_tables=max_tables)
         time.sleep(max(0.0, start - time.time()))  # start together, so the commits race
-        commit_loop(store, worker, commits)
+        commit_loop(store, worker, commits, pause)
     elif mode in ("read", "read-direct"):
         if mode == "read":
             from nbsclient import connect
