@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
@@ -130,6 +131,12 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
         return EXIT_FAILED
     except KeyboardInterrupt:
         print(f"nbs {args.command}: interrupted", file=err)
+        return EXIT_FAILED
+    except BrokenPipeError:  # whoever read our output stopped (``| head``): send the rest nowhere
+        if out is sys.stdout:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
         return EXIT_FAILED
 
 

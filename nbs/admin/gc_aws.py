@@ -24,6 +24,7 @@ are read again (consistently), and anything they name is spared.
 from __future__ import annotations
 
 import email.utils
+import enum
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -244,48 +245,51 @@ def _delete_unless_named(s3: S3Client, ddb: DynamoDBClient, location: AWSLocatio
         seen.pop(c.key, None)
         return
     try:
-        deleted = _delete_one(s3, ddb, location, listing, c)
+        outcome = _delete_one(s3, ddb, location, listing, c)
     except AWSError as err:
         report.failed.append((g, str(err)))
         return
-    if deleted:
-        seen.pop(c.key, None)
-        report.deleted.append(g)
-    else:
+    if outcome is _Outcome.SPARED:
         report.waiting.append(g)
+        return
+    seen.pop(c.key, None)
+    if outcome is _Outcome.DELETED:
+        report.deleted.append(g)
+
+
+class _Outcome(enum.Enum):
+    DELETED = enum.auto()
+    SPARED = enum.auto()  # written again since the listing, or its mark could not be set
+    GONE = enum.auto()  # someone else deleted it first
 
 
 def _delete_one(s3: S3Client, ddb: DynamoDBClient, location: AWSLocation, listing: _Listing,
-                c: _Candidate) -> bool:
-    """Delete one candidate; False when it must be spared (written again since the listing)."""
+                c: _Candidate) -> _Outcome:
     g, bucket, table = c.garbage, location.bucket, location.table
     if g.kind == ITEM:
         if not c.mark:  # marking failed: someone else is at it, or the item is gone
-            return False
+            return _Outcome.SPARED
         name = Addr.parse(g.name)
-        return _conditional(f"DeleteItem {table}/*{name}", lambda: ddb.delete_item(
+        deleted = _conditional(f"DeleteItem {table}/*{name}", lambda: ddb.delete_item(
             TableName=table, Key=table_key(name), ConditionExpression=f"{MARK_ATTR} = :seen",
             ExpressionAttributeValues={":seen": {"N": c.mark}}))
-    if g.kind == UPLOAD:
-        try:
+        return _Outcome.DELETED if deleted else _Outcome.SPARED
+    try:
+        if g.kind == UPLOAD:
             with aws_call(f"AbortMultipartUpload s3://{bucket}/{g.name}"):
                 s3.abort_multipart_upload(Bucket=bucket, Key=g.name, UploadId=g.upload_id)
-        except AWSError as err:
-            if err.code != "NoSuchUpload":
-                raise
-        return True
-    try:
+            return _Outcome.DELETED
         with aws_call(f"HeadObject s3://{bucket}/{g.name}"):
             modified = s3.head_object(Bucket=bucket, Key=g.name)["LastModified"].timestamp()
     except AWSError as err:
-        if err.code in NOT_FOUND_CODES:
-            return True
+        if err.code in NOT_FOUND_CODES or err.code == "NoSuchUpload":
+            return _Outcome.GONE
         raise
     if modified != listing.objects[g.name][1]:
-        return False
+        return _Outcome.SPARED
     with aws_call(f"DeleteObject s3://{bucket}/{g.name}"):
         s3.delete_object(Bucket=bucket, Key=g.name)
-    return True
+    return _Outcome.DELETED
 
 
 def _reread_manifests(ddb: DynamoDBClient, table: str, stores: list[str]) -> frozenset[str]:

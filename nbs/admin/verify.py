@@ -13,7 +13,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbs.addr import PREFIX_SIZE, SUFFIX_SIZE, Addr, compute_addr
 from nbs.admin.location import AWSLocation, LocalLocation, Location
@@ -22,11 +22,14 @@ from nbs.admin.reachable import missing_chunks
 from nbs.admin.stored_tables import StoredTable, find_aws_table, open_file_table
 from nbs.chunk_store import ChunkStore
 from nbs.dynamo_manifest import DynamoManifest
-from nbs.errors import CorruptTableError, NBSError, StoreNotFoundError
+from nbs.errors import CorruptTableError, ManifestError, NBSError, StoreNotFoundError
 from nbs.manifest import ManifestContents, TableSpec
 from nbs.record import RecordError, decode_record
 from nbs.stats import Stats
 from nbs.table_index import FOOTER_SIZE, TableIndex, name_of_suffixes, parse_table_index, read_footer, tail_size
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 PIECE = 8 << 20
 MAX_CHUNK_PROBLEMS = 20
@@ -75,18 +78,19 @@ TableOpener = Callable[[TableSpec], StoredTable | None]
 def verify(location: Location, reachable: bool, progress: ProgressFactory) -> VerifyReport:
     """Check the store at ``location``; problems go in the report, failures to reach storage raise."""
     if isinstance(location, LocalLocation):
-        contents = location.manifest()
+        read_manifest = location.manifest
         where = location.directory
         opener: TableOpener = lambda spec: open_file_table(location.directory, spec.name)  # noqa: E731
     else:
         s3, ddb = location.clients()
-        found = DynamoManifest(ddb, location.table, location.store).parse_if_exists(Stats())
-        if found is None:
-            raise StoreNotFoundError(f"{location}: no such store (no manifest item)")
-        contents = found
+        read_manifest = lambda: _aws_manifest(ddb, location)  # noqa: E731
         where = f"s3://{location.bucket} or DynamoDB table {location.table}"
         opener = lambda spec: find_aws_table(s3, ddb, location.table, location.bucket,  # noqa: E731
                                              spec.name, spec.chunk_count)
+    try:
+        contents = read_manifest()
+    except ManifestError as err:
+        return VerifyReport(str(location), "", problems=[Problem(str(err))])
     report = VerifyReport(str(location), str(contents.root))
     specs = _distinct_specs(contents, report)
     report.tables = len(specs)
@@ -108,6 +112,13 @@ def verify(location: Location, reachable: bool, progress: ProgressFactory) -> Ve
     if reachable:
         _check_reachable(location, report, progress)
     return report
+
+
+def _aws_manifest(ddb: DynamoDBClient, location: AWSLocation) -> ManifestContents:
+    found = DynamoManifest(ddb, location.table, location.store).parse_if_exists(Stats())
+    if found is None:
+        raise StoreNotFoundError(f"{location}: no such store (no manifest item)")
+    return found
 
 
 def _distinct_specs(contents: ManifestContents, report: VerifyReport) -> list[TableSpec]:
