@@ -10,12 +10,12 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from nbs.addr import Addr
 from nbs.admin.cli import main
 from nbs.admin.progress import Progress
 from nbs.chunk_store import ChunkStore
+from nbs.factory import new_local_store
 from nbs.noms.chunker import new_blob
 from nbs.noms.datas import Database
 from nbs.noms.values import String, Struct
@@ -71,6 +71,14 @@ def commit_blobs(store: NomsBlockStore, commits: int, size: int = 9000, dataset:
     return roots
 
 
+def conjoined_db(directory: Path) -> Path:
+    """A Noms database of 8 blob commits in a new ``directory``, conjoined along the way (at most 3 tables):
+    it leaves orphan tables behind."""
+    directory.mkdir()
+    commit_blobs(new_local_store(str(directory), max_tables=3), 8)
+    return directory
+
+
 def live_chunks(store: NomsBlockStore) -> list[Addr]:
     """Every chunk address of the tables the store's manifest names."""
     return sorted({Addr(a) for s in store.table_set.upstream for a in s.index().addresses()})
@@ -98,8 +106,3 @@ def backdate(path: Path, seconds: float) -> None:
     """Set a file's modification time ``seconds`` into the past."""
     past = time.time() - seconds
     os.utime(path, (past, past))
-
-
-def summary(result: Result) -> Any:
-    """The last line of the text output (the summary)."""
-    return result.lines[-1] if result.lines else ""

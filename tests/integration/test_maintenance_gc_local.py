@@ -20,7 +20,7 @@ from nbs.manifest import ManifestContents, TableSpec
 from nbs.noms.values import String
 from nbs.stats import Stats
 from tests.linked import check_history, commit_one, results, spawn
-from tests.maintenance import (backdate, commit_blobs, live_chunks, nbs, nbs_process, read_in_fresh_process,
+from tests.maintenance import (backdate, commit_blobs, conjoined_db, live_chunks, nbs, nbs_process, read_in_fresh_process,
                                silent_progress, table_files)
 
 DAY = 24 * 3600
@@ -28,11 +28,7 @@ DAY = 24 * 3600
 
 @pytest.fixture
 def db_dir(tmp_path: Path) -> Path:
-    """A Noms database of 8 blob commits, conjoined along the way: it leaves orphan tables."""
-    directory = tmp_path / "db"
-    directory.mkdir()
-    commit_blobs(new_local_store(str(directory), max_tables=3), 8)
-    return directory
+    return conjoined_db(tmp_path / "db")
 
 
 def live_names(directory: Path) -> set[str]:

@@ -20,16 +20,12 @@ from nbs.table_index import parse_table_index
 from tests.aws_server import AWS_SMALL_STORE, MotoServer
 from tests.conftest import AWSLocation
 from tests.helpers import FIXTURES
-from tests.maintenance import commit_blobs, nbs, nbs_process
+from tests.maintenance import commit_blobs, conjoined_db, nbs, nbs_process
 
 
 @pytest.fixture
 def db_dir(tmp_path: Path) -> Path:
-    """A Noms database of 8 blob commits, conjoined along the way (at most 3 tables)."""
-    directory = tmp_path / "db"
-    directory.mkdir()
-    commit_blobs(new_local_store(str(directory), max_tables=3), 8)
-    return directory
+    return conjoined_db(tmp_path / "db")
 
 
 def reachable_count(directory: Path) -> int:
@@ -109,6 +105,14 @@ def test_truncated_and_missing_tables_are_named(db_dir: Path) -> None:
     assert [line for line in result.lines if truncated in line] == \
         [f"table {truncated}: footer magic mismatch (not an NBS table, or truncated)"]
     assert result.lines[-1].endswith(": 2 problem(s)")
+
+
+def test_a_malformed_manifest_is_a_problem(db_dir: Path) -> None:
+    (db_dir / MANIFEST_FILE).write_text("4:7.18:not-a-lock")
+    result = nbs("verify", str(db_dir))
+    assert result.code == 1
+    assert result.lines == [f"manifest {db_dir / MANIFEST_FILE}: malformed manifest (3 fields)",
+                            f"{db_dir}: 0 tables, 0 chunks, 0 B: 1 problem(s)"]
 
 
 def test_reachable_names_a_missing_chunk(tmp_path: Path) -> None:
