@@ -96,7 +96,11 @@ def verify(location: Location, reachable: bool, progress: ProgressFactory) -> Ve
     report.tables = len(specs)
     sizes = {}
     for spec in specs:
-        stored = opener(spec)
+        try:
+            stored = opener(spec)
+        except CorruptTableError as err:
+            report.problems.append(Problem(err.reason, err.table))
+            continue
         if stored is None:
             report.problems.append(Problem(f"missing (not in {where})", str(spec.name)))
         else:
@@ -134,10 +138,7 @@ def _distinct_specs(contents: ManifestContents, report: VerifyReport) -> list[Ta
 
 def _check_stored(spec: TableSpec, opener: TableOpener, report: VerifyReport,
                   advance: Callable[[int], object]) -> list[Problem]:
-    try:
-        stored = opener(spec)
-    except CorruptTableError as err:
-        return [Problem(err.reason, err.table)]
+    stored = opener(spec)
     if stored is None:
         return [Problem("vanished while being verified", str(spec.name))]
     try:

@@ -186,6 +186,8 @@ def test_aws_damage_is_named(aws_location: AWSLocation, store_name: str) -> None
     assert result.code == 1
     assert any(line.startswith(f"table {flipped_object}: chunk ") for line in result.lines)
     assert f"table {item}: footer magic mismatch (not an NBS table, or truncated)" in result.lines
+    ddb.put_item(TableName=aws_location.table, Item={**key, "data": {"S": "not bytes"}})
+    assert f"table {item}: DynamoDB item in {aws_location.table} has no binary 'data'" in nbs("verify", spec).lines
     if len(in_s3) > 1:
         s3.delete_object(Bucket=aws_location.bucket, Key=in_s3[1])
         assert any(line.startswith(f"table {in_s3[1]}: missing") for line in nbs("verify", spec).lines)
