@@ -71,6 +71,10 @@ class TableCacheError(NBSError):
     """An on-disk table cache directory holding something other than table files."""
 
 
+class StoreFullError(NBSError):
+    """A write that would take an in-memory store past its byte cap (the daemon's shared ``mem`` store)."""
+
+
 class AWSError(NBSError):
     """A failed AWS request.  The botocore exception is the ``__cause__``.
 
