@@ -1,4 +1,4 @@
-"""The ``nbsd`` command: ``serve`` (the default), ``status`` and ``stats``."""
+"""The ``nbsd`` command: ``serve`` (the default), ``status``, ``stats`` and ``demo``."""
 
 from __future__ import annotations
 
@@ -7,31 +7,47 @@ import json
 import logging
 import signal
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 from nbs.errors import NBSError
-from nbsd.config import ConfigError, load_config, parse_size
+from nbsd.config import ConfigError, load_config
 from nbsd.logs import setup_logging
 from nbsd.server import AlreadyRunningError, Server
 
 log = logging.getLogger("nbsd")
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """One line, like every other configuration error, instead of usage and message."""
+        self.exit(2, f"nbsd: {message}\n")
+
+
+_NOT_CONFIG = ("command", "config", "socket", "json", "clients", "dir")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nbsd", description="Per-host caching daemon for Noms Block Stores.")
+    parser = _Parser(prog="nbsd", description="Per-host caching daemon for Noms Block Stores.")
     parser.add_argument("command", nargs="?", default="serve", choices=["serve", "status", "stats", "demo"])
     parser.add_argument("--config", help="TOML config file")
-    parser.add_argument("--endpoint", help="ipc:///path/to/socket or tcp://127.0.0.1:PORT")
-    parser.add_argument("--socket", help="socket path (shorthand for --endpoint ipc://PATH)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--endpoint", help="ipc:///path/to/socket or tcp://127.0.0.1:PORT")
+    where.add_argument("--socket", help="socket path (shorthand for --endpoint ipc://PATH)")
     parser.add_argument("--cache-dir")
-    parser.add_argument("--cache-size", type=parse_size)
-    parser.add_argument("--index-cache-size", type=parse_size)
-    parser.add_argument("--table-cache-size", type=parse_size)
+    parser.add_argument("--cache-size", help="bytes, or e.g. 8GiB")
+    parser.add_argument("--index-cache-size")
+    parser.add_argument("--table-cache-size")
     parser.add_argument("--max-open-files", type=int)
     parser.add_argument("--local-root", action="append", dest="local_roots",
                         help="directory under which local stores may be opened (repeatable)")
+    parser.add_argument("--aws-store", action="append", dest="aws_stores", metavar="PATTERN",
+                        help='AWS stores clients may open, a glob over "table:bucket/store" (repeatable; "*" = all)')
+    parser.add_argument("--allow-mem", action=argparse.BooleanOptionalAction, help="serve the shared mem store")
+    parser.add_argument("--mem-store-size", help="most bytes the mem store holds")
+    parser.add_argument("--client-fast-path", action=argparse.BooleanOptionalAction,
+                        help="let clients read the cache file directly (group-readable cache)")
     parser.add_argument("--threads", type=int)
-    parser.add_argument("--max-message-size", type=parse_size)
+    parser.add_argument("--max-message-size")
     parser.add_argument("--session-ttl", type=float)
     parser.add_argument("--log-level")
     parser.add_argument("--aws-region")
@@ -44,17 +60,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     if args.command == "demo":
         from nbsd.demo import main as demo
 
         return demo(args.dir, args.clients, keep=args.dir is not None)
-    overrides: dict[str, Any] = {k: v for k, v in vars(args).items()
-                                 if k not in ("command", "config", "socket", "json", "clients", "dir")}
+    overrides: dict[str, Any] = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG}
     if args.socket:
         overrides["endpoint"] = f"ipc://{args.socket}"
+    flags = {action.dest: action.option_strings[0] for action in parser._actions if action.option_strings}
+    flags["endpoint"] = "--socket" if args.socket else "--endpoint"
     try:
-        config = load_config(args.config, overrides)
+        config = load_config(args.config, overrides, flags)
     except ConfigError as err:
         print(f"nbsd: {err}", file=sys.stderr)
         return 2

@@ -47,7 +47,11 @@ class Server:
         self.config = config
         self.stop = threading.Event()
         self._instance_lock = self._lock_instance()
-        self.cache = ChunkCache(os.path.join(config.cache_dir, "chunks"), config.cache_size)
+        if not config.client_fast_path:  # no client reads the cache directly: nothing under it is theirs to see
+            os.makedirs(config.cache_dir, mode=0o700, exist_ok=True)
+            os.chmod(config.cache_dir, 0o700)
+        self.cache = ChunkCache(os.path.join(config.cache_dir, "chunks"), config.cache_size,
+                                shared=config.client_fast_path)
         self.opener = StoreOpener(config)
         self.service = Service(config, self.cache, self.opener)
         self.context = zmq.Context()
