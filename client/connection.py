@@ -9,7 +9,9 @@ must not be shared between threads.
 Timeouts can be long (a commit may upload to S3 for minutes), so silence alone
 would detect a dead daemon late.  A socket monitor reports disconnects: while
 waiting, the client looks at it every second, and a dropped connection means
-the request died with the daemon, so it is sent again at once.
+the request died with the daemon, so it is sent again at once.  The monitor
+also reports refused CURVE handshakes, which end the request at once with
+``AuthenticationError`` (see ``nbsclient.curve``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 
 import zmq
 
+from nbsclient import curve
 from nbsclient import protocol as p
 from nbsclient.sockets import send_frame
 
@@ -32,23 +35,29 @@ BACKOFF_START = 0.05
 BACKOFF_MAX = 2.0
 BUSY_RETRIES = 50
 LIVENESS_SLICE = 1.0
+MONITORED = zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED | curve.REFUSALS
 
 
 class _Channel:
-    """One thread's socket, its disconnect monitor and what it last set on them."""
+    """One thread's socket, its monitor, what it last set on them and the handshake failures seen."""
 
-    __slots__ = ("sock", "monitor", "millis", "attempts")
+    __slots__ = ("sock", "monitor", "millis", "attempts", "refused", "no_detail")
 
     def __init__(self, sock: zmq.Socket[bytes], monitor: zmq.Socket[bytes]) -> None:
         self.sock = sock
         self.monitor = monitor
         self.millis = 0
         self.attempts = 0
+        self.refused = 0  # the monitor event of a refused handshake, once one is certain
+        self.no_detail = 0  # handshake failures without detail since the last success
 
 
 class Connection:
-    def __init__(self, endpoint: str | None = None, timeout: float = 30.0, retries: int = 3) -> None:
+    def __init__(self, endpoint: str | None = None, timeout: float = 30.0, retries: int = 3,
+                 curve_keys: curve.ClientKeys | None = None) -> None:
+        """``curve_keys`` default to the files ``$NBSD_CURVE_SECRET_KEY`` and ``$NBSD_CURVE_SERVER_KEY`` name."""
         self.endpoint = endpoint or p.default_endpoint()
+        self.curve_keys = curve_keys if curve_keys is not None else curve.ClientKeys.from_env()
         self.timeout = timeout
         self.retries = retries
         self._pid = os.getpid()
@@ -78,7 +87,8 @@ class Connection:
             sock.setsockopt(zmq.IMMEDIATE, 1)
             sock.setsockopt(zmq.RECONNECT_IVL, 50)
             sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
-            monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+            curve.secure(sock, self.curve_keys)
+            monitor = sock.get_monitor_socket(MONITORED)
             sock.connect(self.endpoint)
             channel = self._local.channel = _Channel(sock, monitor)
             with self._lock:
@@ -149,22 +159,30 @@ class Connection:
         """``(body, error)`` of the reply, or None when none came (the channel is then reset)."""
         sock = channel.sock
         if channel.millis != millis:  # socket options cost a call; set them on change
-            sock.setsockopt(zmq.SNDTIMEO, millis)
-            sock.setsockopt(zmq.RCVTIMEO, min(millis, int(LIVENESS_SLICE * 1000)))
+            waits = min(millis, int(LIVENESS_SLICE * 1000))  # both waits look at the monitor between slices
+            sock.setsockopt(zmq.SNDTIMEO, waits)
+            sock.setsockopt(zmq.RCVTIMEO, waits)
             channel.millis = millis
         deadline = time.monotonic() + timeout
-        try:
-            send_frame(sock, frame, 0, copy=len(frame) < (1 << 20))
-        except zmq.Again:  # never connected within the timeout (IMMEDIATE): the daemon is down
-            self._reset(channel)
-            return None
+        while True:
+            try:
+                send_frame(sock, frame, 0, copy=len(frame) < (1 << 20))
+                break
+            except zmq.Again:  # not connected yet (IMMEDIATE): the daemon is down, or refuses this client
+                _drain(channel)
+                refused = channel.refused
+                if refused or time.monotonic() >= deadline:
+                    self._reset(channel)
+                    if refused:
+                        raise curve.refusal(refused, self.endpoint, self.curve_keys)
+                    return None
         while True:
             try:
                 reply_id, body, error = p.decode_reply(sock.recv())
             except zmq.Again:
                 # Checked only once a second of silence has passed: the check costs a few microseconds.
                 # A disconnect seen here may predate this request; resending then is merely redundant.
-                if _drain(channel.monitor) or time.monotonic() >= deadline:
+                if _drain(channel) or time.monotonic() >= deadline:
                     self._reset(channel)  # the daemon went away with our request, or never answered
                     return None
                 continue
@@ -192,10 +210,20 @@ def _forget_sockets_in_child() -> None:
 os.register_at_fork(after_in_child=_forget_sockets_in_child)
 
 
-def _drain(monitor: zmq.Socket[bytes]) -> bool:
-    """Consume pending monitor events; True if any was a disconnect."""
+def _drain(channel: _Channel) -> bool:
+    """Consume pending monitor events; True if any was a disconnect.  Refused handshakes go in ``channel.refused``."""
     dropped = False
+    monitor = channel.monitor
     while int(monitor.get(zmq.EVENTS)) & zmq.POLLIN:
-        event = monitor.recv_multipart(zmq.NOBLOCK)
-        dropped = dropped or int.from_bytes(event[0][:2], "little") == zmq.EVENT_DISCONNECTED
+        event = int.from_bytes(monitor.recv_multipart(zmq.NOBLOCK)[0][:2], "little")
+        if event == zmq.EVENT_DISCONNECTED:
+            dropped = True
+        elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            channel.no_detail = 0
+        elif event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+            channel.no_detail += 1
+            if channel.no_detail >= curve.NO_DETAIL_REPEATS:
+                channel.refused = event
+        elif event & curve.REFUSALS:
+            channel.refused = event
     return dropped

@@ -1,16 +1,17 @@
-"""The ``nbsd`` command: ``serve`` (the default), ``status``, ``stats`` and ``demo``."""
+"""The ``nbsd`` command: ``serve`` (the default), ``status``, ``stats``, ``demo`` and ``keygen``."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from typing import Any, NoReturn
 
 from nbs.errors import NBSError
-from nbsd.config import ConfigError, load_config
+from nbsd.config import ConfigError, check_serving, load_config
 from nbsd.logs import setup_logging
 from nbsd.server import AlreadyRunningError, Server
 
@@ -23,12 +24,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"nbsd: {message}\n")
 
 
-_NOT_CONFIG = ("command", "config", "socket", "json", "clients", "dir")
+_NOT_CONFIG = ("command", "config", "socket", "json", "clients", "dir", "name")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nbsd", description="Per-host caching daemon for Noms Block Stores.")
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "status", "stats", "demo"])
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "status", "stats", "demo", "keygen"])
     parser.add_argument("--config", help="TOML config file")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--endpoint", help="ipc:///path/to/socket or tcp://127.0.0.1:PORT")
@@ -46,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--mem-store-size", help="most bytes the mem store holds")
     parser.add_argument("--client-fast-path", action=argparse.BooleanOptionalAction,
                         help="let clients read the cache file directly (group-readable cache)")
+    parser.add_argument("--curve-secret-key", help="the daemon's zmq.auth secret-key file (CURVE)")
+    parser.add_argument("--curve-client-keys", help="directory of allowed clients' public-key files (CURVE)")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--max-message-size")
     parser.add_argument("--session-ttl", type=float)
@@ -55,7 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--aws-endpoint", help="S3/DynamoDB endpoint URL (e.g. a local emulator)")
     parser.add_argument("--json", action="store_true", help="status: print JSON")
     parser.add_argument("--clients", type=int, default=4, help="demo: client processes")
-    parser.add_argument("--dir", help="demo: work directory (default: a temporary one, removed after)")
+    parser.add_argument("--dir", help="demo: work directory (default: a temporary one, removed after); "
+                                      "keygen: where to write the key pair")
+    parser.add_argument("--name", default="nbsd", help="keygen: the key pair's file name (NAME.key, NAME.key_secret)")
     return parser
 
 
@@ -66,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         from nbsd.demo import main as demo
 
         return demo(args.dir, args.clients, keep=args.dir is not None)
+    if args.command == "keygen":
+        return _keygen(args.dir or ".", args.name)
     overrides: dict[str, Any] = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG}
     if args.socket:
         overrides["endpoint"] = f"ipc://{args.socket}"
@@ -73,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     flags["endpoint"] = "--socket" if args.socket else "--endpoint"
     try:
         config = load_config(args.config, overrides, flags)
+        if args.command == "serve":
+            check_serving(config)
     except ConfigError as err:
         print(f"nbsd: {err}", file=sys.stderr)
         return 2
@@ -94,6 +103,21 @@ def _serve(config: Any) -> int:
     return 0
 
 
+def _keygen(directory: str, name: str) -> int:
+    """A CURVE key pair: NAME.key (public, to share) and NAME.key_secret (private to its owner)."""
+    import zmq.auth
+
+    os.makedirs(directory, exist_ok=True)
+    old_umask = os.umask(0o077)  # pyzmq writes the files with the umask's mode
+    try:
+        public, secret = zmq.auth.create_certificates(directory, name)
+    finally:
+        os.umask(old_umask)
+    os.chmod(public, 0o644)
+    print(f"public key (share it): {public}\nsecret key (keep it private): {secret}")
+    return 0
+
+
 def _report(endpoint: str, command: str, as_json: bool) -> int:
     from nbsclient.connection import Connection
     from nbsclient.protocol import STATS, DaemonUnavailableError
@@ -103,6 +127,9 @@ def _report(endpoint: str, command: str, as_json: bool) -> int:
             stats = conn.request(STATS, {})
     except DaemonUnavailableError as err:
         print(f"nbsd: no daemon at {endpoint}: {err}", file=sys.stderr)
+        return 1
+    except NBSError as err:  # e.g. refused CURVE keys
+        print(f"nbsd: {err}", file=sys.stderr)
         return 1
     if command == "stats" or as_json:
         print(json.dumps(stats, indent=2, sort_keys=True))

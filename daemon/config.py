@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from nbs.errors import NBSError
+from nbsclient.curve import CurveKeyError, load_key_pair
 from nbsclient.protocol import default_runtime_dir
 
 _SIZE = re.compile(r"\s*(\d+)\s*(|B|KiB|MiB|GiB|TiB|K|M|G|T)\s*")
@@ -101,6 +102,19 @@ def _url(value: str) -> str:
     return value
 
 
+def _secret_key_file(value: str) -> str:
+    if not value:
+        return value
+    load_key_pair(value)  # CurveKeyError (a ValueError) says what is wrong with it
+    return _path(value)
+
+
+def _directory(value: str) -> str:
+    if value and not os.path.isdir(value):
+        raise ValueError("not a directory")
+    return _path(value) if value else value
+
+
 Size = Annotated[int, BeforeValidator(_size)]
 
 
@@ -149,6 +163,10 @@ class Config(BaseModel):
     allow_mem: bool = _field(False, "true or false")
     mem_store_size: Size = _field(64 * MiB, 'a size of at least 1MiB (bytes, or a string such as "64MiB")', ge=MiB)
     client_fast_path: bool = _field(True, "true or false")
+    curve_secret_key: Annotated[str, AfterValidator(_secret_key_file)] = _field(
+        "", "a zmq.auth secret-key file (not readable by others), or \"\"")
+    curve_client_keys: Annotated[str, AfterValidator(_directory)] = _field(
+        "", 'a directory of allowed clients\' zmq.auth public-key files (*.key), or ""')
     aws: AWSConfig = _field(AWSConfig(), "a table of region, profile and endpoint strings")
 
     @property
@@ -159,6 +177,11 @@ class Config(BaseModel):
 
     def resolved_endpoint(self) -> str:
         return self.endpoint or f"ipc://{os.path.join(default_runtime_dir(), 'nbsd.sock')}"
+
+    @property
+    def curve(self) -> bool:
+        """Whether clients must authenticate with CURVE keys."""
+        return bool(self.curve_secret_key)
 
 
 def load_config(path: str | None, overrides: Mapping[str, Any], flags: Mapping[str, str] | None = None) -> Config:
@@ -185,6 +208,15 @@ def load_config(path: str | None, overrides: Mapping[str, Any], flags: Mapping[s
     return config
 
 
+def check_serving(config: Config) -> None:
+    """Rules for serving, over several keys: CURVE takes both key settings, and a tcp endpoint takes CURVE."""
+    if bool(config.curve_secret_key) != bool(config.curve_client_keys):
+        raise ConfigError("config: curve_secret_key and curve_client_keys go together: set both or neither")
+    if config.resolved_endpoint().startswith("tcp://") and not config.curve:
+        raise ConfigError(f"config: endpoint {config.endpoint} needs curve_secret_key and curve_client_keys: "
+                          "tcp is open to every local user, so clients must authenticate")
+
+
 def _explain(err: ValidationError, raw: Mapping[str, Any], given: Mapping[str, Any],
              flags: Mapping[str, str]) -> ConfigError:
     """One line for the first problem: the key or flag, what it got and what it expects."""
@@ -200,7 +232,9 @@ def _explain(err: ValidationError, raw: Mapping[str, Any], given: Mapping[str, A
     field = model.model_fields.get(loc[-1] if nested else key)
     expects = field.description if field is not None else problem["msg"]
     value = raw.get("aws", {}).get(loc[1]) if nested else raw.get(key)
-    return ConfigError(f"{where} must be {expects}, got {_describe(value)}")
+    cause = problem.get("ctx", {}).get("error")
+    detail = f" (it {cause.reason})" if isinstance(cause, CurveKeyError) else ""
+    return ConfigError(f"{where} must be {expects}, got {_describe(value)}{detail}")
 
 
 def _describe(value: object) -> str:

@@ -23,6 +23,7 @@ from nbsclient import protocol as p
 from nbsclient.sockets import send_frame
 from nbsd.cache import ChunkCache
 from nbsd.config import Config
+from nbsd.curve import CurveServer
 from nbsd.sd_notify import Watchdog, notify
 from nbsd.service import Service
 from nbsd.stores import StoreOpener
@@ -55,7 +56,11 @@ class Server:
         self.opener = StoreOpener(config)
         self.service = Service(config, self.cache, self.opener)
         self.context = zmq.Context()
+        self.curve = (CurveServer(self.context, config.curve_secret_key, config.curve_client_keys)
+                      if config.curve else None)
         self.router = self.context.socket(zmq.ROUTER)
+        if self.curve is not None:
+            self.curve.secure(self.router)
         self.router.setsockopt(zmq.LINGER, 0)
         self.router.setsockopt(zmq.MAXMSGSIZE, config.max_message_size + 4096)
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 0)
@@ -225,6 +230,8 @@ class Server:
             cleared = self.cache.maintenance()
             if cleared:
                 log.info("cleared %d stale LMDB reader slots", cleared)
+            if self.curve is not None:
+                self.curve.allowed.reload()
         except Exception:
             log.exception("maintenance failed")
 
@@ -241,6 +248,8 @@ class Server:
             sock.close(0)
         self.replies.close(0)
         self.router.close(0)
+        if self.curve is not None:
+            self.curve.stop()
         self.context.term()
         path = self.config.ipc_path
         if path is not None and os.path.exists(path):

@@ -1,10 +1,12 @@
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import zmq.auth
 
-from nbsd.config import Config, ConfigError, load_config, parse_size
+from nbsd.config import Config, ConfigError, check_serving, load_config, parse_size
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,7 +25,9 @@ def test_parse_size_rejects(text: str) -> None:
 def _load(tmp_path: Path, text: str, overrides: dict[str, object] | None = None) -> Config:
     cfg = tmp_path / "nbsd.toml"
     cfg.write_text(text)
-    return load_config(str(cfg), overrides or {}, {"local_roots": "--local-root", "aws_stores": "--aws-store"})
+    config = load_config(str(cfg), overrides or {}, {"local_roots": "--local-root", "aws_stores": "--aws-store"})
+    check_serving(config)
+    return config
 
 
 def test_file_then_flags(tmp_path: Path) -> None:
@@ -41,7 +45,7 @@ def test_file_then_flags(tmp_path: Path) -> None:
 def test_secure_defaults() -> None:
     config = load_config(None, {})
     assert config.aws_stores == [] and not config.allow_mem and config.local_roots == []
-    assert config.client_fast_path and config.socket_mode == 0o660
+    assert config.client_fast_path and not config.curve and config.socket_mode == 0o660
 
 
 def test_example_config_in_repository_loads() -> None:
@@ -78,7 +82,7 @@ def test_wrong_values_are_named_in_one_line(tmp_path: Path, text: str, message: 
     'endpoint = "tcp://127.0.0.1:70000"', 'cache_size = "1KiB"', 'cache_dir = ""', "socket_mode = 660",
     "socket_mode = 0o666", 'aws_stores = ["manifests/tables/team-*"]', 'aws_stores = [""]', "allow_mem = 1",
     'mem_store_size = "1KiB"', 'client_fast_path = "no"', "session_ttl = 0", 'max_message_size = "8GiB"',
-    '[aws]\nendpoint = "127.0.0.1:5000"', "= broken"])
+    'curve_client_keys = "/no/such/dir"', '[aws]\nendpoint = "127.0.0.1:5000"', "= broken"])
 def test_bad_configs_rejected(tmp_path: Path, text: str) -> None:
     with pytest.raises(ConfigError):
         _load(tmp_path, text)
@@ -91,6 +95,26 @@ def test_flags_are_named_as_flags(tmp_path: Path) -> None:
         _load(tmp_path, "", {"aws_stores": ["no-colon/x"]})
     with pytest.raises(ConfigError, match='^--cache-size must be .*, got the string "lots"$'):
         _load(tmp_path, "", {"cache_size": "lots"})
+
+
+def test_tcp_needs_curve_keys(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="needs curve_secret_key and curve_client_keys"):
+        _load(tmp_path, 'endpoint = "tcp://127.0.0.1:5555"')
+    public, secret = zmq.auth.create_certificates(str(tmp_path), "server")  # written with the umask's mode
+    clients = tmp_path / "clients"
+    clients.mkdir()
+    os.chmod(secret, 0o644)
+    with pytest.raises(ConfigError, match=r'got the string ".*server.key_secret" \(it is readable by every user'):
+        _load(tmp_path, f'endpoint = "tcp://127.0.0.1:5555"\ncurve_secret_key = "{secret}"\n'
+                        f'curve_client_keys = "{clients}"')
+    os.chmod(secret, 0o600)
+    with pytest.raises(ConfigError, match="go together"):
+        _load(tmp_path, f'curve_secret_key = "{secret}"')
+    with pytest.raises(ConfigError, match="holds no secret key"):
+        _load(tmp_path, f'curve_secret_key = "{public}"\ncurve_client_keys = "{clients}"')
+    config = _load(tmp_path, f'endpoint = "tcp://127.0.0.1:5555"\ncurve_secret_key = "{secret}"\n'
+                             f'curve_client_keys = "{clients}"')
+    assert config.curve
 
 
 def test_missing_config_file() -> None:
