@@ -105,4 +105,4 @@ def refusal(event: int, endpoint: str, keys: ClientKeys | None) -> Authenticatio
         reason = "this client uses CURVE keys and the daemon does not"
     else:
         reason = f"the handshake broke off: is {SERVER_KEY_ENV} the daemon's public key?"
-    return AuthenticationError(f"nbsd at {endpoint} refused the connection: {reason}")
+    return AuthenticationError(f"the daemon at {endpoint} refused the connection: {reason}")

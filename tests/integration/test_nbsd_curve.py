@@ -95,6 +95,12 @@ def test_keys_from_the_environment(tcp_daemon: Daemon, keys: Keys, monkeypatch: 
     status = subprocess.run([sys.executable, "-m", "nbsd", "status", "--endpoint", tcp_daemon.endpoint],
                             cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert status.returncode == 0 and f"pid {tcp_daemon.pid}" in status.stdout
+    monkeypatch.delenv(SECRET_KEY_ENV)
+    monkeypatch.delenv(SERVER_KEY_ENV)
+    refused = subprocess.run([sys.executable, "-m", "nbsd", "status", "--endpoint", tcp_daemon.endpoint],
+                             cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(f"nbsd: the daemon at {tcp_daemon.endpoint} refused the connection: ")
 
 
 @pytest.mark.parametrize("who,reason", [
@@ -110,7 +116,7 @@ def test_refused_clients_fail_at_once_with_the_reason(tcp_daemon: Daemon, keys: 
         # Default timeout and retries: without the monitor's verdict this would wait minutes and then say
         # DaemonUnavailableError, which the assertion on the type would catch.
         nbsclient.connect(tcp_daemon.store_path("curve-refused"), tcp_daemon.endpoint, curve_keys=chosen)
-    assert str(err.value).startswith(f"nbsd at {tcp_daemon.endpoint} refused the connection")
+    assert str(err.value).startswith(f"the daemon at {tcp_daemon.endpoint} refused the connection: ")
     assert reason in str(err.value)
     if who == "unknown key":  # the daemon says whom it refused (the others fail before its key check)
         assert chosen is not None
