@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench import aws, import_export, reads, writes
+from bench import aws, commits, import_export, reads, writes
 from bench.common import Report, progress
 
-SUITES = {"import": import_export.run, "writes": writes.run, "reads": reads.run, "aws": aws.run}
+SUITES = {"import": import_export.run, "writes": writes.run, "commits": commits.run, "reads": reads.run,
+          "aws": aws.run}
 
 
 def main() -> None:

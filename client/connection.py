@@ -4,7 +4,9 @@ This is the Lazy Pirate pattern on a DEALER socket: send, wait for the reply
 with the same request id up to a timeout, and on silence close the socket,
 open a new one and send again.  Replies to earlier attempts are recognised by
 their id and dropped.  Each thread gets its own socket, since ZeroMQ sockets
-must not be shared between threads.
+must not be shared between threads; all connections of a process to one
+endpoint share it, and all share one ZeroMQ context.  A forked child makes
+its own context and sockets on first use and leaves the parent's alone.
 
 Timeouts can be long (a commit may upload to S3 for minutes), so silence alone
 would detect a dead daemon late.  A socket monitor reports disconnects: while
@@ -16,17 +18,18 @@ also reports refused CURVE handshakes, which end the request at once with
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import random
 import threading
 import time
-import weakref
 from types import TracebackType
 from typing import Any
 
 import zmq
 
+from nbs.forksafe import ProcessLocal, register
 from nbsclient import curve
 from nbsclient import protocol as p
 from nbsclient.sockets import send_frame
@@ -39,20 +42,91 @@ MONITORED = zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED | curve.REFUS
 
 
 class _Channel:
-    """One thread's socket, its monitor, what it last set on them and the handshake failures seen."""
+    """One thread's socket to one endpoint, its monitor, what it last set on them and the handshake failures seen."""
 
-    __slots__ = ("sock", "monitor", "millis", "attempts", "refused", "no_detail")
+    __slots__ = ("sock", "monitor", "millis", "attempts", "pid", "refused", "no_detail")
 
-    def __init__(self, sock: zmq.Socket[bytes], monitor: zmq.Socket[bytes]) -> None:
+    def __init__(self, endpoint: str, keys: curve.ClientKeys | None) -> None:
+        sock = _CONTEXT.get().socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.IMMEDIATE, 1)
+        sock.setsockopt(zmq.RECONNECT_IVL, 50)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+        curve.secure(sock, keys)
+        self.monitor = sock.get_monitor_socket(MONITORED)
+        sock.connect(endpoint)
         self.sock = sock
-        self.monitor = monitor
         self.millis = 0
         self.attempts = 0
+        self.pid = os.getpid()
         self.refused = 0  # the monitor event of a refused handshake, once one is certain
         self.no_detail = 0  # handshake failures without detail since the last success
 
+    def close(self) -> None:
+        if self.pid == os.getpid():  # a forked child leaves its parent's sockets alone
+            self.sock.disable_monitor()
+            self.monitor.close(0)
+            self.sock.close(0)
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # at interpreter exit the modules it needs may be gone
+            self.close()  # its thread ended: its sockets go with it
+
+
+class _Channels:
+    """Each thread's channel to one endpoint (with one set of CURVE keys), shared by every connection of the process.
+
+    A thread issues one request at a time, so the stores it uses can share a
+    socket: descriptors grow with threads, not with stores.  A channel lives
+    as long as its thread (or until a connection closes it).
+    """
+
+    def __init__(self, endpoint: str, keys: curve.ClientKeys | None) -> None:
+        self.endpoint = endpoint
+        self.keys = keys
+        self._local = threading.local()
+        self._inherited: list[threading.local] = []
+        register(self)
+
+    def current(self) -> _Channel | None:
+        channel: _Channel | None = getattr(self._local, "channel", None)
+        return channel
+
+    def get(self) -> _Channel:
+        """This thread's channel, opened on first use."""
+        channel: _Channel | None = getattr(self._local, "channel", None)
+        if channel is None:
+            channel = self._local.channel = _Channel(self.endpoint, self.keys)
+        return channel
+
+    def reset(self) -> None:
+        """Close this thread's channel; the next request opens a new one."""
+        channel = self.current()
+        self._local.channel = None
+        if channel is not None:
+            channel.close()
+
+    def after_fork_in_child(self) -> None:
+        # The parent's sockets stay referenced but unused: closing them here could disturb the parent.
+        self._inherited.append(self._local)
+        self._local = threading.local()
+
+
+_CONTEXT: ProcessLocal[zmq.Context[zmq.Socket[bytes]]] = ProcessLocal(zmq.Context)  # one per process
+_CHANNELS: dict[tuple[str, curve.ClientKeys | None], _Channels] = {}
+_IDS = itertools.count(random.getrandbits(40))  # request ids, unique across the process's connections
+
+
+def _channels(endpoint: str, keys: curve.ClientKeys | None) -> _Channels:
+    channels = _CHANNELS.get((endpoint, keys))
+    if channels is None:
+        channels = _CHANNELS.setdefault((endpoint, keys), _Channels(endpoint, keys))
+    return channels
+
 
 class Connection:
+    """Requests to one daemon endpoint, over the calling thread's shared channel."""
+
     def __init__(self, endpoint: str | None = None, timeout: float = 30.0, retries: int = 3,
                  curve_keys: curve.ClientKeys | None = None) -> None:
         """``curve_keys`` default to the files ``$NBSD_CURVE_SECRET_KEY`` and ``$NBSD_CURVE_SERVER_KEY`` name."""
@@ -60,14 +134,8 @@ class Connection:
         self.curve_keys = curve_keys if curve_keys is not None else curve.ClientKeys.from_env()
         self.timeout = timeout
         self.retries = retries
-        self._pid = os.getpid()
-        self._context = zmq.Context()
-        self._local = threading.local()
-        self._sockets: list[zmq.Socket[bytes]] = []
-        self._lock = threading.Lock()
-        self._ids = itertools.count(random.getrandbits(40))
+        self._channels = _channels(self.endpoint, self.curve_keys)
         self.max_message = p.DEFAULT_MAX_MESSAGE
-        _CONNECTIONS.add(self)
 
     def __enter__(self) -> Connection:
         return self
@@ -76,44 +144,16 @@ class Connection:
                  tb: TracebackType | None) -> None:
         self.close()
 
-    def _channel(self) -> _Channel:
-        """This thread's channel, opened on first use."""
-        channel: _Channel | None = getattr(self._local, "channel", None)
-        if channel is None:
-            if os.getpid() != self._pid:  # checked here, not per request: getpid is a system call
-                raise p.ProtocolError("a connection cannot be used after fork; connect again in the child")
-            sock = self._context.socket(zmq.DEALER)
-            sock.setsockopt(zmq.LINGER, 0)
-            sock.setsockopt(zmq.IMMEDIATE, 1)
-            sock.setsockopt(zmq.RECONNECT_IVL, 50)
-            sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
-            curve.secure(sock, self.curve_keys)
-            monitor = sock.get_monitor_socket(MONITORED)
-            sock.connect(self.endpoint)
-            channel = self._local.channel = _Channel(sock, monitor)
-            with self._lock:
-                self._sockets += [sock, monitor]
-        return channel
-
-    def _reset(self, channel: _Channel) -> None:
-        self._local.channel = None
-        with self._lock:
-            self._sockets.remove(channel.sock)
-            self._sockets.remove(channel.monitor)
-        channel.sock.disable_monitor()
-        channel.monitor.close(0)
-        channel.sock.close(0)
-
     @property
     def last_attempts(self) -> int:
         """How many sends this thread's last request needed (more than 1 means it was retried)."""
-        channel: _Channel | None = getattr(self._local, "channel", None)
+        channel = self._channels.current()
         return channel.attempts if channel is not None else 0
 
     def request(self, op: str, body: dict[str, Any], timeout: float | None = None,
                 retries: int | None = None) -> Any:
         """Send one request and return the reply body; error replies raise typed exceptions."""
-        request_id = next(self._ids)
+        request_id = next(_IDS)
         frame = p.encode_request(request_id, op, body)
         if len(frame) > self.max_message:
             raise p.ProtocolError(f"request of {len(frame)} bytes exceeds the daemon's limit {self.max_message}")
@@ -121,7 +161,7 @@ class Connection:
 
     def get_one(self, handle: int, addr: bytes) -> bytes | None:
         """One chunk by the compact get (a single read that missed the cache), or None if absent."""
-        request_id = next(self._ids)
+        request_id = next(_IDS)
         chunk: bytes | None = self._exchange(p.encode_get_one(request_id, handle, addr), request_id, p.GET,
                                              None, None)
         return chunk
@@ -137,7 +177,7 @@ class Connection:
         backoff = BACKOFF_START
         while True:
             attempts += 1
-            channel = self._channel()
+            channel = self._channels.get()
             channel.attempts = attempts
             reply = self._attempt(channel, frame, request_id, timeout, millis)
             if reply is not None:
@@ -172,7 +212,7 @@ class Connection:
                 _drain(channel)
                 refused = channel.refused
                 if refused or time.monotonic() >= deadline:
-                    self._reset(channel)
+                    self._channels.reset()
                     if refused:
                         raise curve.refusal(refused, self.endpoint, self.curve_keys)
                     return None
@@ -183,7 +223,7 @@ class Connection:
                 # Checked only once a second of silence has passed: the check costs a few microseconds.
                 # A disconnect seen here may predate this request; resending then is merely redundant.
                 if _drain(channel) or time.monotonic() >= deadline:
-                    self._reset(channel)  # the daemon went away with our request, or never answered
+                    self._channels.reset()  # the daemon went away with our request, or never answered
                     return None
                 continue
             if reply_id == request_id:
@@ -191,23 +231,8 @@ class Connection:
             # Otherwise a late reply to an attempt we gave up on: keep waiting for ours.
 
     def close(self) -> None:
-        with self._lock:
-            sockets, self._sockets = self._sockets, []
-        for sock in sockets:
-            sock.close(0)
-        self._context.term()
-
-
-_CONNECTIONS: weakref.WeakSet[Connection] = weakref.WeakSet()
-
-
-def _forget_sockets_in_child() -> None:
-    """A forked child must not touch its parent's sockets: drop them, so the pid check refuses use."""
-    for conn in list(_CONNECTIONS):
-        conn._local = threading.local()
-
-
-os.register_at_fork(after_in_child=_forget_sockets_in_child)
+        """Close the calling thread's socket to the endpoint (any connection reopens it on its next request)."""
+        self._channels.reset()
 
 
 def _drain(channel: _Channel) -> bool:

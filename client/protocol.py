@@ -125,6 +125,7 @@ ERROR_CODES: dict[str, type[nbs_errors.NBSError]] = {
     "StoreNotFoundError": nbs_errors.StoreNotFoundError,
     "InvalidStoreNameError": nbs_errors.InvalidStoreNameError,
     "SpecError": nbs_errors.SpecError,
+    "StoreIOError": nbs_errors.StoreIOError,
     "StoreClosedError": nbs_errors.StoreClosedError,
     "StoreFullError": nbs_errors.StoreFullError,
     "TableCacheError": nbs_errors.TableCacheError,

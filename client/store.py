@@ -7,6 +7,8 @@ the memtable, then in the daemon's cache directly (read-only LMDB), then ask
 the daemon.  The client remembers its view (manifest contents and pending
 tables) so that after a daemon restart it reopens its session exactly where
 it was, and a commit that landed before a lost reply is still reported landed.
+A forked child reopens a session of its own the same way, on first use: the
+parent's session, sockets and cache handle stay the parent's.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, TypeVar
 
 from nbs.addr import Addr, compute_addr
 from nbs.errors import StoreClosedError
+from nbs.forksafe import register
 from nbs.manifest import ManifestContents, TableSpec
 from nbs.mem_table import MemTable, check_chunk
 from nbs.stats import Stats
@@ -56,11 +59,13 @@ class DaemonStore:
         self._handle: int | None = None
         self._closed = False
         self._last_report = time.monotonic()
-        try:
-            self._connect()
-        except BaseException:
-            self._conn.close()
-            raise
+        self._connect()
+        register(self)
+
+    def after_fork_in_child(self) -> None:
+        self._lock = threading.RLock()
+        self._handle = None  # the parent's session: ours is opened on first use
+        self._cache = None
 
     # -- session management -----------------------------------------------------------------
 
@@ -90,6 +95,10 @@ class DaemonStore:
         """``send(handle)``'s result; an unknown session (the daemon restarted) is reopened once."""
         if self._closed:
             raise StoreClosedError(f"store {self.spec} is closed")
+        if self._handle is None:  # forked: open this process's session once
+            with self._lock:
+                if self._handle is None:
+                    self._connect()
         if self._cache is not None and time.monotonic() - self._last_report > REPORT_EVERY_S:
             self._send_report()
         reopened = False
@@ -278,13 +287,13 @@ class DaemonStore:
             if self._closed:
                 return
             try:
-                self._send_report()
-                self._conn.request(p.CLOSE, {"handle": self._handle}, timeout=2.0, retries=0)
+                if self._handle is not None:
+                    self._send_report()
+                    self._conn.request(p.CLOSE, {"handle": self._handle}, timeout=2.0, retries=0)
             except p.DaemonUnavailableError:
                 pass  # the daemon will expire the session
             finally:
                 self._closed = True
-                self._conn.close()
 
     def __enter__(self) -> DaemonStore:
         return self

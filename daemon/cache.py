@@ -12,6 +12,11 @@ read-only clients opened with that size never see MapResizedError.  Writes
 use ``sync=False`` with a periodic ``sync()``; a crash of the daemon loses
 nothing already committed to the page cache, and a damaged environment is
 moved aside and recreated at start.
+
+Once open, the cache never fails a request: an LMDB error while reading or
+filling it (a full disk, a full map, an I/O error, a full reader table) makes
+reads miss and fills skip, and ``health`` reports the cache degraded until
+it works again (see nbsclient.cache_health).
 """
 
 from __future__ import annotations
@@ -22,12 +27,14 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Set
+from collections.abc import Callable, Iterable, Set
 from dataclasses import dataclass
+from typing import TypeVar
 
 import lmdb
 
 from nbsclient import cache_record
+from nbsclient.cache_health import READ, WRITE, CacheHealth
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +45,7 @@ MAX_DBS = 4
 _BYTES = b"bytes"
 _SEQ = b"seq"
 _ID = b"id"
+T = TypeVar("T")
 
 
 def stored_size(value_len: int) -> int:
@@ -79,7 +87,9 @@ class ChunkCache:
         self.shared = shared
         self.map_size = map_size_for(budget)
         self.counters = CacheCounters()
+        self.health = CacheHealth(log, f"chunk cache {path}")
         self._write_lock = threading.Lock()
+        self._total_bytes = self._entries = 0  # the last figures read, reported while reads fail
         self.env = self._open()
         self._chunks = self.env.open_db(b"chunks")
         self._fifo = self.env.open_db(b"fifo")
@@ -95,6 +105,35 @@ class ChunkCache:
         if cleared:
             log.info("cleared %d stale LMDB reader slots", cleared)
         self._shrink_to_budget()
+        self._reserve_reader_table()
+        self._warn_if_disk_is_smaller()
+
+    def _reserve_reader_table(self) -> None:
+        """Give the reader table its disk blocks now, while there is room.
+
+        LMDB keeps reader slots in ``lock.mdb``, a sparse file written through
+        a memory map: a process taking a slot on a page the file system cannot
+        allocate (a full disk) dies of SIGBUS instead of getting an error.
+        """
+        path = os.path.join(self.path, "lock.mdb")
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+        except OSError as err:
+            log.warning("cannot reserve disk space for the LMDB reader table %s (%s): if the disk fills, "
+                        "a process taking a new reader slot may crash", path, err.strerror)
+        finally:
+            os.close(fd)
+
+    def _warn_if_disk_is_smaller(self) -> None:
+        """A budget the file system cannot hold degrades the cache once the disk fills: say so at start."""
+        fs = os.statvfs(self.path)
+        held = os.stat(os.path.join(self.path, "data.mdb")).st_blocks * 512
+        room = fs.f_bavail * fs.f_frsize + held
+        if self.budget > room:
+            log.warning("cache_size %d bytes exceeds the %d bytes free for the cache on the file system of %s: "
+                        "once that fills, the cache degrades and reads are served from the stores",
+                        self.budget, room, self.path)
 
     def _open(self) -> lmdb.Environment:
         os.makedirs(self.path, mode=0o750, exist_ok=True)
@@ -130,25 +169,33 @@ class ChunkCache:
 
         ``tally`` counts the lookups in the hit/miss figures; repeat lookups of one request pass False.
         """
+        addrs = list(addrs)
         missing: list[bytes] = []
         corrupt: list[bytes] = []
-        with self.env.begin(db=self._chunks, buffers=True) as txn:
-            for a in addrs:
-                value = txn.get(a)
-                if value is None:
-                    missing.append(a)
-                    continue
-                try:
-                    chunk = cache_record.visible_chunk(a, value, view)
-                except cache_record.CorruptRecordError:
-                    corrupt.append(a)
-                    missing.append(a)
-                    continue
-                if chunk is None:
-                    self.counters.hidden += tally
-                    missing.append(a)
-                else:
-                    found[a] = chunk
+        if not self.health.usable(READ):
+            return addrs
+        try:
+            with self.env.begin(db=self._chunks, buffers=True) as txn:
+                for a in addrs:
+                    value = txn.get(a)
+                    if value is None:
+                        missing.append(a)
+                        continue
+                    try:
+                        chunk = cache_record.visible_chunk(a, value, view)
+                    except cache_record.CorruptRecordError:
+                        corrupt.append(a)
+                        missing.append(a)
+                        continue
+                    if chunk is None:
+                        self.counters.hidden += tally
+                        missing.append(a)
+                    else:
+                        found[a] = chunk
+        except lmdb.Error as err:
+            self.health.failed(READ, err)
+            return [a for a in addrs if a not in found]
+        self.health.succeeded(READ)
         if tally:
             self.counters.hits += len(found)
             self.counters.misses += len(missing)
@@ -163,21 +210,32 @@ class ChunkCache:
         that gets None looks again with ``get_many``, which does both.  A reply
         header passed as ``prefix`` is joined to the chunk in the same copy.
         """
-        txn = self.env.begin(db=self._chunks, buffers=True)
+        if not self.health.usable(READ):
+            return None
         try:
-            value = txn.get(addr)
-            return None if value is None else cache_record.visible_chunk(addr, value, view, prefix)
+            txn = self.env.begin(db=self._chunks, buffers=True)
+            try:
+                value = txn.get(addr)
+                reply = None if value is None else cache_record.visible_chunk(addr, value, view, prefix)
+            finally:
+                txn.abort()
         except cache_record.CorruptRecordError:
             return None
-        finally:
-            txn.abort()
+        except lmdb.Error as err:
+            self.health.failed(READ, err)
+            return None
+        self.health.succeeded(READ)
+        return reply
 
     def drop_corrupt(self, addrs: Iterable[bytes]) -> None:
         """Delete entries found damaged so they are fetched again."""
         addrs = list(addrs)
         log.warning("dropping %d corrupt cache entries", len(addrs))
         self.counters.corrupt += len(addrs)
-        with self._write_lock, self.env.begin(write=True) as txn:
+        self._write(self._drop, addrs)
+
+    def _drop(self, addrs: list[bytes]) -> None:
+        with self.env.begin(write=True) as txn:
             freed = 0
             for a in addrs:
                 value = txn.get(a, db=self._chunks)
@@ -193,17 +251,31 @@ class ChunkCache:
     def put_many(self, items: Iterable[tuple[bytes, bytes, bytes]]) -> None:
         """Insert ``(address, chunk, table)`` triples, or add ``table`` to an existing entry."""
         items = list(items)
-        if not items:
+        if items:
+            self._write(self._put_or_evict, items)
+
+    def _write(self, write: Callable[[T], object], arg: T) -> None:
+        """Run a write transaction unless writes are failing; an LMDB error degrades the cache instead of raising."""
+        if not self.health.usable(WRITE):
             return
-        with self._write_lock:
-            try:
-                self._put_many(items)
-            except lmdb.MapFullError:
-                log.warning("cache map full; evicting a tenth of the budget and retrying")
-                self._evict(self.budget // 10)
-                self._put_many(items)
+        try:
+            with self._write_lock:
+                write(arg)
+        except lmdb.Error as err:
+            self.health.failed(WRITE, err)
+        else:
+            self.health.succeeded(WRITE)
+
+    def _put_or_evict(self, items: list[tuple[bytes, bytes, bytes]]) -> None:
+        try:
+            self._put_many(items)
+        except lmdb.MapFullError:
+            log.warning("cache map full; evicting a tenth of the budget and retrying")
+            self._evict(self.budget // 10)
+            self._put_many(items)
 
     def _put_many(self, items: list[tuple[bytes, bytes, bytes]]) -> None:
+        inserted = 0
         with self.env.begin(write=True) as txn:
             seq = int.from_bytes(txn.get(_SEQ, default=bytes(8), db=self._meta), "big")
             delta = 0
@@ -230,11 +302,12 @@ class ChunkCache:
                 txn.put(seq.to_bytes(8, "big"), addr, db=self._fifo)
                 seq += 1
                 delta += stored_size(len(value))
-                self.counters.inserts += 1
+                inserted += 1
             txn.put(_SEQ, seq.to_bytes(8, "big"), db=self._meta)
             total = self._add_bytes(txn, delta)
             if total > self.budget:
                 self._evict_in(txn, total - self.budget)
+        self.counters.inserts += inserted
 
     def _forget_fifo(self, txn: lmdb.Transaction, addr: bytes, value: bytes) -> None:
         """Remove ``addr``'s eviction-order entry; a damaged value's sequence is trusted only if it points back."""
@@ -268,26 +341,45 @@ class ChunkCache:
 
     def _shrink_to_budget(self) -> None:
         """A smaller budget than last run takes effect at start."""
-        with self._write_lock:
-            total = self.total_bytes()
-            if total > self.budget:
-                self._evict(total - self.budget)
+        total = self.total_bytes()
+        if total > self.budget:
+            self._write(self._evict, total - self.budget)
 
     # -- housekeeping ------------------------------------------------------------------------
 
     def total_bytes(self) -> int:
-        with self.env.begin(db=self._meta) as txn:
-            return int.from_bytes(txn.get(_BYTES, default=bytes(8)), "big")
+        """Estimated bytes cached (the last figure read, while reads fail)."""
+        try:
+            with self.env.begin(db=self._meta) as txn:
+                self._total_bytes = int.from_bytes(txn.get(_BYTES, default=bytes(8)), "big")
+        except lmdb.Error as err:
+            self.health.failed(READ, err)
+        return self._total_bytes
 
     def entries(self) -> int:
-        with self.env.begin() as txn:
-            return int(txn.stat(self._chunks)["entries"])
+        """Chunks cached (the last figure read, while reads fail)."""
+        try:
+            with self.env.begin() as txn:
+                self._entries = int(txn.stat(self._chunks)["entries"])
+        except lmdb.Error as err:
+            self.health.failed(READ, err)
+        return self._entries
 
     def maintenance(self) -> int:
         """Flush to disk and clear reader slots of dead processes; returns slots cleared."""
-        self.env.sync(True)
-        return int(self.env.reader_check())
+        try:
+            self.env.sync(True)
+        except lmdb.Error as err:
+            self.health.failed(WRITE, err)
+        try:
+            return int(self.env.reader_check())
+        except lmdb.Error as err:
+            self.health.failed(READ, err)
+            return 0
 
     def close(self) -> None:
-        self.env.sync(True)
+        try:
+            self.env.sync(True)
+        except lmdb.Error as err:
+            log.warning("chunk cache %s: final sync failed (%s); unsynced entries may be lost", self.path, err)
         self.env.close()

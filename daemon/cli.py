@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import signal
 import sys
@@ -13,9 +12,7 @@ from typing import Any, NoReturn
 from nbs.errors import NBSError
 from nbsd.config import ConfigError, check_serving, load_config
 from nbsd.logs import setup_logging
-from nbsd.server import AlreadyRunningError, Server
-
-log = logging.getLogger("nbsd")
+from nbsd.server import Server, StartupError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -94,8 +91,8 @@ def _serve(config: Any) -> int:
     setup_logging(config.log_level)
     try:
         server = Server(config)
-    except (AlreadyRunningError, NBSError, OSError) as err:
-        log.error("cannot start: %s", err)
+    except (StartupError, NBSError, OSError) as err:
+        print(f"nbsd: cannot start: {err}", file=sys.stderr)  # one line, no traceback: a person reads it
         return 1
     signal.signal(signal.SIGTERM, lambda *_: server.stop.set())
     signal.signal(signal.SIGINT, lambda *_: server.stop.set())
@@ -140,7 +137,7 @@ def _report(endpoint: str, command: str, as_json: bool) -> int:
           f"{stats['sessions']} sessions")
     print(f"cache: {cache['bytes']}/{cache['budget']} bytes, {cache['entries']} chunks, hit ratio "
           f"{'n/a' if ratio is None else f'{ratio:.1%}'} (daemon {cache['hits']}, clients {cache['client_hits']}, "
-          f"misses {cache['misses']}), {cache['evictions']} evicted, {cache['corrupt']} corrupt")
+          f"misses {cache['misses']}), {cache['evictions']} evicted, {cache['corrupt']} corrupt; {cache['state']}")
     index, files, memory = stats["index_cache"], stats["open_files"], stats["memory"]
     print(f"index cache: {index['bytes']}/{index['budget']} bytes, {index['tables']} tables")
     print(f"open files: {files['process']} (tables {files['tables']}, budget {files['budget']}); "

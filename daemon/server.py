@@ -9,7 +9,6 @@ expiry and cache maintenance (sync, stale reader slots).
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import threading
@@ -17,6 +16,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
+import lmdb
 import zmq
 
 from nbsclient import protocol as p
@@ -24,6 +24,7 @@ from nbsclient.sockets import send_frame
 from nbsd.cache import ChunkCache
 from nbsd.config import Config
 from nbsd.curve import CurveServer
+from nbsd.owner_lock import LockHeldError, take_owner_lock
 from nbsd.sd_notify import Watchdog, notify
 from nbsd.service import Service
 from nbsd.stores import StoreOpener
@@ -37,9 +38,15 @@ STATUS_S = 10.0
 _NOBLOCK = int(zmq.NOBLOCK)
 _SNDMORE_NOBLOCK = int(zmq.SNDMORE | zmq.NOBLOCK)
 _RCVMORE = int(zmq.RCVMORE)
+MAX_SOCKET_PATH = 107  # bytes: sun_path holds 108, with the terminating NUL
+CACHE_LOCK = "nbsd.lock"
 
 
-class AlreadyRunningError(Exception):
+class StartupError(Exception):
+    """nbsd cannot start; the message says why in one line."""
+
+
+class AlreadyRunningError(StartupError):
     """Another nbsd holds the socket's instance lock."""
 
 
@@ -48,11 +55,14 @@ class Server:
         self.config = config
         self.stop = threading.Event()
         self._instance_lock = self._lock_instance()
+        self._cache_lock = self._lock_cache_dir()
         if not config.client_fast_path:  # no client reads the cache directly: nothing under it is theirs to see
-            os.makedirs(config.cache_dir, mode=0o700, exist_ok=True)
             os.chmod(config.cache_dir, 0o700)
-        self.cache = ChunkCache(os.path.join(config.cache_dir, "chunks"), config.cache_size,
-                                shared=config.client_fast_path)
+        cache_path = os.path.join(config.cache_dir, "chunks")
+        try:
+            self.cache = ChunkCache(cache_path, config.cache_size, shared=config.client_fast_path)
+        except (OSError, lmdb.Error) as err:
+            raise StartupError(f"cannot open the chunk cache in {cache_path}: {err}") from err
         self.opener = StoreOpener(config)
         self.service = Service(config, self.cache, self.opener)
         self.context = zmq.Context()
@@ -65,6 +75,8 @@ class Server:
         self.router.setsockopt(zmq.MAXMSGSIZE, config.max_message_size + 4096)
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 0)
         self._bind()
+        if self.curve is not None:
+            log.info("CURVE: %d allowed client keys in %s", len(self.curve.allowed.keys), config.curve_client_keys)
         self.replies = self.context.socket(zmq.PULL)
         self.replies.bind(REPLIES)
         self.pool = ThreadPoolExecutor(config.threads, thread_name_prefix="nbsd-worker")
@@ -79,14 +91,27 @@ class Server:
         path = self.config.ipc_path
         if path is None:
             return None
-        os.makedirs(os.path.dirname(path), mode=0o750, exist_ok=True)
-        fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        if len(os.fsencode(path)) > MAX_SOCKET_PATH:
+            raise StartupError(f"socket path {path} is {len(os.fsencode(path))} bytes long; "
+                               f"the limit is {MAX_SOCKET_PATH}")
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise AlreadyRunningError(f"another nbsd is serving {path}") from None
-        return fd
+            os.makedirs(os.path.dirname(path), mode=0o750, exist_ok=True)
+            return take_owner_lock(path + ".lock")
+        except LockHeldError as err:
+            raise AlreadyRunningError(f"another nbsd ({err.holder}) is serving {path}") from None
+        except OSError as err:
+            raise StartupError(f"cannot create the socket's lock file {path}.lock: {err.strerror}") from err
+
+    def _lock_cache_dir(self) -> int:
+        """Two daemons filling one cache would corrupt its byte count and eviction order: one owns it."""
+        cache_dir = self.config.cache_dir
+        try:
+            os.makedirs(cache_dir, mode=0o750, exist_ok=True)
+            return take_owner_lock(os.path.join(cache_dir, CACHE_LOCK))
+        except LockHeldError as err:
+            raise StartupError(f"another nbsd ({err.holder}) is using the cache directory {cache_dir}") from None
+        except OSError as err:
+            raise StartupError(f"cache directory {cache_dir} is not writable: {err.strerror}") from err
 
     def _bind(self) -> None:
         endpoint = self.config.resolved_endpoint()
@@ -96,6 +121,14 @@ class Server:
         old_umask = os.umask(0o177)  # the socket is created private, then opened to the group
         try:
             self.router.bind(endpoint)
+        except zmq.ZMQError as err:
+            self.router.close(0)
+            if self.curve is not None:
+                self.curve.stop()  # its ZAP socket would keep the context from terminating
+            self.context.term()
+            self.cache.close()
+            reason = os.strerror(err.errno) if err.errno is not None else str(err)  # str(err) appends the address
+            raise StartupError(f"cannot listen on {endpoint}: {reason}") from err
         finally:
             os.umask(old_umask)
         if path is not None:
@@ -256,4 +289,5 @@ class Server:
             os.unlink(path)
         if self._instance_lock is not None:
             os.close(self._instance_lock)
+        os.close(self._cache_lock)
         log.info("stopped")

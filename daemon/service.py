@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import lmdb
 import psutil
 
 from nbs.addr import Addr
@@ -80,11 +79,8 @@ class Service:
             except Exception:
                 return None  # the worker path reports the error properly
             found: dict[bytes, bytes] = {}
-            try:
-                if self.cache.get_many(addrs, session.store.table_names(), found, tally=False):
-                    return None
-            except lmdb.Error:
-                return None  # e.g. a reader table full of dead clients' slots: the worker path reports it
+            if self.cache.get_many(addrs, session.store.table_names(), found, tally=False):
+                return None
             self._count_inline_get(session, len(addrs), len(found))
             return p.encode_reply(req.request_id, {"found": found})
         return None
@@ -93,8 +89,9 @@ class Service:
         """The reply to a compact get that the cache answers; else None, and the general path takes the frame.
 
         The hot path of a worker's single read that missed its own cache: the
-        fewest steps a hit needs.  Misses, unknown sessions, malformed frames and
-        cache errors go the general way, which fetches, counts and reports errors.
+        fewest steps a hit needs.  Misses (a degraded cache misses), unknown
+        sessions and malformed frames go the general way, which fetches, counts
+        and reports errors.
         """
         try:
             request_id, handle, addr = p.decode_get_one(frame)
@@ -103,10 +100,7 @@ class Service:
         session = self.sessions.find(handle)
         if session is None:
             return None
-        try:
-            reply = self.cache.peek(addr, session.store.table_names(), p.got_one_prefix(request_id))
-        except lmdb.Error:
-            return None
+        reply = self.cache.peek(addr, session.store.table_names(), p.got_one_prefix(request_id))
         if reply is None:
             return None
         self._count_inline_get(session, 1, 1)
@@ -305,7 +299,7 @@ class Service:
             "cache": {**counters, "client_hits": self.client_hits, "client_misses": self.client_misses,
                       "hit_ratio": round(served / asked, 4) if asked else None,
                       "bytes": self.cache.total_bytes(), "budget": self.cache.budget,
-                      "entries": self.cache.entries(), "path": self.cache.path},
+                      "entries": self.cache.entries(), "path": self.cache.path, "state": self.cache.health.state},
             "shared_fetches": self.inflight.shared,
             "index_cache": {"bytes": index_cache.total_size if index_cache else 0,
                             "budget": index_cache.max_size if index_cache else 0,

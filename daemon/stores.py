@@ -21,8 +21,8 @@ import os
 import threading
 from typing import TYPE_CHECKING
 
-from nbs.errors import SpecError, StoreNotFoundError
-from nbs.factory import SharedCaches, local_store_with
+from nbs.errors import SpecError
+from nbs.factory import SharedCaches, local_store_with, make_store_directory
 from nbs.manifest import ManifestContents
 from nbs.spec import StoreSpec, parse_store_spec
 from nbs.store import NomsBlockStore
@@ -54,7 +54,7 @@ class StoreOpener:
             if not any(os.path.commonpath([root, path]) == root for root in self.config.local_roots):
                 raise ForbiddenError(FORBIDDEN, f"local store {path!r} is outside the daemon's local roots "
                                                 f"({', '.join(self.config.local_roots) or 'none configured'})")
-            return f"nbs:{path}", StoreSpec("nbs", path=path)
+            return f"nbs:{path}", StoreSpec("nbs", path=path, options=spec.options)
         if spec.protocol == "mem" and not self.config.allow_mem:
             raise ForbiddenError(FORBIDDEN, "this daemon does not serve the mem store (allow_mem is false)")
         if spec.protocol == "aws":
@@ -99,11 +99,8 @@ class StoreOpener:
 
     def open(self, spec: StoreSpec, contents: ManifestContents | None) -> NomsBlockStore:
         if spec.protocol == "nbs":
-            try:
-                os.makedirs(spec.path, exist_ok=True)
-            except OSError as err:
-                raise StoreNotFoundError(f"cannot create store directory {spec.path!r}: {err}") from err
-            return local_store_with(spec.path, self.caches, contents=contents)
+            make_store_directory(spec.path, spec.sync)
+            return local_store_with(spec.path, self.caches, contents=contents, sync=spec.sync)
         if spec.protocol == "mem":
             return self.mem.open(contents)
         if spec.protocol == "aws":

@@ -18,7 +18,8 @@ from nbs.chunk_store import ChunkStore
 from nbs.errors import (AccessDeniedError, AddressError, AWSError, AWSUnavailableError, BucketNotFoundError,
                         ChunkError, CorruptTableError, CredentialsError, DynamoTableNotFoundError,
                         InvalidStoreNameError, ManifestError, NBSError, SpecError, StoreClosedError,
-                        StoreNotFoundError, TableCacheError, TableNotFoundError, VersionMismatchError)
+                        StoreIOError, StoreNotFoundError, TableCacheError, TableNotFoundError,
+                        VersionMismatchError)
 from nbs.factory import LocalStoreFactory, new_local_store, new_memory_store, open_store
 from nbs.manifest import NOMS_VERSION, STORAGE_VERSION
 from nbs.spec import StoreSpec, parse_store_spec
@@ -30,7 +31,7 @@ __all__ = [
     "DynamoTableNotFoundError", "TableCacheError",
     "EMPTY_ADDR", "NOMS_VERSION", "STORAGE_VERSION", "AddressError", "Addr", "ChunkError", "ChunkStore",
     "CorruptTableError", "InvalidStoreNameError", "LocalStoreFactory", "ManifestError", "NBSError",
-    "NomsBlockStore", "SpecError", "Stats", "StoreClosedError", "StoreNotFoundError", "StoreSpec",
+    "NomsBlockStore", "SpecError", "Stats", "StoreClosedError", "StoreIOError", "StoreNotFoundError", "StoreSpec",
     "TableNotFoundError", "VersionMismatchError", "new_local_store", "new_memory_store", "open_store",
     "parse_store_spec",
 ]

@@ -9,7 +9,9 @@ process-wide caches, a rate limit of 32 requests, no table caches.
 ``AWSStoreFactory`` follows ``NewAWSStoreFactory``, for a process serving many
 stores: private manifest and index caches, a 256 MiB cache of DynamoDB
 tables, an optional on-disk cache of S3 tables, a rate limit of 1024
-requests and its own I/O threads.  Everything it hands out is thread-safe.
+requests and its own I/O threads.  Everything it hands out is thread-safe,
+and fork-safe: a forked child builds its own clients, threads and locks on
+first use.
 
 Clients are built from a boto3 session with the usual credential chain.
 Region, profile and endpoint URL come from arguments or spec options, else
@@ -21,10 +23,9 @@ boto3 itself reads only ``AWS_DEFAULT_REGION``, so ``AWS_REGION`` is applied her
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 from botocore.config import Config
@@ -35,10 +36,12 @@ from nbs.conjoiner import AWS_MAX_TABLES, DEFAULT_MAX_TABLES, InlineConjoiner
 from nbs.dynamo_manifest import DynamoManifest
 from nbs.dynamo_table_store import DynamoTableStore
 from nbs.factory import DEFAULT_INDEX_CACHE_SIZE, DEFAULT_MAX_OPEN_FILES, SharedCaches, global_caches
+from nbs.forksafe import Semaphore
 from nbs.fs_table_cache import FSTableCache
 from nbs.io_pool import DEFAULT_IO_THREADS, IOPool
 from nbs.manifest import ManifestContents
 from nbs.manifest_manager import ManifestManager
+from nbs.process_client import ProcessClient, process_client
 from nbs.size_cache import SizeCache
 from nbs.s3_objects import S3Objects
 from nbs.spec import StoreSpec
@@ -87,16 +90,21 @@ def aws_clients(session: boto3.Session | None = None, endpoint_url: str | None =
     ``retry_attempts`` counts the first try; with botocore's backoff (up to
     20 s a wait) the default rides out a minute of throttling.  A request
     unanswered for ``read_timeout`` seconds is retried like a failed one.
+    The clients are fork-safe: a forked child builds its own on first use.
     """
-    session = session if session is not None else AWSSettings().session()
-    region = _region(session.region_name)
     config = Config(max_pool_connections=max_pool_connections, read_timeout=read_timeout,
                     retries={"mode": "standard", "max_attempts": retry_attempts},
                     # Emulators and other custom endpoints do not resolve bucket subdomains.
                     s3={"addressing_style": "path"} if endpoint_url else None)
-    with aws_call("create AWS clients"):
-        return (session.client("s3", region_name=region, endpoint_url=endpoint_url, config=config),
-                session.client("dynamodb", region_name=region, endpoint_url=endpoint_url, config=config))
+
+    def make(service: str) -> Any:
+        with aws_call("create AWS clients"):
+            maker: Any = session if session is not None else AWSSettings().session()  # this process's, if none given
+            return maker.client(service, region_name=_region(maker.region_name), endpoint_url=endpoint_url,
+                                config=config)
+
+    return (cast("S3Client", ProcessClient(lambda: make("s3"))),
+            cast("DynamoDBClient", ProcessClient(lambda: make("dynamodb"))))
 
 
 def _require(table: str, bucket: str) -> None:
@@ -104,27 +112,22 @@ def _require(table: str, bucket: str) -> None:
         raise ValueError(f"an AWS store needs a DynamoDB table and an S3 bucket (got {table!r}, {bucket!r})")
 
 
-_pool: IOPool | None = None
-_pool_lock = threading.Lock()
-
-
-def _global_pool() -> IOPool:
-    """The I/O threads shared by every ``new_aws_store`` store of the process."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = IOPool()
-        return _pool
+_POOL = IOPool()  # the I/O threads of every ``new_aws_store`` store (started on first use)
 
 
 def new_aws_store(table: str, namespace: str, bucket: str, s3: S3Client, ddb: DynamoDBClient,
                   memtable_size: int = 0, *, max_tables: int = DEFAULT_MAX_TABLES) -> NomsBlockStore:
-    """Open (or start) store ``namespace`` (Go's ``NewAWSStore``; note the table, namespace, bucket order)."""
+    """Open (or start) store ``namespace`` (Go's ``NewAWSStore``; note the table, namespace, bucket order).
+
+    The store may be used in a forked child; the caller's clients then drop the
+    connections they inherited and open their own.
+    """
     validate_store_name(namespace)
     _require(table, bucket)
+    s3, ddb = process_client(s3), process_client(ddb)
     caches = global_caches()
-    rate_limit = threading.BoundedSemaphore(AWS_STORE_READ_LIMIT)
-    persister = AWSTablePersister(S3Objects(s3, bucket, _global_pool(), rate_limit),
+    rate_limit = Semaphore(AWS_STORE_READ_LIMIT)
+    persister = AWSTablePersister(S3Objects(s3, bucket, _POOL, rate_limit),
                                   DynamoTableStore(ddb, table, rate_limit), index_cache=caches.index_cache)
     manager = ManifestManager(DynamoManifest(ddb, table, namespace), caches.manifest_cache, caches.manifest_locks)
     return NomsBlockStore(manager, persister, InlineConjoiner(max_tables), memtable_size)
@@ -167,7 +170,7 @@ class AWSStoreFactory:
             session = AWSSettings(region, profile).session()
         self.s3, self.ddb = aws_clients(session, endpoint_url, 2 * io_threads)
         self.pool = IOPool(io_threads)
-        rate_limit = threading.BoundedSemaphore(read_limit)
+        rate_limit = Semaphore(read_limit)
         small_tables = SizeCache[bytes, bytes](small_table_cache_size) if small_table_cache_size > 0 else None
         self.persister = AWSTablePersister(
             S3Objects(self.s3, bucket, self.pool, rate_limit, self.table_cache),

@@ -27,8 +27,9 @@ from nbs.addr import ADDR_TEXT_SIZE, Addr
 from nbs.chunk_source import S3_BLOCK_SIZE, ChunkSource, EmptyChunkSource, ReaderAt, TableChunkSource
 from nbs.dynamo_manifest import DB_ATTR
 from nbs.dynamo_table_store import DATA_ATTR, TABLE_KEY_PREFIX, DynamoReaderAt, DynamoTableStore, TableNotInDynamoError
+from nbs.durable_files import Writer
 from nbs.errors import CorruptTableError, NBSError
-from nbs.file_table_persister import Writer
+from nbs.forksafe import register
 from nbs.index_cache import IndexCache
 from nbs.manifest import TableSpec
 from nbs.s3_objects import CopyPart, S3Objects, S3ReaderAt
@@ -120,6 +121,12 @@ class AWSTablePersister(TablePersister):
         self.limits = limits
         self.index_cache = index_cache
         self._cache_loads: set[Future[None]] = set()
+        self._cache_loads_lock = threading.Lock()
+        register(self)
+
+    def after_fork_in_child(self) -> None:
+        """The parent's table-cache loads run on its threads: a child neither sees them finish nor waits."""
+        self._cache_loads = set()
         self._cache_loads_lock = threading.Lock()
 
     # -- writing -----------------------------------------------------------------------------
@@ -256,6 +263,10 @@ class _LazyReaderAt(ReaderAt):
     def __init__(self, locate: Callable[[], ReaderAt]) -> None:
         self._locate = locate
         self._reader: ReaderAt | None = None
+        self._lock = threading.Lock()
+        register(self)
+
+    def after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
 
     def _target(self) -> ReaderAt:

@@ -11,7 +11,6 @@ process may not be visible to an eventual read yet.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -21,6 +20,7 @@ from nbs.aws_errors import aws_call
 from nbs.chunk_source import ReaderAt
 from nbs.dynamo_manifest import DB_ATTR
 from nbs.errors import CorruptTableError, TableNotFoundError
+from nbs.forksafe import Semaphore
 from nbs.io_pool import limited
 from nbs.size_cache import SizeCache
 from nbs.stats import Stats
@@ -45,7 +45,7 @@ def table_key(name: Addr) -> dict[str, dict[str, str]]:
 class DynamoTableStore:
     """Reads and writes table items, with an optional size-bounded cache of their bytes."""
 
-    def __init__(self, ddb: DynamoDBClient, table: str, rate_limit: threading.Semaphore | None = None,
+    def __init__(self, ddb: DynamoDBClient, table: str, rate_limit: Semaphore | None = None,
                  cache: SizeCache[bytes, bytes] | None = None) -> None:
         self._ddb = ddb
         self.table = table

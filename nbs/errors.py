@@ -63,6 +63,19 @@ class SpecError(NBSError, ValueError):
     """A store spec string that cannot be parsed or is not supported."""
 
 
+class StoreIOError(NBSError):
+    """A file operation of a local store failed: permission, disk full, I/O error, a name too long.
+
+    ``path`` is the file or directory concerned and ``errno`` the OS error
+    number; the ``OSError`` is the ``__cause__``.
+    """
+
+    def __init__(self, action: str, path: str, err: OSError) -> None:
+        super().__init__(f"cannot {action} {path}: {err.strerror or err}")
+        self.path = path
+        self.errno = err.errno
+
+
 class StoreClosedError(NBSError):
     """An operation on a store after ``close()``."""
 

@@ -3,16 +3,20 @@
 Stores made by the ``new_*`` functions share process-wide caches (index cache
 8 MiB, descriptor cache of 192 files, manifest cache 8 MiB, manifest locks), as
 Go does; a factory owns private ones sized by its arguments.
+
+Local stores sync every table and manifest before a commit returns (see
+``nbs.durable_files``); ``sync=False`` skips that for scratch stores.
 """
 
 from __future__ import annotations
 
+import errno
 import os
-import threading
 from dataclasses import dataclass
 
 from nbs.conjoiner import DEFAULT_MAX_TABLES, InlineConjoiner
-from nbs.errors import StoreNotFoundError
+from nbs.durable_files import make_directories
+from nbs.errors import InvalidStoreNameError, StoreNotFoundError
 from nbs.fd_cache import FDCache
 from nbs.file_manifest import FileManifest
 from nbs.file_table_persister import FSTablePersister
@@ -48,17 +52,12 @@ class SharedCaches:
                    FDCache(max_open_files), ManifestCache(manifest_cache_size), ManifestLocks.create())
 
 
-_global: SharedCaches | None = None
-_global_lock = threading.Lock()
+_GLOBAL = SharedCaches.create()  # bounds, not allocations: empty until used
 
 
 def global_caches() -> SharedCaches:
-    """The process-wide caches, created on first use."""
-    global _global
-    with _global_lock:
-        if _global is None:
-            _global = SharedCaches.create()
-        return _global
+    """The process-wide caches (a forked child keeps them; each resets its own locks)."""
+    return _GLOBAL
 
 
 def _require_directory(directory: str) -> str:
@@ -69,19 +68,33 @@ def _require_directory(directory: str) -> str:
     return directory
 
 
+def make_store_directory(directory: str, sync: bool = True) -> str:
+    """Create a store directory (and missing parents), durably with ``sync``; failures are typed errors."""
+    try:
+        make_directories(directory, sync)
+    except OSError as err:
+        if err.errno == errno.ENAMETOOLONG:
+            raise InvalidStoreNameError(f"store path too long for the file system: {directory!r}") from err
+        raise StoreNotFoundError(f"cannot create store directory {directory!r}: {err}") from err
+    return directory
+
+
 def local_store_with(directory: str, caches: SharedCaches, memtable_size: int = 0,
                      max_tables: int = DEFAULT_MAX_TABLES,
-                     contents: ManifestContents | None = None) -> NomsBlockStore:
+                     contents: ManifestContents | None = None, sync: bool = True) -> NomsBlockStore:
     """A store in ``directory`` sharing ``caches``; ``contents`` skips the manifest read."""
-    manager = ManifestManager(FileManifest(directory), caches.manifest_cache, caches.manifest_locks)
-    persister = FSTablePersister(directory, caches.fd_cache, caches.index_cache)
+    manager = ManifestManager(FileManifest(directory, sync), caches.manifest_cache, caches.manifest_locks)
+    persister = FSTablePersister(directory, caches.fd_cache, caches.index_cache, sync)
     return NomsBlockStore(manager, persister, InlineConjoiner(max_tables), memtable_size, contents)
 
 
 def new_local_store(directory: str, memtable_size: int = 0,
-                    max_tables: int = DEFAULT_MAX_TABLES) -> NomsBlockStore:
-    """Open (or start) a store in an existing directory, Go's ``NewLocalStore``."""
-    return local_store_with(_require_directory(directory), global_caches(), memtable_size, max_tables)
+                    max_tables: int = DEFAULT_MAX_TABLES, sync: bool = True) -> NomsBlockStore:
+    """Open (or start) a store in an existing directory, Go's ``NewLocalStore``.
+
+    ``sync=False`` makes commits cheaper but not crash-safe (for scratch stores).
+    """
+    return local_store_with(_require_directory(directory), global_caches(), memtable_size, max_tables, sync=sync)
 
 
 def new_memory_store(memtable_size: int = 0) -> NomsBlockStore:
@@ -95,17 +108,18 @@ class LocalStoreFactory:
     """Many named stores under one directory, sharing private caches (Go's ``LocalStoreFactory``)."""
 
     def __init__(self, directory: str, index_cache_size: int = 0,
-                 max_open_files: int = DEFAULT_MAX_OPEN_FILES) -> None:
+                 max_open_files: int = DEFAULT_MAX_OPEN_FILES, sync: bool = True) -> None:
+        """``sync=False``: the factory's stores skip syncing on commit (not crash-safe; for scratch stores)."""
         self.directory = _require_directory(directory)
         self.caches = SharedCaches.create(index_cache_size, max_open_files)
+        self.sync = sync
 
     def _store_dir(self, name: str) -> str:
         return os.path.join(self.directory, validate_store_name(name))
 
     def create_store(self, name: str, memtable_size: int = 0) -> NomsBlockStore:
-        directory = self._store_dir(name)
-        os.makedirs(directory, exist_ok=True)
-        return local_store_with(directory, self.caches, memtable_size, DEFAULT_MAX_TABLES)
+        directory = make_store_directory(self._store_dir(name), self.sync)
+        return local_store_with(directory, self.caches, memtable_size, DEFAULT_MAX_TABLES, sync=self.sync)
 
     def create_store_from_cache(self, name: str, memtable_size: int = 0) -> NomsBlockStore | None:
         """A store built from the factory's cached manifest without reading it, or None."""
@@ -114,7 +128,7 @@ class LocalStoreFactory:
         if entry is None:
             return None
         return local_store_with(_require_directory(directory), self.caches, memtable_size, DEFAULT_MAX_TABLES,
-                            contents=entry[0] if entry[0].vers else ManifestContents())
+                            contents=entry[0] if entry[0].vers else ManifestContents(), sync=self.sync)
 
     def close(self) -> None:
         """Close every cached descriptor (Go's ``Shutter``)."""
@@ -124,6 +138,7 @@ class LocalStoreFactory:
 def open_store(spec: str | StoreSpec, memtable_size: int = 0, create: bool = True) -> NomsBlockStore:
     """Open the store a spec names; local directories are created when ``create`` is set.
 
+    A local spec's ``?sync=false`` opens a scratch store (see ``new_local_store``).
     ``aws:`` specs reach AWS with the credentials, region and endpoint of the
     spec's options or the environment (see ``nbs.aws_factory``).
     """
@@ -133,11 +148,8 @@ def open_store(spec: str | StoreSpec, memtable_size: int = 0, create: bool = Tru
     if parsed.protocol == "nbs":
         directory = local_path(parsed)
         if create:
-            try:
-                os.makedirs(directory, exist_ok=True)
-            except OSError as err:
-                raise StoreNotFoundError(f"cannot create store directory {directory!r}: {err}") from err
-        return new_local_store(directory, memtable_size)
+            make_store_directory(directory, parsed.sync)
+        return new_local_store(directory, memtable_size, sync=parsed.sync)
     from nbs.aws_factory import open_aws_store  # imported late: it builds on this module
 
     return open_aws_store(parsed, memtable_size)

@@ -13,6 +13,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from nbs.forksafe import register
+
 
 class FDCache:
     """Path -> (descriptor, reference count)."""
@@ -23,6 +25,13 @@ class FDCache:
         self.target_size = target_size
         self._entries: dict[str, list[int]] = {}
         self._lock = threading.Lock()
+        register(self)
+
+    def after_fork_in_child(self) -> None:
+        """References held by the parent's other threads are never released here: drop them."""
+        self._lock = threading.Lock()
+        for entry in self._entries.values():
+            entry[1] = 0
 
     def ref_file(self, path: str) -> int:
         """An open read-only descriptor for ``path``; pair with ``unref_file``."""

@@ -3,19 +3,21 @@
 Format (no trailing newline): ``4:<vers>:<lock>:<root>[:<table>:<count>]*``.
 Readers and writers take ``flock(LOCK_EX)`` on ``<dir>/LOCK`` exactly as Go
 does, so Go and Python processes can share a store.  Updates write a temp file
-first and rename it over ``manifest`` while holding the lock.
+first and rename it over ``manifest`` while holding the lock; unless the store
+was opened with ``sync=False``, the temp file is synced before the rename and
+the directory after it, still under the lock, so no reader sees a manifest
+that a power cut could take back.  OS failures raise ``StoreIOError``.
 """
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
-import tempfile
 import time
 
 from nbs.addr import EMPTY_ADDR, Addr
-from nbs.errors import AddressError, ManifestError, VersionMismatchError
+from nbs.durable_files import remove_quietly, rename_into_place, write_temp
+from nbs.errors import AddressError, ManifestError, StoreIOError, VersionMismatchError
 from nbs.manifest import (NOMS_VERSION, STORAGE_VERSION, Hook, Manifest, ManifestContents,
                           format_specs, parse_specs)
 from nbs.stats import Stats
@@ -48,8 +50,9 @@ def parse_manifest(text: str, source: str) -> ManifestContents:
 
 
 class FileManifest(Manifest):
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, sync: bool = True) -> None:
         self.directory = directory
+        self.sync = sync
         self._path = os.path.join(directory, MANIFEST_FILE)
         self._lock_path = os.path.join(directory, LOCK_FILE)
 
@@ -72,42 +75,52 @@ class FileManifest(Manifest):
                 except FileNotFoundError:
                     return None
             finally:
-                os.close(lock_fd)
+                _unlock_and_close(lock_fd)
             with manifest:
                 raw = manifest.read()
             return parse_manifest(self._decode(raw), self._path)
+        except OSError as err:
+            raise self._io_error("read", err) from err
         finally:
             stats.read_manifest_latency.sample_time(started)
 
     def update(self, last_lock: Addr, new: ManifestContents, stats: Stats,
                write_hook: Hook | None = None) -> ManifestContents:
         started = time.perf_counter_ns()
-        fd, temp = tempfile.mkstemp(prefix=MANIFEST_TEMP_PREFIX, dir=self.directory)
+        text = format_manifest(new).encode("utf-8")
         try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(format_manifest(new).encode("utf-8"))
-            lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+            temp, _ = write_temp(self.directory, MANIFEST_TEMP_PREFIX, lambda write: write(text), self.sync)
             try:
-                fcntl.flock(lock_fd, fcntl.LOCK_EX)
-                if write_hook is not None:
-                    write_hook()
-                current = self._read_locked()
-                if current is None:
-                    if last_lock != EMPTY_ADDR:
-                        raise ManifestError(self._path, "manifest vanished while a lock was expected")
-                    current = ManifestContents(lock=EMPTY_ADDR)
-                elif current.vers != NOMS_VERSION:
-                    raise VersionMismatchError(
-                        self._path, f"won't clobber a store of Noms version {current.vers!r}")
-                if current.lock != last_lock:
-                    return current
-                os.rename(temp, self._path)
-                return new
+                lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+                try:
+                    fcntl.flock(lock_fd, fcntl.LOCK_EX)
+                    if write_hook is not None:
+                        write_hook()
+                    current = self._read_locked()
+                    if current is None:
+                        if last_lock != EMPTY_ADDR:
+                            raise ManifestError(self._path, "manifest vanished while a lock was expected")
+                        current = ManifestContents(lock=EMPTY_ADDR)
+                    elif current.vers != NOMS_VERSION:
+                        raise VersionMismatchError(
+                            self._path, f"won't clobber a store of Noms version {current.vers!r}")
+                    if current.lock != last_lock:
+                        return current
+                    rename_into_place(temp, self._path, self.sync)
+                    return new
+                finally:
+                    _unlock_and_close(lock_fd)
             finally:
-                os.close(lock_fd)
+                remove_quietly(temp)
+        except OSError as err:
+            raise self._io_error("update", err) from err
         finally:
-            _remove_quietly(temp)
             stats.write_manifest_latency.sample_time(started)
+
+    def _io_error(self, action: str, err: OSError) -> StoreIOError:
+        """The typed error for a failed file operation, naming the file it concerned."""
+        path = err.filename if isinstance(err.filename, str) else self._path
+        return StoreIOError(f"{action} manifest", path, err)
 
     def _read_locked(self) -> ManifestContents | None:
         try:
@@ -124,9 +137,11 @@ class FileManifest(Manifest):
             raise ManifestError(self._path, "manifest is not text") from err
 
 
-def _remove_quietly(path: str) -> None:
+
+def _unlock_and_close(lock_fd: int) -> None:
+    """Release the lock explicitly: a child forked meanwhile holds a copy of the
+    descriptor, and closing ours alone would leave the lock held until the child exits."""
     try:
-        os.unlink(path)
-    except OSError as err:
-        if err.errno != errno.ENOENT:
-            raise
+        fcntl.flock(lock_fd, fcntl.LOCK_UN)
+    finally:
+        os.close(lock_fd)

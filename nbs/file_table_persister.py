@@ -1,19 +1,21 @@
 """Tables as files in a local store directory, named by their base32 table name.
 
-New tables are written to a temp file and renamed into place; reads go through
-the process's ``FDCache`` so open descriptors stay within its budget.
+New tables are written to a temp file and renamed into place, synced first
+unless the store was opened with ``sync=False`` (see ``nbs.durable_files``);
+reads go through the process's ``FDCache`` so open descriptors stay within
+its budget.  OS failures surface as ``TableNotFoundError`` or ``StoreIOError``.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 
 from nbs.addr import Addr
 from nbs.chunk_source import FILE_BLOCK_SIZE, ChunkSource, EmptyChunkSource, ReaderAt, TableChunkSource
-from nbs.errors import CorruptTableError, TableNotFoundError
+from nbs.durable_files import Writer, remove_quietly, rename_into_place, write_temp
+from nbs.errors import CorruptTableError, StoreIOError, TableNotFoundError
 from nbs.fd_cache import FDCache
 from nbs.index_cache import IndexCache
 from nbs.stats import Stats
@@ -22,8 +24,6 @@ from nbs.table_persister import TablePersister, copy_chunk_regions, plan_conjoin
 from nbs.table_writer import WrittenTable
 
 TABLE_TEMP_PREFIX = "nbs_table_"
-
-Writer = Callable[[bytes], object]
 
 
 class FileReaderAt(ReaderAt):
@@ -36,9 +36,11 @@ class FileReaderAt(ReaderAt):
 
     def read_at(self, offset: int, length: int) -> bytes:
         started = time.perf_counter_ns()
-        fd = self._fd_cache.ref_file(self.path)
+        fd = ref_table_file(self._fd_cache, self.path)
         try:
             data = os.pread(fd, length, offset)
+        except OSError as err:
+            raise StoreIOError("read table", self.path, err) from err
         finally:
             self._fd_cache.unref_file(self.path)
         if length:
@@ -47,11 +49,23 @@ class FileReaderAt(ReaderAt):
         return data
 
 
+def ref_table_file(fd_cache: FDCache, path: str) -> int:
+    """``fd_cache.ref_file(path)`` with OS errors as typed errors (a missing file: ``TableNotFoundError``)."""
+    try:
+        return fd_cache.ref_file(path)
+    except FileNotFoundError as err:
+        raise TableNotFoundError(os.path.basename(path), os.path.dirname(path)) from err
+    except OSError as err:
+        raise StoreIOError("open table", path, err) from err
+
+
 class FSTablePersister(TablePersister):
-    def __init__(self, directory: str, fd_cache: FDCache, index_cache: IndexCache | None) -> None:
+    def __init__(self, directory: str, fd_cache: FDCache, index_cache: IndexCache | None,
+                 sync: bool = True) -> None:
         self.directory = directory
         self.fd_cache = fd_cache
         self.index_cache = index_cache
+        self.sync = sync
 
     def _path(self, name: Addr) -> str:
         return os.path.join(self.directory, str(name))
@@ -85,41 +99,38 @@ class FSTablePersister(TablePersister):
         return TableChunkSource(name, index, FileReaderAt(path, self.fd_cache, stats), FILE_BLOCK_SIZE)
 
     def _load_index(self, path: str, name: Addr, chunk_count: int) -> TableIndex:
-        try:
-            fd = self.fd_cache.ref_file(path)
-        except FileNotFoundError as err:
-            raise TableNotFoundError(str(name), self.directory) from err
+        fd = ref_table_file(self.fd_cache, path)
         try:
             size = os.fstat(fd).st_size
             want = tail_size(chunk_count)
             if size < want:
                 raise CorruptTableError(str(name), f"file of {size} bytes is too short for {chunk_count} chunks")
             tail = os.pread(fd, want, size - want)
+        except OSError as err:
+            raise StoreIOError("read table", path, err) from err
         finally:
             self.fd_cache.unref_file(path)
         return parse_table_index(tail, str(name), size)
 
     def _write_file(self, name: Addr, emit: Callable[[Writer], object], index: TableIndex) -> None:
-        write_via_temp(self.directory, self._path(name), emit)
+        write_via_temp(self.directory, self._path(name), emit, self.sync)
         if self.index_cache is not None:
             self.index_cache.put_locked(name, index)
 
 
-def write_via_temp(directory: str, path: str, emit: Callable[[Writer], object]) -> int:
+def write_via_temp(directory: str, path: str, emit: Callable[[Writer], object], sync: bool) -> int:
     """Write a table file through a temp file in ``directory`` renamed to ``path``; returns its size.
 
-    Readers never see a partial table, and a failed write leaves no temp file behind.
+    Readers never see a partial table, a failed write leaves no temp file
+    behind, and with ``sync`` the table is on disk under its name on return.
     """
-    fd, temp = tempfile.mkstemp(prefix=TABLE_TEMP_PREFIX, dir=directory)
     try:
-        with os.fdopen(fd, "wb") as out:
-            emit(out.write)
-            size = out.tell()
-        os.rename(temp, path)
-    except BaseException:
+        temp, size = write_temp(directory, TABLE_TEMP_PREFIX, emit, sync)
         try:
-            os.unlink(temp)
-        except OSError:
-            pass
-        raise
+            rename_into_place(temp, path, sync)
+        except BaseException:
+            remove_quietly(temp)
+            raise
+    except OSError as err:
+        raise StoreIOError("write table", path, err) from err
     return size

@@ -19,7 +19,8 @@ from collections.abc import Callable
 from nbs.addr import validate_addr_text
 from nbs.errors import TableCacheError
 from nbs.fd_cache import FDCache
-from nbs.file_table_persister import TABLE_TEMP_PREFIX, Writer, write_via_temp
+from nbs.durable_files import Writer
+from nbs.file_table_persister import TABLE_TEMP_PREFIX, write_via_temp
 from nbs.size_cache import SizeCache
 
 
@@ -30,8 +31,11 @@ class FSTableCache:
         self.directory = directory
         self._fds = fd_cache
         self._lru: SizeCache[str, int] = SizeCache(max_size, self._expire)
-        os.makedirs(directory, exist_ok=True)
-        self._scan()
+        try:
+            os.makedirs(directory, exist_ok=True)
+            self._scan()
+        except OSError as err:
+            raise TableCacheError(f"cannot use table cache directory {directory}: {err.strerror}") from err
 
     def _path(self, name: str) -> str:
         return os.path.join(self.directory, name)
@@ -85,16 +89,18 @@ class FSTableCache:
         path = self._path(name)
         try:
             fd = self._fds.ref_file(path)
-        except FileNotFoundError:
-            return None
+        except OSError:
+            return None  # just evicted, or unreadable: S3 holds the table
         try:
             offset, length = where(fd)
             return os.pread(fd, length, offset)
+        except OSError:
+            return None
         finally:
             self._fds.unref_file(path)
 
     def store(self, name: str, emit: Callable[[Writer], object]) -> None:
         """Write a table (``emit`` writes its bytes in order); it becomes the most recently used."""
-        size = write_via_temp(self.directory, self._path(name), emit)
+        size = write_via_temp(self.directory, self._path(name), emit, sync=False)  # a copy: S3 holds the table
         if not self._lru.add(name, size, size):
             self._expire(name, size)

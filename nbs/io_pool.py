@@ -3,6 +3,8 @@
 S3 and DynamoDB answer in milliseconds, so batched reads, table opens and
 multipart parts run concurrently on a bounded pool.  Work submitted from a
 pool thread runs inline instead, so nested use can never deadlock the pool.
+The threads are started on first use in each process: a forked child gets
+its own pool, never the parent's (which has no threads there).
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, nullcontext
 from typing import TypeVar
 
+from nbs.forksafe import ProcessLocal, Semaphore
+
 T = TypeVar("T")
 R = TypeVar("R")
 
 DEFAULT_IO_THREADS = 32
 
 
-def limited(rate_limit: threading.Semaphore | None) -> AbstractContextManager[object]:
+def limited(rate_limit: Semaphore | None) -> AbstractContextManager[object]:
     """Hold one slot of ``rate_limit`` (Go's ``rl``) for a request; no limit when None."""
     return rate_limit if rate_limit is not None else nullcontext()
 
@@ -31,7 +35,8 @@ class IOPool:
     def __init__(self, threads: int = DEFAULT_IO_THREADS, name: str = "nbs-aws") -> None:
         self.threads = threads
         self._local = threading.local()
-        self._executor = ThreadPoolExecutor(threads, thread_name_prefix=name, initializer=self._mark)
+        self._executor = ProcessLocal(
+            lambda: ThreadPoolExecutor(threads, thread_name_prefix=name, initializer=self._mark))
 
     def _mark(self) -> None:
         self._local.in_pool = True
@@ -42,7 +47,7 @@ class IOPool:
     def submit(self, fn: Callable[[], R]) -> Future[R]:
         """Run ``fn`` in the background (inline, already finished, when called from a pool thread)."""
         if not self._inline():
-            return self._executor.submit(fn)
+            return self._executor.get().submit(fn)
         done: Future[R] = Future()
         try:
             done.set_result(fn())
@@ -59,12 +64,15 @@ class IOPool:
         tasks = list(tasks)
         if len(tasks) <= 1 or self._inline():
             return [task() for task in tasks]
-        futures = [self._executor.submit(task) for task in tasks]
+        executor = self._executor.get()
+        futures = [executor.submit(task) for task in tasks]
         finish_all(futures)
         return [f.result() for f in futures]
 
     def shutdown(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        executor = self._executor.peek()
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
 
 
 def finish_all(futures: Sequence[Future[R]]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
+from nbs.forksafe import register
 from nbs.manifest import ManifestContents
 
 
@@ -17,6 +18,10 @@ class ManifestCache:
         self.max_size = max_size
         self._entries: OrderedDict[str, tuple[ManifestContents, int]] = OrderedDict()
         self._total = 0
+        self._lock = threading.Lock()
+        register(self)
+
+    def after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
 
     @property

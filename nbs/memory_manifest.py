@@ -6,6 +6,7 @@ import itertools
 import threading
 
 from nbs.addr import Addr
+from nbs.forksafe import register
 from nbs.manifest import Hook, Manifest, ManifestContents
 from nbs.stats import Stats
 
@@ -18,6 +19,10 @@ class MemoryManifest(Manifest):
     def __init__(self, name: str | None = None) -> None:
         self._name = name if name is not None else f"mem-{next(_names)}"
         self._contents = ManifestContents()
+        self._lock = threading.Lock()
+        register(self)
+
+    def after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
 
     def name(self) -> str:

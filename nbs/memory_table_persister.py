@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from nbs.addr import Addr
 from nbs.chunk_source import FILE_BLOCK_SIZE, BytesReaderAt, ChunkSource, EmptyChunkSource, TableChunkSource
 from nbs.errors import StoreFullError, TableNotFoundError
+from nbs.forksafe import register
 from nbs.stats import Stats
 from nbs.table_index import parse_table_index
 from nbs.table_persister import TablePersister, copy_chunk_regions, plan_conjoin
@@ -25,6 +26,10 @@ class MemoryTablePersister(TablePersister):
         self.tables: dict[bytes, bytes] = {}
         self.max_bytes = max_bytes
         self.held_bytes = 0
+        self._lock = threading.Lock()
+        register(self)
+
+    def after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
 
     def persist_table(self, table: WrittenTable, stats: Stats) -> ChunkSource:

@@ -10,12 +10,20 @@ import threading
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 
+from nbs.forksafe import register
+
 
 class NamedLocks:
     """A set of held names guarded by one condition variable."""
 
     def __init__(self) -> None:
         self._held: set[Hashable] = set()
+        self._cond = threading.Condition()
+        register(self)
+
+    def after_fork_in_child(self) -> None:
+        """Names the parent's other threads held stay held forever in a child unless forgotten."""
+        self._held = set()
         self._cond = threading.Condition()
 
     def lock(self, name: Hashable) -> None:

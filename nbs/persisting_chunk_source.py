@@ -4,6 +4,9 @@ Prepending a memtable to a table set starts its persist in the background.
 Until that finishes, reads are answered from the memtable; afterwards from
 the persisted table.  A failed persist is retried the next time the table is
 needed, so a transient storage error fails one commit rather than the store.
+A persist still running in the parent when the process forks is started
+again in the child when the child needs the table (the parent's thread does
+not exist there); table names are content hashes, so both writes agree.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from nbs.addr import Addr
 from nbs.chunk_source import ChunkSource
+from nbs.forksafe import ProcessLocal, Semaphore, register
 from nbs.mem_table import Haver, MemTable
 from nbs.stats import Stats
 from nbs.table_index import TableIndex
@@ -22,12 +26,12 @@ from nbs.table_persister import TablePersister
 
 CONCURRENT_PERSISTS = 5
 
-_EXECUTOR = ThreadPoolExecutor(max_workers=32, thread_name_prefix="nbs-persist")
+_EXECUTOR = ProcessLocal(lambda: ThreadPoolExecutor(max_workers=32, thread_name_prefix="nbs-persist"))
 
 
 class PersistingChunkSource(ChunkSource):
     def __init__(self, memtable: MemTable, haver: Haver | None, persister: TablePersister,
-                 stats: Stats, slots: threading.Semaphore) -> None:
+                 stats: Stats, slots: Semaphore) -> None:
         self._memtable: MemTable | None = memtable
         self._haver = haver
         self._persister = persister
@@ -37,10 +41,16 @@ class PersistingChunkSource(ChunkSource):
         self._lock = threading.Lock()
         self._result: ChunkSource | None = None
         self._future: Future[ChunkSource] | None = self._submit()
+        register(self)
 
     def _submit(self) -> Future[ChunkSource]:
         self._slots.acquire()
-        return _EXECUTOR.submit(self._persist)
+        return _EXECUTOR.get().submit(self._persist)
+
+    def after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()
+        if self._result is None:
+            self._future = None  # the parent's persist cannot finish here: persist again when needed
 
     def _persist(self) -> ChunkSource:
         try:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import functools
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from nbs.aws_errors import aws_call
 from nbs.chunk_source import ReaderAt
 from nbs.errors import (AccessDeniedError, AWSError, AWSUnavailableError, CorruptTableError, TableAccessDeniedError,
                         TableNotFoundError)
+from nbs.forksafe import Semaphore
 from nbs.fs_table_cache import FSTableCache
 from nbs.io_pool import IOPool, limited
 from nbs.stats import Stats
@@ -82,7 +82,7 @@ UploadPart = Callable[[str, str, int], str]  # (key, upload id, part number) -> 
 class S3Objects:
     """Table objects in one bucket, read through the table cache when it holds them."""
 
-    def __init__(self, s3: S3Client, bucket: str, pool: IOPool, rate_limit: threading.Semaphore | None = None,
+    def __init__(self, s3: S3Client, bucket: str, pool: IOPool, rate_limit: Semaphore | None = None,
                  table_cache: FSTableCache | None = None, retry: RetryPolicy = RetryPolicy()) -> None:
         self.s3 = s3
         self.bucket = bucket

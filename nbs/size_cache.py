@@ -7,6 +7,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Generic, Hashable, TypeVar
 
+from nbs.forksafe import register
+
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
@@ -23,6 +25,10 @@ class SizeCache(Generic[K, V]):
         self._on_expire = on_expire
         self._entries: OrderedDict[K, tuple[int, V]] = OrderedDict()
         self._total = 0
+        self._lock = threading.Lock()
+        register(self)
+
+    def after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
 
     @property

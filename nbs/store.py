@@ -3,7 +3,9 @@
 Puts fill a memtable; a full memtable is prepended to the table set and
 persisted in the background.  ``commit`` writes pending tables and swaps the
 manifest with optimistic concurrency, retrying while only the table list
-changed underneath it (NBS-FORMAT.md section 8).
+changed underneath it (NBS-FORMAT.md section 8).  A read that finds a table
+file gone (another writer conjoined it, or a collector removed it) rebases
+onto the current manifest once and reads again.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ from __future__ import annotations
 import enum
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TypeVar
 
 from nbs.addr import Addr, compute_addr
 from nbs.chunk_source import ChunkSource
 from nbs.conjoiner import Conjoiner
-from nbs.errors import StoreClosedError
+from nbs.errors import StoreClosedError, TableNotFoundError
+from nbs.forksafe import register
 from nbs.manifest import NOMS_VERSION, ManifestContents, TableSpec
 from nbs.manifest_manager import ManifestManager
 from nbs.mem_table import MemTable, check_chunk
@@ -27,6 +31,7 @@ from nbs.table_writer import WrittenTable
 
 DEFAULT_MEMTABLE_SIZE = 128 << 20
 PREFLUSH_CHUNK_COUNT = 8
+T = TypeVar("T")
 
 
 class _Outcome(enum.Enum):
@@ -48,6 +53,7 @@ class NomsBlockStore:
         self._conjoiner = conjoiner
         self._memtable_size = memtable_size or DEFAULT_MEMTABLE_SIZE
         self._lock = threading.RLock()
+        register(self)
         self._stats = Stats()
         self._memtable: MemTable | None = None
         self._tables = TableSet(persister, self._stats)
@@ -66,6 +72,9 @@ class NomsBlockStore:
         if fetched:
             self._stats.open_latency.sample_time(started)
 
+    def after_fork_in_child(self) -> None:
+        self._lock = threading.RLock()
+
     # -- reads -------------------------------------------------------------------------------
 
     def _snapshot(self) -> tuple[MemTable | None, TableSet]:
@@ -74,12 +83,26 @@ class NomsBlockStore:
                 raise StoreClosedError(f"store {self._mm.name()} is closed")
             return self._memtable, self._tables
 
+    def _read(self, read: Callable[[MemTable | None, TableSet], T]) -> T:
+        """``read`` of a snapshot; if a table file is gone, rebase once and read again.
+
+        The newer manifest names the tables that hold the chunks now; if it
+        still names the missing table, the retry raises ``TableNotFoundError``.
+        """
+        try:
+            return read(*self._snapshot())
+        except TableNotFoundError:
+            self.rebase()
+        return read(*self._snapshot())
+
     def get(self, addr: bytes) -> bytes | None:
         started = time.perf_counter_ns()
-        memtable, tables = self._snapshot()
-        data = memtable.get(addr) if memtable is not None else None
-        if data is None:
-            data = tables.get(addr)
+
+        def read(memtable: MemTable | None, tables: TableSet) -> bytes | None:
+            data = memtable.get(addr) if memtable is not None else None
+            return data if data is not None else tables.get(addr)
+
+        data = self._read(read)
         self._stats.get_latency.sample_time(started)
         self._stats.chunks_per_get.sample(1)
         return data
@@ -96,11 +119,15 @@ class NomsBlockStore:
         """
         started = time.perf_counter_ns()
         wanted = list(addrs)
-        memtable, tables = self._snapshot()
-        found: dict[bytes, bytes] = {}
-        remaining = memtable.get_many(wanted, found) if memtable is not None else wanted
-        if remaining:
-            tables.get_many(remaining, found, origins)
+
+        def read(memtable: MemTable | None, tables: TableSet) -> dict[bytes, bytes]:
+            found: dict[bytes, bytes] = {}
+            remaining = memtable.get_many(wanted, found) if memtable is not None else wanted
+            if remaining:
+                tables.get_many(remaining, found, origins)
+            return found
+
+        found = self._read(read)
         if wanted:
             self._stats.get_latency.sample_time(started)
             self._stats.chunks_per_get.sample(len(wanted))

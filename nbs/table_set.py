@@ -6,11 +6,11 @@ tables are newest first and are searched before upstream tables.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Sequence
 
 from nbs.addr import Addr
 from nbs.chunk_source import ChunkSource
+from nbs.forksafe import Semaphore
 from nbs.manifest import TableSpec
 from nbs.mem_table import MemTable
 from nbs.persisting_chunk_source import CONCURRENT_PERSISTS, PersistingChunkSource
@@ -22,12 +22,12 @@ from nbs.table_persister import TablePersister
 class TableSet:
     def __init__(self, persister: TablePersister, stats: Stats,
                  novel: Sequence[ChunkSource] = (), upstream: Sequence[ChunkSource] = (),
-                 slots: threading.Semaphore | None = None) -> None:
+                 slots: Semaphore | None = None) -> None:
         self.persister = persister
         self.stats = stats
         self.novel: tuple[ChunkSource, ...] = tuple(novel)
         self.upstream: tuple[ChunkSource, ...] = tuple(upstream)
-        self._slots = slots if slots is not None else threading.Semaphore(CONCURRENT_PERSISTS)
+        self._slots = slots if slots is not None else Semaphore(CONCURRENT_PERSISTS)
 
     def _derive(self, novel: Sequence[ChunkSource], upstream: Sequence[ChunkSource]) -> TableSet:
         return TableSet(self.persister, self.stats, novel, upstream, self._slots)

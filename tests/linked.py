@@ -6,9 +6,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import selectors
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,20 +23,28 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def commit_loop(store: ChunkStore, worker: int, commits: int) -> None:
-    """Commit ``commits`` times, retrying each until it lands; print one JSON line per landed commit
-    (with the number of races it lost first)."""
+    """Commit ``commits`` times, printing each outcome as a JSON line (see ``commit_one``)."""
     for i in range(commits):
-        payload = [store.put(os.urandom(700) + b"w%d-%d-%d" % (worker, i, j)) for j in range(4)]
-        lost = 0
-        while True:
-            last = store.root()
-            root = store.put(b"C" + bytes(last) + b"".join(payload) + b"w%d-%d" % (worker, i))
-            if store.commit(root, last):
-                print(json.dumps({"root": str(root), "chunks": [str(p) for p in payload], "lost": lost}),
-                      flush=True)
-                break
-            lost += 1
-            store.rebase()
+        print(json.dumps(commit_one(store, worker, i, announce=True)), flush=True)
+
+
+def commit_one(store: ChunkStore, worker: int, i: int, announce: bool = False) -> dict[str, Any]:
+    """Commit once, retrying until it lands; the landed commit's root, chunks and lost races.
+
+    With ``announce``, an ``{"attempt": root}`` line is printed before each try, so a
+    process killed inside ``commit`` leaves its last attempt as its last line.
+    """
+    payload = [store.put(os.urandom(700) + b"w%d-%d-%d" % (worker, i, j)) for j in range(4)]
+    lost = 0
+    while True:
+        last = store.root()
+        root = store.put(b"C" + bytes(last) + b"".join(payload) + b"w%d-%d" % (worker, i))
+        if announce:
+            print(json.dumps({"attempt": str(root)}), flush=True)
+        if store.commit(root, last):
+            return {"root": str(root), "chunks": [str(p) for p in payload], "lost": lost}
+        lost += 1
+        store.rebase()
 
 
 def chain(directory: str) -> list[str]:
@@ -59,13 +70,90 @@ def spawn(*args: str) -> subprocess.Popen[str]:
 
 
 def results(procs: list[subprocess.Popen[str]], timeout: float = 500) -> list[list[dict[str, Any]]]:
-    """Each worker's JSON lines, after checking it exited cleanly."""
+    """Each worker's JSON lines but announced attempts, after checking it exited cleanly."""
     out = []
     for proc in procs:
         stdout, stderr = proc.communicate(timeout=timeout)
         assert proc.returncode == 0, stderr
-        out.append([json.loads(line) for line in stdout.splitlines()])
+        out.append([line for line in map(json.loads, stdout.splitlines()) if "attempt" not in line])
     return out
+
+
+class LiveOutput:
+    """The JSON lines of running writers (``commit_loop``), read as they come, so a test can act
+    at a known point of a writer's work: e.g. kill something while the writer is inside ``commit``."""
+
+    def __init__(self, procs: list[subprocess.Popen[str]]) -> None:
+        self.procs = procs
+        self.lines: list[list[dict[str, Any]]] = [[] for _ in procs]
+        self._partial = [b""] * len(procs)
+        self._selector = selectors.DefaultSelector()
+        for i, proc in enumerate(procs):
+            assert proc.stdout is not None
+            self._selector.register(proc.stdout.fileno(), selectors.EVENT_READ, i)
+
+    def in_commit(self, i: int) -> bool:
+        """Writer ``i`` announced an attempt it has not reported landed: it is inside ``commit``."""
+        return bool(self.lines[i]) and "attempt" in self.lines[i][-1]
+
+    def landed(self, i: int) -> int:
+        return sum("root" in line for line in self.lines[i])
+
+    def poll(self, timeout: float) -> None:
+        """Read whatever the writers print within ``timeout`` seconds."""
+        for key, _ in self._selector.select(timeout):
+            fd, i = key.fd, key.data
+            data = os.read(fd, 1 << 16)
+            if not data:
+                self._selector.unregister(fd)
+                continue
+            *complete, self._partial[i] = (self._partial[i] + data).split(b"\n")
+            self.lines[i].extend(json.loads(line) for line in complete)
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline or not self._selector.get_map():
+                raise AssertionError(f"writers never reached the expected point; their lines: {self.lines}")
+            self.poll(0.5)
+
+    def kill_inside_commits(self, after_landed: int, timeout: float = 120) -> list[list[dict[str, Any]]]:
+        """SIGKILL each writer as soon as it is inside a commit with ``after_landed`` of its commits landed;
+        returns every writer's lines."""
+        killed: set[int] = set()
+
+        def all_killed() -> bool:
+            for i, proc in enumerate(self.procs):
+                if i not in killed and self.landed(i) >= after_landed and self.in_commit(i):
+                    proc.send_signal(signal.SIGKILL)
+                    killed.add(i)
+            return len(killed) == len(self.procs)
+
+        self.wait_for(all_killed, timeout)
+        return self.finish()
+
+    def finish(self, timeout: float = 300) -> list[list[dict[str, Any]]]:
+        """Every writer's lines, once all have ended (killed ones included)."""
+        deadline = time.monotonic() + timeout
+        while self._selector.get_map():
+            if time.monotonic() > deadline:
+                raise AssertionError("writers did not finish")
+            self.poll(0.5)
+        for proc in self.procs:
+            proc.wait(timeout=60)
+        return self.lines
+
+
+def check_killed_history(history: list[str], outputs: list[list[dict[str, Any]]]) -> int:
+    """Commits of writers killed mid-way: every reported commit is in ``history``, and the only others
+    are killed writers' last attempts (at most one each: the commit that landed as the kill came).
+    Returns how many writers died inside a commit (their last line an unanswered attempt)."""
+    landed = {line["root"] for lines in outputs for line in lines if "root" in line}
+    unreported = {lines[-1]["attempt"] for lines in outputs if lines and "attempt" in lines[-1]}
+    in_history = set(history)
+    assert landed <= in_history, f"reported commits missing from the history: {landed - in_history}"
+    assert in_history - landed <= unreported, f"commits nobody attempted last: {in_history - landed - unreported}"
+    return len(unreported)
 
 
 def check_history(path: str, landed: list[dict[str, Any]], expected: int) -> None:

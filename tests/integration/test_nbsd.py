@@ -22,7 +22,7 @@ from nbs.factory import new_local_store
 from nbsclient import protocol as p
 from nbsclient.connection import Connection
 from tests.daemon_harness import ROOT, Daemon
-from tests.linked import check_history, read_while_writing, results, spawn, write_addrs
+from tests.linked import LiveOutput, check_history, read_while_writing, results, spawn, write_addrs
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -56,12 +56,19 @@ def test_daemon_killed_mid_workload_recovers(tmp_path: Path) -> None:
             assert len(reader.get_many(addrs)) == 200
         entries_before = daemon.stats()["cache"]["entries"]
         shared = daemon.store_path("killed")
-        workers = [spawn("commit", shared, daemon.endpoint, str(w), "12") for w in range(3)]
-        time.sleep(1.5)
-        daemon.kill()
-        time.sleep(0.5)
-        daemon.start()
-        check_history(shared, [c for lines in results(workers) for c in lines], 36)
+        writers = LiveOutput([spawn("commit", shared, daemon.endpoint, str(w), "30") for w in range(3)])
+        caught = 0
+        for kill in range(3):  # each kill lands while a writer is inside a commit
+            writers.wait_for(lambda: sum(map(writers.landed, range(3))) > 5 * kill
+                             and any(map(writers.in_commit, range(3))))
+            caught += sum(map(writers.in_commit, range(3)))
+            daemon.kill()
+            daemon.start()
+        outputs = writers.finish()
+        assert all(proc.returncode == 0 for proc in writers.procs)
+        assert caught >= 3
+        # Nobody was killed but the daemon: the history is exactly the commits reported landed.
+        check_history(shared, [line for lines in outputs for line in lines if "root" in line], 90)
         stats = daemon.stats()
         assert stats["cache"]["entries"] >= entries_before  # the cache survived the crash
         with nbsclient.connect(warm, daemon.endpoint, fast_path=False) as reader:

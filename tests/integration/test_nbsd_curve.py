@@ -142,6 +142,15 @@ def test_a_key_added_to_the_directory_is_admitted(tcp_daemon: Daemon, keys: Keys
         os.unlink(os.path.join(keys.clients, os.path.basename(public)))
 
 
+def test_a_taken_port_stops_a_curve_daemon_with_one_line(tcp_daemon: Daemon, keys: Keys, tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "nbsd", "serve", "--endpoint", tcp_daemon.endpoint,
+                           "--cache-dir", str(tmp_path / "cache"), "--curve-secret-key", keys.server_secret,
+                           "--curve-client-keys", keys.clients], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"nbsd: cannot start: cannot listen on {tcp_daemon.endpoint}")
+
+
 def test_tcp_without_keys_does_not_start(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "nbsd", "serve", "--endpoint", f"tcp://127.0.0.1:{_free_port()}",
                            "--cache-dir", str(tmp_path / "cache")], cwd=ROOT, capture_output=True, text=True,

@@ -8,7 +8,6 @@ beyond 10,000 parts and abort behaviour.
 from __future__ import annotations
 
 import random
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from nbs.chunk_source import BytesReaderAt, ChunkSource, TableChunkSource
 from nbs.dynamo_table_store import DynamoTableStore
 from nbs.errors import AWSError
 from nbs.fd_cache import FDCache
+from nbs.forksafe import Semaphore
 from nbs.fs_table_cache import FSTableCache
 from nbs.index_cache import IndexCache
 from nbs.io_pool import IOPool
@@ -46,7 +46,7 @@ def part_size(k: int) -> int:
 def make(pool: IOPool, limits: AWSLimits, s3: FakeS3 | None = None, ddb: FakeDDB | None = None,
          index_cache: IndexCache | None = None, table_cache: FSTableCache | None = None,
          ddb_cache: SizeCache[bytes, bytes] | None = None,
-         rate_limit: threading.Semaphore | None = None) -> AWSTablePersister:
+         rate_limit: Semaphore | None = None) -> AWSTablePersister:
     objects = S3Objects(as_s3(s3 or FakeS3()), "bucket", pool, rate_limit, table_cache)
     tables = DynamoTableStore(as_ddb(ddb or FakeDDB()), "table", rate_limit, ddb_cache)
     return AWSTablePersister(objects, tables, limits=limits, index_cache=index_cache)
@@ -342,7 +342,7 @@ CONJOIN_LIMITS = AWSLimits(part_target=1024, part_min=1024, part_max=5 * 1024, i
 @pytest.fixture
 def conjoin_env(pool: IOPool) -> tuple[AWSTablePersister, FakeS3, FakeDDB, IndexCache]:
     s3, ddb, cache = FakeS3(), FakeDDB(), IndexCache(1024)
-    return make(pool, CONJOIN_LIMITS, s3, ddb, cache, rate_limit=threading.BoundedSemaphore(8)), s3, ddb, cache
+    return make(pool, CONJOIN_LIMITS, s3, ddb, cache, rate_limit=Semaphore(8)), s3, ddb, cache
 
 
 def persist_tables(persister: AWSTablePersister, groups: list[list[bytes]]) -> list[ChunkSource]:

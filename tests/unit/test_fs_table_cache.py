@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nbs.addr import Addr
-from nbs.errors import TableCacheError
+from nbs.errors import StoreIOError, TableCacheError
 from nbs.fd_cache import FDCache
 from nbs.fs_table_cache import FSTableCache
 
@@ -70,6 +70,21 @@ def test_init_subdirectory(tmp_path: Path) -> None:
         FSTableCache(str(tmp_path), 1024, FDCache(4))
 
 
+def test_unusable_directory_is_a_table_cache_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(TableCacheError, match=f"cannot use table cache directory {tmp_path}/file/x: Not a directory"):
+        FSTableCache(str(tmp_path / "file" / "x"), 1024, FDCache(4))
+
+
+def test_unreadable_table_is_a_miss(tmp_path: Path) -> None:
+    fds = FDCache(1)
+    cache = FSTableCache(str(tmp_path), 1 << 20, fds)
+    name = store(cache, b"payload")
+    os.unlink(tmp_path / name)
+    os.mkdir(tmp_path / name)  # replaced behind the cache's back by something that opens but cannot be read
+    assert cache.read_at(name, 0, 4) is None
+
+
 def test_creates_missing_directory(tmp_path: Path) -> None:
     cache = FSTableCache(str(tmp_path / "a" / "b"), 1024, FDCache(4))
     assert store(cache, b"payload") in cache
@@ -107,6 +122,6 @@ def test_failed_store_leaves_no_temp_file(tmp_path: Path) -> None:
     def emit(write: object) -> None:
         raise OSError("disk full")
 
-    with pytest.raises(OSError):
+    with pytest.raises(StoreIOError, match="disk full"):
         cache.store(str(Addr.of(b"x")), emit)
     assert os.listdir(tmp_path) == []

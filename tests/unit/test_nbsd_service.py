@@ -7,9 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, NoReturn
-
-import lmdb
+from typing import Any
 
 from nbs.addr import Addr
 from nbs.factory import new_local_store
@@ -128,26 +126,5 @@ def test_compact_get_skips_a_damaged_cache_entry(tmp_path: Path) -> None:
     assert _compact(service, frame) == (15, expected, None)  # dropped and fetched again
     assert cache.counters.corrupt == 1
     assert p.decode_reply(service.get_one_inline(frame) or b"") == (15, expected, None)
-    service.close()
-    service.cache.close()
-
-
-def test_cache_errors_on_the_inline_paths_fall_back_to_the_worker_path(tmp_path: Path) -> None:
-    """An LMDB error while serving inline (the server's own thread) must not escape to the server loop."""
-    service, handle, addrs = _served_store(tmp_path)
-    frame = p.encode_get_one(16, handle, bytes(addrs[0]))
-    request = p.decode_request(p.encode_request(17, p.GET, {"handle": handle, "addrs": [bytes(addrs[0])]}))
-    _compact(service, frame)  # cached now
-    assert service.get_one_inline(frame) is not None and service.try_inline(b"client", request) is not None
-
-    def readers_full(*args: object, **kwargs: object) -> NoReturn:
-        raise lmdb.ReadersFullError("MDB_READERS_FULL")
-
-    service.cache.peek = readers_full  # type: ignore[method-assign]
-    service.cache.get_many = readers_full  # type: ignore[method-assign]
-    assert service.get_one_inline(frame) is None
-    assert service.try_inline(b"client", request) is None
-    request_id, _, err = _compact(service, frame)
-    assert request_id == 16 and isinstance(err, p.DaemonError) and err.kind == p.INTERNAL
     service.close()
     service.cache.close()

@@ -36,6 +36,7 @@ PINNED_ERROR_CODES = {
     "StoreNotFoundError": "nbs.errors.StoreNotFoundError",
     "InvalidStoreNameError": "nbs.errors.InvalidStoreNameError",
     "SpecError": "nbs.errors.SpecError",
+    "StoreIOError": "nbs.errors.StoreIOError",
     "StoreClosedError": "nbs.errors.StoreClosedError",
     "StoreFullError": "nbs.errors.StoreFullError",
     "TableCacheError": "nbs.errors.TableCacheError",

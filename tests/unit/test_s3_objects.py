@@ -13,6 +13,7 @@ from botocore.exceptions import ResponseStreamingError
 from nbs.addr import Addr
 from nbs.errors import AWSUnavailableError, CorruptTableError, TableNotFoundError
 from nbs.fd_cache import FDCache
+from nbs.forksafe import Semaphore
 from nbs.fs_table_cache import FSTableCache
 from nbs.io_pool import IOPool
 from nbs.s3_objects import RetryPolicy, S3Objects, S3ReaderAt
@@ -137,7 +138,7 @@ def test_rate_limit_bounds_concurrent_gets() -> None:
     pool = IOPool(8)
     s3 = ConcurrencyS3()
     s3.objects[str(TABLE.name)] = TABLE.data
-    objects = S3Objects(as_s3(s3), "bucket", pool, rate_limit=threading.BoundedSemaphore(2))
+    objects = S3Objects(as_s3(s3), "bucket", pool, rate_limit=Semaphore(2))
     ranges = [(i, 1) for i in range(8)]
     assert S3ReaderAt(objects, TABLE.name, Stats()).read_ranges(ranges) == [TABLE.data[i:i + 1] for i in range(8)]
     assert s3.peak == 2

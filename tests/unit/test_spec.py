@@ -15,6 +15,8 @@ from nbs.spec import StoreSpec, parse_store_spec
     ("relative/db", StoreSpec("nbs", path="relative/db")),
     ("nbs:/tmp/db", StoreSpec("nbs", path="/tmp/db")),
     ("nbs:/tmp/ba:d", StoreSpec("nbs", path="/tmp/ba:d")),
+    ("nbs:/tmp/db?sync=false", StoreSpec("nbs", path="/tmp/db", options={"sync": "false"})),
+    ("/tmp/db?sync=true", StoreSpec("nbs", path="/tmp/db", options={"sync": "true"})),
     ("aws:table/bucket/db", StoreSpec("aws", table="table", bucket="bucket", name="db")),
     ("aws:table/bucket/db/more", StoreSpec("aws", table="table", bucket="bucket", name="db/more")),
     ("aws://table:bucket/db", StoreSpec("aws", table="table", bucket="bucket", name="db")),
@@ -30,6 +32,7 @@ def test_valid_specs(text: str, want: StoreSpec) -> None:
     "", "mem:", "mem:foo", "ldb:/tmp/x", "random:", "/file/ba:d", "nbs:", "aws:", "aws:table",
     "aws:table/bucket", "aws:table/bucket/", "aws:/table/bucket/db", "aws:t/b/*star", "aws:t/b/../x",
     "aws://table/bucket/db", "aws://t:b/db?colour=red", "aws://t:b/db?region", "x\x00y",
+    "nbs:/tmp/db?sync=maybe", "nbs:/tmp/db?colour=red", "nbs:?sync=false", "/tmp/db?sync",
 ])
 def test_invalid_specs(text: str) -> None:
     with pytest.raises(SpecError):
@@ -40,6 +43,13 @@ def test_canonical_text() -> None:
     assert str(parse_store_spec("/tmp/db")) == "nbs:/tmp/db"
     assert str(parse_store_spec("aws:t/b/db")) == "aws://t:b/db"
     assert str(parse_store_spec("mem")) == "mem"
+    assert str(parse_store_spec("/tmp/db?sync=false")) == "nbs:/tmp/db?sync=false"
+
+
+def test_sync_option() -> None:
+    assert parse_store_spec("nbs:/tmp/db").sync
+    assert parse_store_spec("nbs:/tmp/db?sync=true").sync
+    assert not parse_store_spec("nbs:/tmp/db?sync=false").sync
 
 
 def test_open_store_creates_local_directories(tmp_path: Path) -> None:
