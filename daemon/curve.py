@@ -60,7 +60,6 @@ class CurveServer:
         self._auth = ThreadAuthenticator(context, log=logging.getLogger("nbsd.zap"))
         self._auth.start()
         self._auth.configure_curve_callback("*", self.allowed)
-        log.info("CURVE: %d allowed client keys in %s", len(self.allowed.keys), clients_dir)
 
     def secure(self, sock: zmq.Socket[bytes]) -> None:
         sock.curve_secretkey = self.secret

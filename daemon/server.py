@@ -65,6 +65,8 @@ class Server:
         self.router.setsockopt(zmq.MAXMSGSIZE, config.max_message_size + 4096)
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 0)
         self._bind()
+        if self.curve is not None:
+            log.info("CURVE: %d allowed client keys in %s", len(self.curve.allowed.keys), config.curve_client_keys)
         self.replies = self.context.socket(zmq.PULL)
         self.replies.bind(REPLIES)
         self.pool = ThreadPoolExecutor(config.threads, thread_name_prefix="nbsd-worker")
