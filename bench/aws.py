@@ -104,7 +104,7 @@ def _cold_reads(report: Report, place: Place, workdir: str, count: int) -> None:
                                                            start_at)] * procs))
             else:
                 with DaemonProcess(os.path.join(workdir, name),
-                                   extra=["--aws-endpoint", place.proxy.endpoint]) as daemon:
+                                   extra=["--aws-endpoint", place.proxy.endpoint, "--aws-store", "*"]) as daemon:
                     served = sum(run_parallel(daemon_reader, [(place.spec(name), daemon.endpoint, addrs,
                                                                start_at)] * procs))
             assert served == procs * count * CHUNK, f"{through} x{procs} served {served} bytes"
@@ -147,7 +147,8 @@ def _writes(report: Report, place: Place, workdir: str, commits: int, per_commit
 
     import nbsclient
 
-    with DaemonProcess(os.path.join(workdir, "writes"), extra=["--aws-endpoint", place.server.endpoint]) as daemon:
+    with DaemonProcess(os.path.join(workdir, "writes"),
+                       extra=["--aws-endpoint", place.server.endpoint, "--aws-store", "*"]) as daemon:
         with nbsclient.connect(place.spec("writes-nbsd"), daemon.endpoint, timeout=120.0) as store:
             via = total / commit_batches(store, batches) / 1e6
     report.add(Figure(section, "put+commit, AWS via nbsd", via, "MB/s", "AWS direct", direct))

@@ -6,6 +6,7 @@
     store.commit(addr, store.root())
 """
 
+from nbsclient.curve import AuthenticationError, ClientKeys, CurveKeyError
 from nbsclient.protocol import (DaemonBusyError, DaemonError, DaemonUnavailableError, ForbiddenError,
                                 UnknownSessionError, default_endpoint)
 from nbsclient.store import DaemonStore
@@ -16,5 +17,5 @@ def connect(spec: str, endpoint: str | None = None, **options: object) -> Daemon
     return DaemonStore(spec, endpoint, **options)  # type: ignore[arg-type]
 
 
-__all__ = ["DaemonBusyError", "DaemonError", "DaemonStore", "DaemonUnavailableError", "ForbiddenError",
-           "UnknownSessionError", "connect", "default_endpoint"]
+__all__ = ["AuthenticationError", "ClientKeys", "CurveKeyError", "DaemonBusyError", "DaemonError", "DaemonStore",
+           "DaemonUnavailableError", "ForbiddenError", "UnknownSessionError", "connect", "default_endpoint"]

@@ -11,7 +11,9 @@ its own context and sockets on first use and leaves the parent's alone.
 Timeouts can be long (a commit may upload to S3 for minutes), so silence alone
 would detect a dead daemon late.  A socket monitor reports disconnects: while
 waiting, the client looks at it every second, and a dropped connection means
-the request died with the daemon, so it is sent again at once.
+the request died with the daemon, so it is sent again at once.  The monitor
+also reports refused CURVE handshakes, which end the request at once with
+``AuthenticationError`` (see ``nbsclient.curve``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 import zmq
 
 from nbs.forksafe import ProcessLocal, register
+from nbsclient import curve
 from nbsclient import protocol as p
 from nbsclient.sockets import send_frame
 
@@ -35,25 +38,29 @@ BACKOFF_START = 0.05
 BACKOFF_MAX = 2.0
 BUSY_RETRIES = 50
 LIVENESS_SLICE = 1.0
+MONITORED = zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED | curve.REFUSALS
 
 
 class _Channel:
-    """One thread's socket to one endpoint, its disconnect monitor and what it last set on them."""
+    """One thread's socket to one endpoint, its monitor, what it last set on them and the handshake failures seen."""
 
-    __slots__ = ("sock", "monitor", "millis", "attempts", "pid")
+    __slots__ = ("sock", "monitor", "millis", "attempts", "pid", "refused", "no_detail")
 
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, endpoint: str, keys: curve.ClientKeys | None) -> None:
         sock = _CONTEXT.get().socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.IMMEDIATE, 1)
         sock.setsockopt(zmq.RECONNECT_IVL, 50)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
-        self.monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        curve.secure(sock, keys)
+        self.monitor = sock.get_monitor_socket(MONITORED)
         sock.connect(endpoint)
         self.sock = sock
         self.millis = 0
         self.attempts = 0
         self.pid = os.getpid()
+        self.refused = 0  # the monitor event of a refused handshake, once one is certain
+        self.no_detail = 0  # handshake failures without detail since the last success
 
     def close(self) -> None:
         if self.pid == os.getpid():  # a forked child leaves its parent's sockets alone
@@ -67,15 +74,16 @@ class _Channel:
 
 
 class _Channels:
-    """Each thread's channel to one endpoint, shared by every connection of the process.
+    """Each thread's channel to one endpoint (with one set of CURVE keys), shared by every connection of the process.
 
     A thread issues one request at a time, so the stores it uses can share a
     socket: descriptors grow with threads, not with stores.  A channel lives
     as long as its thread (or until a connection closes it).
     """
 
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, endpoint: str, keys: curve.ClientKeys | None) -> None:
         self.endpoint = endpoint
+        self.keys = keys
         self._local = threading.local()
         self._inherited: list[threading.local] = []
         register(self)
@@ -88,7 +96,7 @@ class _Channels:
         """This thread's channel, opened on first use."""
         channel: _Channel | None = getattr(self._local, "channel", None)
         if channel is None:
-            channel = self._local.channel = _Channel(self.endpoint)
+            channel = self._local.channel = _Channel(self.endpoint, self.keys)
         return channel
 
     def reset(self) -> None:
@@ -105,25 +113,28 @@ class _Channels:
 
 
 _CONTEXT: ProcessLocal[zmq.Context[zmq.Socket[bytes]]] = ProcessLocal(zmq.Context)  # one per process
-_CHANNELS: dict[str, _Channels] = {}
+_CHANNELS: dict[tuple[str, curve.ClientKeys | None], _Channels] = {}
 _IDS = itertools.count(random.getrandbits(40))  # request ids, unique across the process's connections
 
 
-def _channels(endpoint: str) -> _Channels:
-    channels = _CHANNELS.get(endpoint)
+def _channels(endpoint: str, keys: curve.ClientKeys | None) -> _Channels:
+    channels = _CHANNELS.get((endpoint, keys))
     if channels is None:
-        channels = _CHANNELS.setdefault(endpoint, _Channels(endpoint))
+        channels = _CHANNELS.setdefault((endpoint, keys), _Channels(endpoint, keys))
     return channels
 
 
 class Connection:
     """Requests to one daemon endpoint, over the calling thread's shared channel."""
 
-    def __init__(self, endpoint: str | None = None, timeout: float = 30.0, retries: int = 3) -> None:
+    def __init__(self, endpoint: str | None = None, timeout: float = 30.0, retries: int = 3,
+                 curve_keys: curve.ClientKeys | None = None) -> None:
+        """``curve_keys`` default to the files ``$NBSD_CURVE_SECRET_KEY`` and ``$NBSD_CURVE_SERVER_KEY`` name."""
         self.endpoint = endpoint or p.default_endpoint()
+        self.curve_keys = curve_keys if curve_keys is not None else curve.ClientKeys.from_env()
         self.timeout = timeout
         self.retries = retries
-        self._channels = _channels(self.endpoint)
+        self._channels = _channels(self.endpoint, self.curve_keys)
         self.max_message = p.DEFAULT_MAX_MESSAGE
 
     def __enter__(self) -> Connection:
@@ -188,22 +199,30 @@ class Connection:
         """``(body, error)`` of the reply, or None when none came (the channel is then reset)."""
         sock = channel.sock
         if channel.millis != millis:  # socket options cost a call; set them on change
-            sock.setsockopt(zmq.SNDTIMEO, millis)
-            sock.setsockopt(zmq.RCVTIMEO, min(millis, int(LIVENESS_SLICE * 1000)))
+            waits = min(millis, int(LIVENESS_SLICE * 1000))  # both waits look at the monitor between slices
+            sock.setsockopt(zmq.SNDTIMEO, waits)
+            sock.setsockopt(zmq.RCVTIMEO, waits)
             channel.millis = millis
         deadline = time.monotonic() + timeout
-        try:
-            send_frame(sock, frame, 0, copy=len(frame) < (1 << 20))
-        except zmq.Again:  # never connected within the timeout (IMMEDIATE): the daemon is down
-            self._channels.reset()
-            return None
+        while True:
+            try:
+                send_frame(sock, frame, 0, copy=len(frame) < (1 << 20))
+                break
+            except zmq.Again:  # not connected yet (IMMEDIATE): the daemon is down, or refuses this client
+                _drain(channel)
+                refused = channel.refused
+                if refused or time.monotonic() >= deadline:
+                    self._channels.reset()
+                    if refused:
+                        raise curve.refusal(refused, self.endpoint, self.curve_keys)
+                    return None
         while True:
             try:
                 reply_id, body, error = p.decode_reply(sock.recv())
             except zmq.Again:
                 # Checked only once a second of silence has passed: the check costs a few microseconds.
                 # A disconnect seen here may predate this request; resending then is merely redundant.
-                if _drain(channel.monitor) or time.monotonic() >= deadline:
+                if _drain(channel) or time.monotonic() >= deadline:
                     self._channels.reset()  # the daemon went away with our request, or never answered
                     return None
                 continue
@@ -216,10 +235,20 @@ class Connection:
         self._channels.reset()
 
 
-def _drain(monitor: zmq.Socket[bytes]) -> bool:
-    """Consume pending monitor events; True if any was a disconnect."""
+def _drain(channel: _Channel) -> bool:
+    """Consume pending monitor events; True if any was a disconnect.  Refused handshakes go in ``channel.refused``."""
     dropped = False
+    monitor = channel.monitor
     while int(monitor.get(zmq.EVENTS)) & zmq.POLLIN:
-        event = monitor.recv_multipart(zmq.NOBLOCK)
-        dropped = dropped or int.from_bytes(event[0][:2], "little") == zmq.EVENT_DISCONNECTED
+        event = int.from_bytes(monitor.recv_multipart(zmq.NOBLOCK)[0][:2], "little")
+        if event == zmq.EVENT_DISCONNECTED:
+            dropped = True
+        elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            channel.no_detail = 0
+        elif event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+            channel.no_detail += 1
+            if channel.no_detail >= curve.NO_DETAIL_REPEATS:
+                channel.refused = event
+        elif event & curve.REFUSALS:
+            channel.refused = event
     return dropped

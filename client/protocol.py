@@ -38,7 +38,7 @@ REPORT = "report"
 STATS = "stats"
 OPS = frozenset({HELLO, OPEN, CLOSE, GET, HAS, WRITE_TABLE, COMMIT, REBASE, COUNT, REPORT, STATS})
 
-# Error types that are not ``nbs.errors`` classes.
+# Error codes of the protocol's own conditions (the full table is ERROR_CODES).
 UNKNOWN_SESSION = "UnknownSession"
 BAD_REQUEST = "BadRequest"
 UNSUPPORTED_PROTOCOL = "UnsupportedProtocol"
@@ -82,10 +82,10 @@ class ProtocolError(nbs_errors.NBSError):
 
 
 class DaemonError(nbs_errors.NBSError):
-    """An error reported by nbsd that has no more specific class."""
+    """An error reported by nbsd that has no more specific class; ``kind`` is its wire code."""
 
     def __init__(self, kind: str, message: str) -> None:
-        super().__init__(f"{kind}: {message}")
+        super().__init__(message)
         self.kind = kind
 
 
@@ -105,9 +105,39 @@ class DaemonUnavailableError(nbs_errors.NBSError):
     """No reply from the daemon within the timeout, after every retry."""
 
 
-_SPECIAL = {UNKNOWN_SESSION: UnknownSessionError, BUSY: DaemonBusyError, FORBIDDEN: ForbiddenError}
-_NBS_ERRORS = {name: cls for name, cls in vars(nbs_errors).items()
-               if isinstance(cls, type) and issubclass(cls, nbs_errors.NBSError)}
+# The wire's error codes and the class a client raises for each (docs/PROTOCOL.md, "Error codes").  Fixed
+# strings, never derived from class names, so renaming a class leaves the protocol alone.  The codes mapped
+# to DaemonError report a bug or a version mismatch, which no caller handles by type.
+ERROR_CODES: dict[str, type[nbs_errors.NBSError]] = {
+    BAD_REQUEST: DaemonError,
+    UNSUPPORTED_PROTOCOL: DaemonError,
+    INTERNAL: DaemonError,
+    UNKNOWN_SESSION: UnknownSessionError,
+    BUSY: DaemonBusyError,
+    FORBIDDEN: ForbiddenError,
+    "NBSError": nbs_errors.NBSError,
+    "AddressError": nbs_errors.AddressError,
+    "ChunkError": nbs_errors.ChunkError,
+    "CorruptTableError": nbs_errors.CorruptTableError,
+    "TableNotFoundError": nbs_errors.TableNotFoundError,
+    "ManifestError": nbs_errors.ManifestError,
+    "VersionMismatchError": nbs_errors.VersionMismatchError,
+    "StoreNotFoundError": nbs_errors.StoreNotFoundError,
+    "InvalidStoreNameError": nbs_errors.InvalidStoreNameError,
+    "SpecError": nbs_errors.SpecError,
+    "StoreIOError": nbs_errors.StoreIOError,
+    "StoreClosedError": nbs_errors.StoreClosedError,
+    "StoreFullError": nbs_errors.StoreFullError,
+    "TableCacheError": nbs_errors.TableCacheError,
+    "AWSError": nbs_errors.AWSError,
+    "BucketNotFoundError": nbs_errors.BucketNotFoundError,
+    "DynamoTableNotFoundError": nbs_errors.DynamoTableNotFoundError,
+    "AccessDeniedError": nbs_errors.AccessDeniedError,
+    "TableAccessDeniedError": nbs_errors.TableAccessDeniedError,
+    "CredentialsError": nbs_errors.CredentialsError,
+    "AWSUnavailableError": nbs_errors.AWSUnavailableError,
+}
+_CODE_OF = {cls: code for code, cls in ERROR_CODES.items() if cls is not DaemonError}
 
 
 def pack(message: Any) -> bytes:
@@ -240,12 +270,12 @@ def decode_reply(frame: bytes) -> tuple[int, Any, Exception | None]:
 
 
 def error_from_reply(kind: str, message: str) -> Exception:
-    """Rebuild a typed exception from an error reply."""
-    if kind in _SPECIAL:
-        return _SPECIAL[kind](kind, message)
-    cls = _NBS_ERRORS.get(kind)
-    if cls is None:
-        return DaemonError(kind, message)
+    """Rebuild a typed exception from an error reply (unknown codes become ``DaemonError``)."""
+    cls = ERROR_CODES.get(kind, DaemonError)
+    if cls is DaemonError:
+        return DaemonError(kind, f"{kind}: {message}")  # no class of its own: the text keeps the code
+    if issubclass(cls, DaemonError):
+        return cls(kind, message)
     # Rebuild without the class's own __init__ (its arguments are not on the wire).
     err = cls.__new__(cls)
     Exception.__init__(err, message)
@@ -253,11 +283,13 @@ def error_from_reply(kind: str, message: str) -> Exception:
 
 
 def error_kind(err: BaseException) -> str:
-    """The type name sent for an exception raised while serving a request."""
+    """The code sent for an exception raised while serving a request: its class's, or its nearest base's."""
     if isinstance(err, DaemonError):
         return err.kind
-    if isinstance(err, nbs_errors.NBSError):
-        return type(err).__name__
+    for cls in type(err).__mro__:
+        code = _CODE_OF.get(cls)
+        if code is not None:
+            return code
     return INTERNAL
 
 

@@ -27,6 +27,7 @@ from nbs.stats import Stats
 from nbs.table_writer import TableWriter
 from nbsclient import protocol as p
 from nbsclient.connection import Connection
+from nbsclient.curve import ClientKeys
 from nbsclient.fast_cache import ReadOnlyCache
 
 DEFAULT_MEMTABLE_SIZE = 64 << 20
@@ -42,9 +43,9 @@ def _batches(items: Sequence[bytes], size: int = p.MAX_ADDRS_PER_REQUEST) -> Ite
 class DaemonStore:
     def __init__(self, spec: str, endpoint: str | None = None, *, memtable_size: int = DEFAULT_MEMTABLE_SIZE,
                  timeout: float = 30.0, commit_timeout: float = 300.0, retries: int = 3,
-                 fast_path: bool = True) -> None:
+                 fast_path: bool = True, curve_keys: ClientKeys | None = None) -> None:
         self.spec = spec
-        self._conn = Connection(endpoint, timeout, retries)
+        self._conn = Connection(endpoint, timeout, retries, curve_keys)
         self._commit_timeout = commit_timeout
         self._fast_path = fast_path
         self._memtable_size = memtable_size

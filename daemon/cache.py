@@ -80,9 +80,11 @@ class CacheCounters:
 
 
 class ChunkCache:
-    def __init__(self, path: str, budget: int) -> None:
+    def __init__(self, path: str, budget: int, shared: bool = True) -> None:
+        """``shared``: the daemon's group may read the cache (the clients' fast path); else it is private."""
         self.path = path
         self.budget = budget
+        self.shared = shared
         self.map_size = map_size_for(budget)
         self.counters = CacheCounters()
         self.health = CacheHealth(log, f"chunk cache {path}")
@@ -149,10 +151,11 @@ class ChunkCache:
                          sync=False, metasync=False, readahead=False, meminit=False)
 
     def _set_permissions(self) -> None:
-        """Group members may read the data and register as readers in the lock file."""
-        os.chmod(self.path, 0o750)
-        os.chmod(os.path.join(self.path, "data.mdb"), 0o640)
-        os.chmod(os.path.join(self.path, "lock.mdb"), 0o660)
+        """Group members may read the data and register as readers in the lock file, if the cache is shared."""
+        dir_mode, data_mode, lock_mode = (0o750, 0o640, 0o660) if self.shared else (0o700, 0o600, 0o600)
+        os.chmod(self.path, dir_mode)
+        os.chmod(os.path.join(self.path, "data.mdb"), data_mode)
+        os.chmod(os.path.join(self.path, "lock.mdb"), lock_mode)
 
     @property
     def info(self) -> CacheInfo:

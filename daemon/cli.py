@@ -1,34 +1,53 @@
-"""The ``nbsd`` command: ``serve`` (the default), ``status`` and ``stats``."""
+"""The ``nbsd`` command: ``serve`` (the default), ``status``, ``stats``, ``demo`` and ``keygen``."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 from nbs.errors import NBSError
-from nbsd.config import ConfigError, load_config, parse_size
+from nbsd.config import ConfigError, check_serving, load_config
 from nbsd.logs import setup_logging
 from nbsd.server import Server, StartupError
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """One line, like every other configuration error, instead of usage and message."""
+        self.exit(2, f"nbsd: {message}\n")
+
+
+_NOT_CONFIG = ("command", "config", "socket", "json", "clients", "dir", "name")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nbsd", description="Per-host caching daemon for Noms Block Stores.")
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "status", "stats", "demo"])
+    parser = _Parser(prog="nbsd", description="Per-host caching daemon for Noms Block Stores.")
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "status", "stats", "demo", "keygen"])
     parser.add_argument("--config", help="TOML config file")
-    parser.add_argument("--endpoint", help="ipc:///path/to/socket or tcp://127.0.0.1:PORT")
-    parser.add_argument("--socket", help="socket path (shorthand for --endpoint ipc://PATH)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--endpoint", help="ipc:///path/to/socket or tcp://127.0.0.1:PORT")
+    where.add_argument("--socket", help="socket path (shorthand for --endpoint ipc://PATH)")
     parser.add_argument("--cache-dir")
-    parser.add_argument("--cache-size", type=parse_size)
-    parser.add_argument("--index-cache-size", type=parse_size)
-    parser.add_argument("--table-cache-size", type=parse_size)
+    parser.add_argument("--cache-size", help="bytes, or e.g. 8GiB")
+    parser.add_argument("--index-cache-size")
+    parser.add_argument("--table-cache-size")
     parser.add_argument("--max-open-files", type=int)
     parser.add_argument("--local-root", action="append", dest="local_roots",
                         help="directory under which local stores may be opened (repeatable)")
+    parser.add_argument("--aws-store", action="append", dest="aws_stores", metavar="PATTERN",
+                        help='AWS stores clients may open, a glob over "table:bucket/store" (repeatable; "*" = all)')
+    parser.add_argument("--allow-mem", action=argparse.BooleanOptionalAction, help="serve the shared mem store")
+    parser.add_argument("--mem-store-size", help="most bytes the mem store holds")
+    parser.add_argument("--client-fast-path", action=argparse.BooleanOptionalAction,
+                        help="let clients read the cache file directly (group-readable cache)")
+    parser.add_argument("--curve-secret-key", help="the daemon's zmq.auth secret-key file (CURVE)")
+    parser.add_argument("--curve-client-keys", help="directory of allowed clients' public-key files (CURVE)")
     parser.add_argument("--threads", type=int)
-    parser.add_argument("--max-message-size", type=parse_size)
+    parser.add_argument("--max-message-size")
     parser.add_argument("--session-ttl", type=float)
     parser.add_argument("--log-level")
     parser.add_argument("--aws-region")
@@ -36,22 +55,30 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--aws-endpoint", help="S3/DynamoDB endpoint URL (e.g. a local emulator)")
     parser.add_argument("--json", action="store_true", help="status: print JSON")
     parser.add_argument("--clients", type=int, default=4, help="demo: client processes")
-    parser.add_argument("--dir", help="demo: work directory (default: a temporary one, removed after)")
+    parser.add_argument("--dir", help="demo: work directory (default: a temporary one, removed after); "
+                                      "keygen: where to write the key pair")
+    parser.add_argument("--name", default="nbsd", help="keygen: the key pair's file name (NAME.key, NAME.key_secret)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     if args.command == "demo":
         from nbsd.demo import main as demo
 
         return demo(args.dir, args.clients, keep=args.dir is not None)
-    overrides: dict[str, Any] = {k: v for k, v in vars(args).items()
-                                 if k not in ("command", "config", "socket", "json", "clients", "dir")}
+    if args.command == "keygen":
+        return _keygen(args.dir or ".", args.name)
+    overrides: dict[str, Any] = {k: v for k, v in vars(args).items() if k not in _NOT_CONFIG}
     if args.socket:
         overrides["endpoint"] = f"ipc://{args.socket}"
+    flags = {action.dest: action.option_strings[0] for action in parser._actions if action.option_strings}
+    flags["endpoint"] = "--socket" if args.socket else "--endpoint"
     try:
-        config = load_config(args.config, overrides)
+        config = load_config(args.config, overrides, flags)
+        if args.command == "serve":
+            check_serving(config)
     except ConfigError as err:
         print(f"nbsd: {err}", file=sys.stderr)
         return 2
@@ -73,6 +100,21 @@ def _serve(config: Any) -> int:
     return 0
 
 
+def _keygen(directory: str, name: str) -> int:
+    """A CURVE key pair: NAME.key (public, to share) and NAME.key_secret (private to its owner)."""
+    import zmq.auth
+
+    os.makedirs(directory, exist_ok=True)
+    old_umask = os.umask(0o077)  # pyzmq writes the files with the umask's mode
+    try:
+        public, secret = zmq.auth.create_certificates(directory, name)
+    finally:
+        os.umask(old_umask)
+    os.chmod(public, 0o644)
+    print(f"public key (share it): {public}\nsecret key (keep it private): {secret}")
+    return 0
+
+
 def _report(endpoint: str, command: str, as_json: bool) -> int:
     from nbsclient.connection import Connection
     from nbsclient.protocol import STATS, DaemonUnavailableError
@@ -82,6 +124,9 @@ def _report(endpoint: str, command: str, as_json: bool) -> int:
             stats = conn.request(STATS, {})
     except DaemonUnavailableError as err:
         print(f"nbsd: no daemon at {endpoint}: {err}", file=sys.stderr)
+        return 1
+    except NBSError as err:  # e.g. refused CURVE keys
+        print(f"nbsd: {err}", file=sys.stderr)
         return 1
     if command == "stats" or as_json:
         print(json.dumps(stats, indent=2, sort_keys=True))

@@ -1,23 +1,36 @@
-"""nbsd configuration: a TOML file, then command-line flags on top.
+"""nbsd configuration: a TOML file, then command-line flags on top, validated as one typed model.
 
-Sizes accept plain integers or strings with a binary suffix (``"4GiB"``,
-``"256MiB"``, ``"512KiB"``).  See docs/nbsd.example.toml for every key.
+Every value is checked for type and range before the daemon opens anything,
+because a slip in this file decides what the daemon exposes: a string where a
+list belongs must not become a list of characters.  A wrong value is one
+``ConfigError`` line naming the key (or flag), what it got and what it
+expects; unknown keys are errors too.  Values are strict: TOML has types, and
+``threads = "8"`` is refused rather than guessed at.  Sizes take plain byte
+counts or strings with a binary suffix (``"4GiB"``, ``"256MiB"``).
+systemd/nbsd.toml documents every key.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field, fields
-from typing import Any
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from nbs.errors import NBSError
+from nbsclient.curve import CurveKeyError, load_key_pair
 from nbsclient.protocol import default_runtime_dir
 
 _SIZE = re.compile(r"\s*(\d+)\s*(|B|KiB|MiB|GiB|TiB|K|M|G|T)\s*")
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "KiB": 1 << 10, "M": 1 << 20, "MiB": 1 << 20,
           "G": 1 << 30, "GiB": 1 << 30, "T": 1 << 40, "TiB": 1 << 40}
+_ENDPOINT = re.compile(r"ipc:///.+|tcp://(127\.0\.0\.1|localhost|\[::1\]):(\d{1,5})")
+_AWS_STORE_PATTERN = re.compile(r"\*|[^:/\s]+:[^/\s]+/\S+")
+MiB = 1 << 20
 
 
 class ConfigError(NBSError, ValueError):
@@ -43,29 +56,118 @@ def default_cache_dir() -> str:
     return os.path.join(base, "nbsd")
 
 
-@dataclass
-class AWSConfig:
-    region: str = ""
-    profile: str = ""
-    endpoint: str = ""
+# -- value checks: each raises, and the field's description says what is expected --------------------
+
+def _size(value: object) -> object:
+    """Size strings become byte counts; anything else is left for the integer check."""
+    return parse_size(value) if isinstance(value, str) else value
 
 
-@dataclass
-class Config:
-    endpoint: str = ""  # ipc:///path or tcp://127.0.0.1:port; empty = ipc in the runtime dir
-    cache_dir: str = field(default_factory=default_cache_dir)
-    cache_size: int = 1 << 30
-    index_cache_size: int = 64 << 20
-    max_open_files: int = 256
-    table_cache_size: int = 0  # on-disk S3 table cache (AWS stores); 0 = off
-    local_roots: list[str] = field(default_factory=list)
-    threads: int = 16
-    max_message_size: int = 256 << 20
-    max_inflight_per_client: int = 16
-    session_ttl: float = 900.0
-    socket_mode: int = 0o660
-    log_level: str = "INFO"
-    aws: AWSConfig = field(default_factory=AWSConfig)
+def _endpoint(value: str) -> str:
+    match = _ENDPOINT.fullmatch(value)
+    if value and (match is None or (match.group(2) is not None and not 0 < int(match.group(2)) < 65536)):
+        raise ValueError("bad endpoint")
+    return value
+
+
+def _path(value: str) -> str:
+    if not value or "\x00" in value:
+        raise ValueError("bad path")
+    return os.path.abspath(os.path.expanduser(value))
+
+
+def _root(value: str) -> str:
+    return os.path.realpath(_path(value))  # symlinks resolved once, as requests' paths are
+
+
+def _aws_store_pattern(value: str) -> str:
+    if _AWS_STORE_PATTERN.fullmatch(value) is None:
+        raise ValueError("bad pattern")
+    return value
+
+
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+def _socket_mode(value: int) -> int:
+    if value & ~0o770 or (value & 0o600) != 0o600:
+        raise ValueError("bad mode")
+    return value
+
+
+def _url(value: str) -> str:
+    if value and not value.startswith(("http://", "https://")):
+        raise ValueError("not an http(s) URL")
+    return value
+
+
+def _secret_key_file(value: str) -> str:
+    if not value:
+        return value
+    load_key_pair(value)  # CurveKeyError (a ValueError) says what is wrong with it
+    return _path(value)
+
+
+def _directory(value: str) -> str:
+    if value and not os.path.isdir(value):
+        raise ValueError("not a directory")
+    return _path(value) if value else value
+
+
+Size = Annotated[int, BeforeValidator(_size)]
+
+
+def _field(default: Any, expects: str, **limits: Any) -> Any:
+    """A setting with its default and what it must be (the error message's words)."""
+    return Field(default, description=expects, **limits)
+
+
+class AWSConfig(BaseModel):
+    """``[aws]``: where and as whom the daemon reaches AWS; empty means the environment's choice."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    region: str = _field("", 'an AWS region name such as "eu-west-1", or "" for the environment\'s')
+    profile: str = _field("", 'a profile name of the AWS config files, or "" for the environment\'s')
+    endpoint: Annotated[str, AfterValidator(_url)] = _field(
+        "", 'an http(s):// URL of S3 and DynamoDB (e.g. an emulator), or "" for AWS itself')
+
+
+class Config(BaseModel):
+    """The daemon's settings; systemd/nbsd.toml says what each is for."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    endpoint: Annotated[str, AfterValidator(_endpoint)] = _field(
+        "", 'ipc:///absolute/path or tcp://127.0.0.1:PORT (loopback only), or "" for the default socket')
+    cache_dir: Annotated[str, AfterValidator(_path)] = Field(
+        default_factory=default_cache_dir, description="a directory path")
+    cache_size: Size = _field(1 << 30, 'a size of at least 1MiB (bytes, or a string such as "8GiB")', ge=MiB)
+    index_cache_size: Size = _field(64 * MiB, 'a size (bytes, or a string such as "256MiB")', ge=0)
+    max_open_files: int = _field(256, "an integer from 16 to 1048576", ge=16, le=1 << 20)
+    table_cache_size: Size = _field(0, 'a size (bytes, or a string such as "10GiB"); 0 turns it off', ge=0)
+    local_roots: list[Annotated[str, AfterValidator(_root)]] = _field([], "a list of directories")
+    threads: int = _field(16, "an integer from 1 to 1024", ge=1, le=1024)
+    max_message_size: Size = _field(256 * MiB, 'a size from 1MiB to 2GiB (bytes, or a string such as "256MiB")',
+                                    ge=MiB, le=2 << 30)
+    max_inflight_per_client: int = _field(16, "an integer from 1 to 65536", ge=1, le=65536)
+    session_ttl: float = _field(900.0, "a number of seconds above 0", gt=0)
+    socket_mode: Annotated[int, AfterValidator(_socket_mode)] = _field(
+        0o660, "a file mode such as 0o660: owner read-write, group bits optional, none for others")
+    log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+                         BeforeValidator(_upper)] = _field(
+        "INFO", "one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+    aws_stores: list[Annotated[str, AfterValidator(_aws_store_pattern)]] = _field(
+        [], 'a list of glob patterns over "table:bucket/store" such as "manifests:tables/team-*", or ["*"]')
+    allow_mem: bool = _field(False, "true or false")
+    mem_store_size: Size = _field(64 * MiB, 'a size of at least 1MiB (bytes, or a string such as "64MiB")', ge=MiB)
+    client_fast_path: bool = _field(True, "true or false")
+    curve_secret_key: Annotated[str, AfterValidator(_secret_key_file)] = _field(
+        "", "a zmq.auth secret-key file (not readable by others), or \"\"")
+    curve_client_keys: Annotated[str, AfterValidator(_directory)] = _field(
+        "", 'a directory of allowed clients\' zmq.auth public-key files (*.key), or ""')
+    aws: AWSConfig = _field(AWSConfig(), "a table of region, profile and endpoint strings")
 
     @property
     def ipc_path(self) -> str | None:
@@ -76,29 +178,15 @@ class Config:
     def resolved_endpoint(self) -> str:
         return self.endpoint or f"ipc://{os.path.join(default_runtime_dir(), 'nbsd.sock')}"
 
-    def validate(self) -> Config:
-        endpoint = self.resolved_endpoint()
-        if endpoint.startswith("tcp://"):
-            host = endpoint[len("tcp://"):].rsplit(":", 1)[0]
-            if host not in ("127.0.0.1", "localhost", "[::1]"):
-                raise ConfigError(f"tcp endpoints must be on loopback, not {host!r}")
-        elif not endpoint.startswith("ipc://"):
-            raise ConfigError(f"endpoint must be ipc://PATH or tcp://127.0.0.1:PORT, not {endpoint!r}")
-        if self.cache_size < (1 << 20):
-            raise ConfigError("cache_size must be at least 1 MiB")
-        if self.max_open_files < 16:
-            raise ConfigError("max_open_files must be at least 16")
-        if self.threads < 1:
-            raise ConfigError("threads must be at least 1")
-        self.local_roots = [os.path.realpath(r) for r in self.local_roots]
-        return self
+    @property
+    def curve(self) -> bool:
+        """Whether clients must authenticate with CURVE keys."""
+        return bool(self.curve_secret_key)
 
 
-_SIZES = {"cache_size", "index_cache_size", "table_cache_size", "max_message_size"}
-
-
-def load_config(path: str | None, overrides: dict[str, Any]) -> Config:
-    """Read ``path`` (if given) and apply non-None ``overrides`` (flag values)."""
+def load_config(path: str | None, overrides: Mapping[str, Any], flags: Mapping[str, str] | None = None) -> Config:
+    """Read ``path`` (if given), apply non-None ``overrides`` (flag values by key; ``aws_region`` for
+    ``[aws] region``) and validate the result.  ``flags`` names the flag of each key, for messages."""
     raw: dict[str, Any] = {}
     if path:
         try:
@@ -106,18 +194,52 @@ def load_config(path: str | None, overrides: dict[str, Any]) -> Config:
                 raw = tomllib.load(f)
         except (OSError, tomllib.TOMLDecodeError) as err:
             raise ConfigError(f"cannot read config {path}: {err}") from err
-    aws_raw = raw.pop("aws", {})
-    config = Config()
-    known = {f.name for f in fields(Config)} - {"aws"}
-    for key, value in [*raw.items(), *((k, v) for k, v in overrides.items() if v is not None and k in known)]:
-        if key not in known:
-            raise ConfigError(f"unknown config key {key!r}")
-        setattr(config, key, parse_size(value) if key in _SIZES else value)
-    if not isinstance(aws_raw, dict):
-        raise ConfigError("[aws] must be a table")
-    for key, value in [*aws_raw.items(), *((k[4:], v) for k, v in overrides.items()
-                                           if k.startswith("aws_") and v is not None)]:
-        if key not in {f.name for f in fields(AWSConfig)}:
-            raise ConfigError(f"unknown [aws] key {key!r}")
-        setattr(config.aws, key, str(value))
-    return config.validate()
+    given = {key: value for key, value in overrides.items() if value is not None}
+    for key, value in given.items():
+        aws = raw.setdefault("aws", {}) if key.startswith("aws_") and key[4:] in AWSConfig.model_fields else None
+        if aws is None:
+            raw[key] = value
+        elif isinstance(aws, dict):  # else validation reports the [aws] that is not a table
+            aws[key[4:]] = value
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as err:
+        raise _explain(err, raw, given, flags or {}) from None
+    return config
+
+
+def check_serving(config: Config) -> None:
+    """Rules for serving, over several keys: CURVE takes both key settings, and a tcp endpoint takes CURVE."""
+    if bool(config.curve_secret_key) != bool(config.curve_client_keys):
+        raise ConfigError("config: curve_secret_key and curve_client_keys go together: set both or neither")
+    if config.resolved_endpoint().startswith("tcp://") and not config.curve:
+        raise ConfigError(f"config: endpoint {config.endpoint} needs curve_secret_key and curve_client_keys: "
+                          "tcp is open to every local user, so clients must authenticate")
+
+
+def _explain(err: ValidationError, raw: Mapping[str, Any], given: Mapping[str, Any],
+             flags: Mapping[str, str]) -> ConfigError:
+    """One line for the first problem: the key or flag, what it got and what it expects."""
+    problem = err.errors()[0]
+    loc = [str(part) for part in problem["loc"]]
+    nested = loc[0] == "aws" and len(loc) > 1
+    key = ".".join(loc[:2]) if nested else loc[0]
+    flat_key = f"aws_{loc[1]}" if nested else key
+    where = flags.get(flat_key, f"--{flat_key.replace('_', '-')}") if flat_key in given else f"config: {key}"
+    if problem["type"] == "extra_forbidden":
+        return ConfigError(f"config: unknown key {key!r}" if not nested else f"config: unknown [aws] key {loc[1]!r}")
+    model = AWSConfig if nested else Config
+    field = model.model_fields.get(loc[-1] if nested else key)
+    expects = field.description if field is not None else problem["msg"]
+    value = raw.get("aws", {}).get(loc[1]) if nested else raw.get(key)
+    cause = problem.get("ctx", {}).get("error")
+    detail = f" (it {cause.reason})" if isinstance(cause, CurveKeyError) else ""
+    return ConfigError(f"{where} must be {expects}, got {_describe(value)}{detail}")
+
+
+def _describe(value: object) -> str:
+    """A value as the user wrote it, with its TOML type: ``the string "/srv"``, ``the integer 8``."""
+    kinds = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"), (list, "list"),
+             (dict, "table"))
+    kind = next((name for cls, name in kinds if isinstance(value, cls)), type(value).__name__)
+    return f"the {kind} {json.dumps(value, default=str)}"

@@ -14,18 +14,18 @@ from nbsclient.protocol import HELLO, DaemonUnavailableError
 
 
 class DaemonProcess:
-    """An nbsd child process on a private socket, cache and local root under ``workdir``."""
+    """An nbsd child process on a private socket (or ``endpoint``), cache and local root under ``workdir``."""
 
     def __init__(self, workdir: str | None = None, cache_size: str = "1GiB", extra: list[str] | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, endpoint: str | None = None) -> None:
         self.workdir = workdir or tempfile.mkdtemp(prefix="nbsd-")
         self.stores = os.path.join(self.workdir, "stores")
         os.makedirs(self.stores, exist_ok=True)
         self.socket = os.path.join(self.workdir, "nbsd.sock")
-        self.endpoint = f"ipc://{self.socket}"
+        self.endpoint = endpoint or f"ipc://{self.socket}"
         self.cache_dir = os.path.join(self.workdir, "cache")
         self.log_path = os.path.join(self.workdir, "nbsd.log")
-        self.args = ["--socket", self.socket, "--cache-dir", self.cache_dir, "--local-root", self.stores,
+        self.args = ["--endpoint", self.endpoint, "--cache-dir", self.cache_dir, "--local-root", self.stores,
                      "--cache-size", cache_size, *(extra or [])]
         self.env = env
         self.proc: subprocess.Popen[bytes] | None = None

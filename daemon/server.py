@@ -23,6 +23,7 @@ from nbsclient import protocol as p
 from nbsclient.sockets import send_frame
 from nbsd.cache import ChunkCache
 from nbsd.config import Config
+from nbsd.curve import CurveServer
 from nbsd.owner_lock import LockHeldError, take_owner_lock
 from nbsd.sd_notify import Watchdog, notify
 from nbsd.service import Service
@@ -55,19 +56,27 @@ class Server:
         self.stop = threading.Event()
         self._instance_lock = self._lock_instance()
         self._cache_lock = self._lock_cache_dir()
+        if not config.client_fast_path:  # no client reads the cache directly: nothing under it is theirs to see
+            os.chmod(config.cache_dir, 0o700)
         cache_path = os.path.join(config.cache_dir, "chunks")
         try:
-            self.cache = ChunkCache(cache_path, config.cache_size)
+            self.cache = ChunkCache(cache_path, config.cache_size, shared=config.client_fast_path)
         except (OSError, lmdb.Error) as err:
             raise StartupError(f"cannot open the chunk cache in {cache_path}: {err}") from err
         self.opener = StoreOpener(config)
         self.service = Service(config, self.cache, self.opener)
         self.context = zmq.Context()
+        self.curve = (CurveServer(self.context, config.curve_secret_key, config.curve_client_keys)
+                      if config.curve else None)
         self.router = self.context.socket(zmq.ROUTER)
+        if self.curve is not None:
+            self.curve.secure(self.router)
         self.router.setsockopt(zmq.LINGER, 0)
         self.router.setsockopt(zmq.MAXMSGSIZE, config.max_message_size + 4096)
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 0)
         self._bind()
+        if self.curve is not None:
+            log.info("CURVE: %d allowed client keys in %s", len(self.curve.allowed.keys), config.curve_client_keys)
         self.replies = self.context.socket(zmq.PULL)
         self.replies.bind(REPLIES)
         self.pool = ThreadPoolExecutor(config.threads, thread_name_prefix="nbsd-worker")
@@ -114,6 +123,8 @@ class Server:
             self.router.bind(endpoint)
         except zmq.ZMQError as err:
             self.router.close(0)
+            if self.curve is not None:
+                self.curve.stop()  # its ZAP socket would keep the context from terminating
             self.context.term()
             self.cache.close()
             reason = os.strerror(err.errno) if err.errno is not None else str(err)  # str(err) appends the address
@@ -252,6 +263,8 @@ class Server:
             cleared = self.cache.maintenance()
             if cleared:
                 log.info("cleared %d stale LMDB reader slots", cleared)
+            if self.curve is not None:
+                self.curve.allowed.reload()
         except Exception:
             log.exception("maintenance failed")
 
@@ -268,6 +281,8 @@ class Server:
             sock.close(0)
         self.replies.close(0)
         self.router.close(0)
+        if self.curve is not None:
+            self.curve.stop()
         self.context.term()
         path = self.config.ipc_path
         if path is not None and os.path.exists(path):

@@ -50,7 +50,7 @@ class Service:
         self.config = config
         self.cache = cache
         self.opener = opener
-        self.sessions = Sessions(config.session_ttl)
+        self.sessions = Sessions(config.session_ttl, opener.closed)
         self.inflight = InflightFetches()
         self.started = time.time()
         self.requests: Counter[str] = Counter()
@@ -129,9 +129,10 @@ class Service:
 
     def _hello(self, identity: bytes, body: dict[str, Any], rid: int) -> Any:
         info = self.cache.info
+        cache = {"path": info.path, "map_size": info.map_size, "max_readers": info.max_readers,
+                 "cache_id": info.cache_id}
         return {"protocol": p.PROTOCOL_VERSION, "pid": os.getpid(), "max_message": self.config.max_message_size,
-                "cache": {"path": info.path, "map_size": info.map_size, "max_readers": info.max_readers,
-                          "cache_id": info.cache_id}}
+                "cache": cache if self.config.client_fast_path else None}
 
     def _open(self, identity: bytes, body: dict[str, Any], rid: int) -> Any:
         spec_text = body.get("spec")
@@ -146,6 +147,7 @@ class Service:
                 store.add_novel_tables(novel)
         except BaseException:
             store.close()
+            self.opener.closed(key)
             raise
         session = self.sessions.add(key, store, identity)
         log.debug("session %x opened %s", session.handle, key)
@@ -305,6 +307,7 @@ class Service:
             "open_files": {"tables": self.opener.open_files(), "budget": self.config.max_open_files,
                            "process": len(proc.open_files()), "fds": proc.num_fds()},
             "memory": {"rss": proc.memory_info().rss},
+            "mem_store": {"bytes": self.opener.mem.held_bytes, "budget": self.opener.mem.max_bytes},
             "stores": stores,
         }
 

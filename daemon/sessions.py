@@ -12,6 +12,7 @@ import secrets
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from nbs.store import NomsBlockStore
@@ -28,8 +29,10 @@ class Session:
 
 
 class Sessions:
-    def __init__(self, ttl: float) -> None:
+    def __init__(self, ttl: float, on_close: Callable[[str], None] = lambda key: None) -> None:
+        """``on_close(key)`` follows the close of each session's store."""
         self.ttl = ttl
+        self._on_close = on_close
         self._sessions: dict[int, Session] = {}
         self._lock = threading.Lock()
 
@@ -61,7 +64,10 @@ class Sessions:
         with self._lock:
             session = self._sessions.pop(handle, None) if isinstance(handle, int) else None
         if session is not None:
-            session.store.close()
+            try:
+                session.store.close()
+            finally:
+                self._on_close(session.key)
         return session is not None
 
     def expire(self) -> int:

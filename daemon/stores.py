@@ -1,8 +1,11 @@
 """Opening stores for sessions, under the daemon's policy and shared caches.
 
-Local stores must live under one of the configured roots (symlinks are
-resolved first, so ``..`` or a link cannot escape).  ``mem`` is one in-memory
-store shared by every client of this daemon for its lifetime.  AWS stores go
+Every client of the daemon acts with the daemon's rights, so each kind of
+store is opened only as far as the configuration allows, before anything is
+read.  Local stores must live under one of the configured roots (symlinks are
+resolved first, so ``..`` or a link cannot escape).  ``mem`` (see
+``nbsd.mem_store``) is off unless allowed.  AWS stores must match one of the
+``aws_stores`` patterns over ``table:bucket/store`` (none by default), and go
 through one ``AWSStoreFactory`` per (DynamoDB table, bucket); the daemon's AWS
 settings (region, profile, endpoint) apply, and a client may not point the
 daemon's credentials at another profile or endpoint.  All stores share one
@@ -12,22 +15,20 @@ manifest locks, so commits to a store serialise inside the daemon.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import os
 import threading
 from typing import TYPE_CHECKING
 
-from nbs.conjoiner import InlineConjoiner
 from nbs.errors import SpecError
 from nbs.factory import SharedCaches, local_store_with, make_store_directory
 from nbs.manifest import ManifestContents
-from nbs.manifest_manager import ManifestManager
-from nbs.memory_manifest import MemoryManifest
-from nbs.memory_table_persister import MemoryTablePersister
 from nbs.spec import StoreSpec, parse_store_spec
 from nbs.store import NomsBlockStore
 from nbsclient.protocol import FORBIDDEN, ForbiddenError
 from nbsd.config import Config
+from nbsd.mem_store import MemStore
 
 if TYPE_CHECKING:  # boto3 loads only when an AWS store is opened: daemon start-up stays fast
     from nbs.aws_factory import AWSSettings, AWSStoreFactory
@@ -41,13 +42,12 @@ class StoreOpener:
         self.config = config
         fd_budget = max(4, config.max_open_files - RESERVED_FILES - config.threads)
         self.caches = SharedCaches.create(config.index_cache_size, fd_budget)
-        self._mem_manifest = MemoryManifest("nbsd:mem")
-        self._mem_persister = MemoryTablePersister()
+        self.mem = MemStore(config.mem_store_size, self.caches)
         self._factories: dict[tuple[str, str, AWSSettings], AWSStoreFactory] = {}
         self._lock = threading.Lock()
 
     def canonical(self, spec_text: str) -> tuple[str, StoreSpec]:
-        """A stable key for the store a spec names, and the parsed spec; enforces local roots."""
+        """A stable key for the store a spec names, and the parsed spec; enforces the configured policy."""
         spec = parse_store_spec(spec_text)
         if spec.protocol == "nbs":
             path = os.path.realpath(os.path.expanduser(spec.path))
@@ -55,6 +55,14 @@ class StoreOpener:
                 raise ForbiddenError(FORBIDDEN, f"local store {path!r} is outside the daemon's local roots "
                                                 f"({', '.join(self.config.local_roots) or 'none configured'})")
             return f"nbs:{path}", StoreSpec("nbs", path=path, options=spec.options)
+        if spec.protocol == "mem" and not self.config.allow_mem:
+            raise ForbiddenError(FORBIDDEN, "this daemon does not serve the mem store (allow_mem is false)")
+        if spec.protocol == "aws":
+            target = f"{spec.table}:{spec.bucket}/{spec.name}"
+            patterns = self.config.aws_stores
+            if not any(fnmatch.fnmatchcase(target, pattern) for pattern in patterns):
+                raise ForbiddenError(FORBIDDEN, f"AWS store {target} matches none of the daemon's aws_stores "
+                                                f"({', '.join(patterns) or 'none allowed'})")
         return str(spec), spec
 
     def _aws_settings(self, spec: StoreSpec) -> AWSSettings:
@@ -94,11 +102,15 @@ class StoreOpener:
             make_store_directory(spec.path, spec.sync)
             return local_store_with(spec.path, self.caches, contents=contents, sync=spec.sync)
         if spec.protocol == "mem":
-            manager = ManifestManager(self._mem_manifest, self.caches.manifest_cache, self.caches.manifest_locks)
-            return NomsBlockStore(manager, self._mem_persister, InlineConjoiner(), 0, contents)
+            return self.mem.open(contents)
         if spec.protocol == "aws":
             return self._aws_factory(spec).create_store(spec.name, contents=contents)
         raise SpecError(f"this daemon cannot open {spec.protocol} stores")
+
+    def closed(self, key: str) -> None:
+        """A store ``open`` gave for ``key`` (``canonical``'s) is closed."""
+        if key == "mem":
+            self.mem.release()
 
     def open_files(self) -> int:
         return len(self.caches.fd_cache)

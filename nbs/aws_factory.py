@@ -15,9 +15,9 @@ first use.
 
 Clients are built from a boto3 session with the usual credential chain.
 Region, profile and endpoint URL come from arguments or spec options, else
-from the environment as boto3 reads it (``AWS_REGION``/``AWS_DEFAULT_REGION``,
-``AWS_PROFILE``, ``AWS_ENDPOINT_URL``/``AWS_ENDPOINT_URL_S3``/
-``AWS_ENDPOINT_URL_DYNAMODB``).
+from the environment (``AWS_REGION``, then ``AWS_DEFAULT_REGION``; ``AWS_PROFILE``;
+``AWS_ENDPOINT_URL``/``AWS_ENDPOINT_URL_S3``/``AWS_ENDPOINT_URL_DYNAMODB``).
+boto3 itself reads only ``AWS_DEFAULT_REGION``, so ``AWS_REGION`` is applied here.
 """
 
 from __future__ import annotations
@@ -68,13 +68,17 @@ class AWSSettings:
 
     @classmethod
     def from_options(cls, options: Mapping[str, str]) -> AWSSettings:
-        """From spec options ``region``, ``profile``, ``endpoint``; ``AWS_REGION`` also sets the region."""
-        return cls(options.get("region") or os.environ.get("AWS_REGION") or None,
-                   options.get("profile") or None, options.get("endpoint") or None)
+        """From spec options ``region``, ``profile``, ``endpoint`` (unset ones come from the environment)."""
+        return cls(options.get("region") or None, options.get("profile") or None, options.get("endpoint") or None)
 
     def session(self) -> boto3.Session:
         with aws_call("open an AWS session"):
-            return boto3.Session(profile_name=self.profile, region_name=self.region)
+            return boto3.Session(profile_name=self.profile, region_name=_region(self.region))
+
+
+def _region(region: str | None) -> str | None:
+    """``region``, else ``AWS_REGION``; None leaves boto3 to ``AWS_DEFAULT_REGION`` and the profile."""
+    return region or os.environ.get("AWS_REGION") or None
 
 
 def aws_clients(session: boto3.Session | None = None, endpoint_url: str | None = None,
@@ -95,8 +99,9 @@ def aws_clients(session: boto3.Session | None = None, endpoint_url: str | None =
 
     def make(service: str) -> Any:
         with aws_call("create AWS clients"):
-            maker: Any = session or boto3.Session()  # a session of this process when none was given
-            return maker.client(service, endpoint_url=endpoint_url, config=config)
+            maker: Any = session if session is not None else AWSSettings().session()  # this process's, if none given
+            return maker.client(service, region_name=_region(maker.region_name), endpoint_url=endpoint_url,
+                                config=config)
 
     return (cast("S3Client", ProcessClient(lambda: make("s3"))),
             cast("DynamoDBClient", ProcessClient(lambda: make("dynamodb"))))
@@ -144,11 +149,15 @@ class AWSStoreFactory:
                  read_limit: int = DEFAULT_AWS_READ_LIMIT, io_threads: int = DEFAULT_IO_THREADS,
                  small_table_cache_size: int = DEFAULT_SMALL_TABLE_CACHE_SIZE,
                  limits: AWSLimits = AWSLimits(), max_tables: int = AWS_MAX_TABLES,
-                 caches: SharedCaches | None = None) -> None:
+                 caches: SharedCaches | None = None, region: str | None = None,
+                 profile: str | None = None) -> None:
         """``table_cache_size`` > 0 enables the on-disk table cache in ``table_cache_dir``;
         ``index_cache_size`` 0 disables the index cache; ``max_open_files`` bounds the table cache's descriptors.
-        ``caches`` (instead of those two sizes) shares one process's budgets, e.g. the daemon's, across factories."""
+        ``caches`` (instead of those two sizes) shares one process's budgets, e.g. the daemon's, across factories.
+        ``region`` and ``profile`` build the session when ``session`` is None (a session carries its own)."""
         _require(table, bucket)
+        if session is not None and (region or profile):
+            raise ValueError("give AWSStoreFactory a session or region/profile, not both")
         if table_cache_size > 0 and not table_cache_dir:
             raise ValueError("a table cache needs a directory")
         self.table = table
@@ -157,6 +166,8 @@ class AWSStoreFactory:
         self.caches = caches if caches is not None else SharedCaches.create(index_cache_size, max_open_files)
         self.table_cache = (FSTableCache(table_cache_dir, table_cache_size, self.caches.fd_cache)
                             if table_cache_size > 0 else None)
+        if session is None:
+            session = AWSSettings(region, profile).session()
         self.s3, self.ddb = aws_clients(session, endpoint_url, 2 * io_threads)
         self.pool = IOPool(io_threads)
         rate_limit = Semaphore(read_limit)

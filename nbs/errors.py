@@ -89,6 +89,10 @@ class TableCacheError(NBSError):
     """An on-disk table cache directory holding something other than table files."""
 
 
+class StoreFullError(NBSError):
+    """A write that would take an in-memory store past its byte cap (the daemon's shared ``mem`` store)."""
+
+
 class AWSError(NBSError):
     """A failed AWS request.  The botocore exception is the ``__cause__``.
 
@@ -102,6 +106,7 @@ class AWSError(NBSError):
         super().__init__(f"{detail} (request id {request_id})" if request_id else detail)
         self.action = action
         self.code = code
+        self.message = message
         self.request_id = request_id
         self.status = status
 
@@ -116,6 +121,11 @@ class DynamoTableNotFoundError(AWSError, StoreNotFoundError):
 
 class AccessDeniedError(AWSError):
     """AWS refused the request (missing permission, or unusable credentials)."""
+
+
+class TableAccessDeniedError(AccessDeniedError):
+    """S3 refused to read a table.  Without ``s3:ListBucket`` S3 answers a missing object with 403, not 404,
+    so the table may simply be missing; the message says so."""
 
 
 class CredentialsError(AccessDeniedError):

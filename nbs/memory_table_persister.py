@@ -1,4 +1,9 @@
-"""Tables kept as bytes in memory: the ``mem`` store's persister, and a test double."""
+"""Tables kept as bytes in memory: the ``mem`` store's persister, and a test double.
+
+``max_bytes`` caps the bytes held, for a store that other processes fill (the
+daemon's shared ``mem`` store): a table past the cap is refused with
+``StoreFullError`` rather than growing the process without bound.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from collections.abc import Sequence
 
 from nbs.addr import Addr
 from nbs.chunk_source import FILE_BLOCK_SIZE, BytesReaderAt, ChunkSource, EmptyChunkSource, TableChunkSource
-from nbs.errors import TableNotFoundError
+from nbs.errors import StoreFullError, TableNotFoundError
 from nbs.forksafe import register
 from nbs.stats import Stats
 from nbs.table_index import parse_table_index
@@ -16,8 +21,11 @@ from nbs.table_writer import WrittenTable
 
 
 class MemoryTablePersister(TablePersister):
-    def __init__(self) -> None:
+    def __init__(self, max_bytes: int = 0) -> None:
+        """``max_bytes`` 0 means no cap."""
         self.tables: dict[bytes, bytes] = {}
+        self.max_bytes = max_bytes
+        self.held_bytes = 0
         self._lock = threading.Lock()
         register(self)
 
@@ -45,7 +53,13 @@ class MemoryTablePersister(TablePersister):
 
     def _store(self, name: Addr, data: bytes, stats: Stats) -> ChunkSource:
         with self._lock:
+            replaced = len(self.tables.get(bytes(name), b""))
+            held = self.held_bytes - replaced + len(data)
+            if self.max_bytes and held > self.max_bytes:
+                raise StoreFullError(f"the in-memory store holds {self.held_bytes} bytes; a table of {len(data)} "
+                                     f"would pass its cap of {self.max_bytes}")
             self.tables[bytes(name)] = data
+            self.held_bytes = held
         return self._source(name, data, stats)
 
     @staticmethod

@@ -34,7 +34,8 @@ from botocore.exceptions import HTTPClientError, IncompleteReadError
 from nbs.addr import Addr
 from nbs.aws_errors import aws_call
 from nbs.chunk_source import ReaderAt
-from nbs.errors import AWSError, AWSUnavailableError, CorruptTableError, TableNotFoundError
+from nbs.errors import (AccessDeniedError, AWSError, AWSUnavailableError, CorruptTableError, TableAccessDeniedError,
+                        TableNotFoundError)
 from nbs.forksafe import Semaphore
 from nbs.fs_table_cache import FSTableCache
 from nbs.io_pool import IOPool, limited
@@ -141,6 +142,11 @@ class S3Objects:
             except AWSError as err:
                 if err.code == "NoSuchKey":
                     raise TableNotFoundError(key, f"s3://{self.bucket}") from err
+                if type(err) is AccessDeniedError:
+                    raise TableAccessDeniedError(
+                        err.action, err.code, f"{err.message} (the table may be missing: without s3:ListBucket "
+                        f"on arn:aws:s3:::{self.bucket}, S3 answers a missing object with 403, not 404)",
+                        err.request_id, err.status) from err
                 raise
             body = reply["Body"]
             try:

@@ -84,10 +84,13 @@ class MotoServer:
         self.clients()[0].create_bucket(Bucket=name)
         return name
 
-    def create_table(self, name: str | None = None) -> str:
-        """A DynamoDB table shaped as NBS needs it: string partition key ``db``, nothing else."""
+    def create_table(self, name: str | None = None, region: str = REGION) -> str:
+        """A DynamoDB table shaped as NBS needs it: string partition key ``db``, nothing else (moto keeps
+        tables per region, like AWS)."""
         name = name or unique_name("nbs-table")
-        self.clients()[1].create_table(TableName=name, KeySchema=[{"AttributeName": "db", "KeyType": "HASH"}],
+        ddb = self.clients()[1] if region == REGION else aws_clients(boto3.Session(region_name=region),
+                                                                         self.endpoint)[1]
+        ddb.create_table(TableName=name, KeySchema=[{"AttributeName": "db", "KeyType": "HASH"}],
                                        AttributeDefinitions=[{"AttributeName": "db", "AttributeType": "S"}],
                                        BillingMode="PAY_PER_REQUEST")
         return name

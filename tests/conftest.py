@@ -34,9 +34,10 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
 
 
 @pytest.fixture(scope="session")
-def nbsd_aws_daemon(moto_server: MotoServer) -> Iterator[Daemon]:
-    """A real daemon whose AWS endpoint is the session's moto server."""
-    with Daemon(extra=["--aws-endpoint", moto_server.endpoint, "--table-cache-size", "64MiB"]) as daemon:
+def nbsd_aws_daemon(aws_location: AWSLocation) -> Iterator[Daemon]:
+    """A real daemon whose AWS endpoint is the session's moto server; it serves the stores of ``aws_location``."""
+    with Daemon(extra=["--aws-endpoint", aws_location.endpoint, "--aws-store", aws_location.pattern,
+                       "--table-cache-size", "64MiB"]) as daemon:
         yield daemon
 
 
@@ -54,6 +55,11 @@ class AWSLocation:
 
     def spec(self, store: str) -> str:
         return f"aws://{self.table}:{self.bucket}/{store}?endpoint={self.endpoint}"
+
+    @property
+    def pattern(self) -> str:
+        """The ``aws_stores`` pattern that lets a daemon serve every store here."""
+        return f"{self.table}:{self.bucket}/*"
 
 
 @pytest.fixture(scope="session")

@@ -62,9 +62,9 @@ class Daemon(DaemonProcess):
     """nbsd with a private workdir, started under a stand-in systemd notify socket; restartable."""
 
     def __init__(self, cache_size: str = "256MiB", max_open_files: int = 64, extra: list[str] | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, endpoint: str | None = None) -> None:
         super().__init__(tempfile.mkdtemp(prefix="nbsd-", dir="/tmp"), cache_size,
-                         ["--max-open-files", str(max_open_files), *(extra or [])], env)
+                         ["--max-open-files", str(max_open_files), *(extra or [])], env, endpoint)
         self.root = Path(self.stores)
         self.log = Path(self.log_path)
         self.notify: NotifyListener | None = None

@@ -25,7 +25,7 @@ from nbs.aws_factory import AWSStoreFactory, aws_clients, new_aws_store
 from nbs.aws_table_persister import AWSTablePersister
 from nbs.dynamo_table_store import DynamoTableStore
 from nbs.errors import (AccessDeniedError, BucketNotFoundError, CredentialsError, DynamoTableNotFoundError,
-                        StoreNotFoundError)
+                        StoreNotFoundError, TableAccessDeniedError)
 from nbs.io_pool import IOPool
 from nbs.s3_objects import S3Objects
 from nbs.stats import Stats
@@ -109,6 +109,8 @@ def test_access_denied(auth_server: AuthServer) -> None:
     with pytest.raises(AccessDeniedError) as err:
         store.commit(Addr.of(b"root"), EMPTY_ADDR)  # PutItem is not
     assert not isinstance(err.value, CredentialsError)
-    with pytest.raises(AccessDeniedError) as s3_err:
+    with pytest.raises(TableAccessDeniedError) as s3_err:  # an AccessDeniedError that says what 403 may hide
         open_s3_table(auth_server, s3, ddb)
-    assert s3_err.value.code == "AccessDenied" and not isinstance(s3_err.value, CredentialsError)
+    assert s3_err.value.code == "AccessDenied" and s3_err.value.request_id and s3_err.value.status == 403
+    assert f"the table may be missing: without s3:ListBucket on arn:aws:s3:::{auth_server.bucket}" in str(s3_err.value)
+    assert isinstance(s3_err.value, AccessDeniedError) and not isinstance(s3_err.value, CredentialsError)

@@ -181,14 +181,6 @@ def test_cached_chunks_never_leak_between_stores(nbsd_daemon: Daemon) -> None:
             other_a.close()
 
 
-def test_mem_store_through_the_daemon(nbsd_daemon: Daemon) -> None:
-    with nbsclient.connect("mem", nbsd_daemon.endpoint) as one, nbsclient.connect("mem", nbsd_daemon.endpoint) as two:
-        h = one.put(b"in the daemon's memory")
-        assert one.commit(h, one.root())
-        two.rebase()
-        assert two.root() == h and two.get(h) == b"in the daemon's memory"
-
-
 # --- damaged cache entries are detected, dropped and refetched -----------------------------------
 
 def test_corrupt_cache_entry_is_never_served(tmp_path: Path) -> None:

@@ -57,7 +57,7 @@ def test_cold_reads_are_shared_by_the_daemon(moto_server: object, aws_location: 
     """Eight processes reading the same cold data through nbsd cost the backend what one process costs."""
     proxy = FaultProxy(aws_location.endpoint).start()
     try:
-        with Daemon(extra=["--aws-endpoint", proxy.endpoint]) as daemon:
+        with Daemon(extra=["--aws-endpoint", proxy.endpoint, "--aws-store", aws_location.pattern]) as daemon:
             figures = {}
             for readers in (1, 8):
                 name = f"cold-{readers}-{time.time_ns()}"
@@ -84,7 +84,8 @@ def test_cold_reads_are_shared_by_the_daemon(moto_server: object, aws_location: 
 
 def test_aws_secrets_never_reach_the_log(moto_server: object, aws_location: AWSLocation) -> None:
     secret = "SENTINEL-SECRET-" + os.urandom(6).hex()
-    with Daemon(extra=["--aws-endpoint", aws_location.endpoint, "--log-level", "DEBUG"],
+    with Daemon(extra=["--aws-endpoint", aws_location.endpoint, "--aws-store", aws_location.pattern,
+                       "--log-level", "DEBUG"],
                 env={"AWS_SECRET_ACCESS_KEY": secret}) as daemon:
         spec = f"aws://{aws_location.table}:{aws_location.bucket}/secret-{time.time_ns()}"
         with nbsclient.connect(spec, daemon.endpoint) as store:

@@ -12,6 +12,7 @@ import pytest
 
 from nbsclient import protocol as p
 from nbsclient.connection import Connection
+from nbsd.cli import main as nbsd_main
 from tests.daemon_harness import ROOT, Daemon
 from tests.os_faults import unprivileged
 
@@ -32,11 +33,13 @@ def serve(tmp_path: Path, *flags: str, **run: Any) -> str:
 
 
 def test_port_in_use(tmp_path: Path) -> None:
+    assert nbsd_main(["keygen", "--dir", str(tmp_path / "keys"), "--name", "nbsd"]) == 0  # tcp takes CURVE keys
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        reason = serve(tmp_path, "--endpoint", f"tcp://127.0.0.1:{port}")
+        reason = serve(tmp_path, "--endpoint", f"tcp://127.0.0.1:{port}", "--curve-secret-key",
+                       str(tmp_path / "keys" / "nbsd.key_secret"), "--curve-client-keys", str(tmp_path / "keys"))
     assert reason == f"cannot listen on tcp://127.0.0.1:{port}: Address already in use"
 
 

@@ -40,7 +40,8 @@ def test_output_directly(aws_small: tuple[MotoServer, str, str], monkeypatch: py
 
 @pytest.fixture(scope="module")
 def daemon(aws_small: tuple[MotoServer, str, str]) -> Iterator[Daemon]:
-    with Daemon(extra=["--aws-endpoint", aws_small[0].endpoint]) as d:
+    server, table, bucket = aws_small
+    with Daemon(extra=["--aws-endpoint", server.endpoint, "--aws-store", f"{table}:{bucket}/*"]) as d:
         yield d
 
 

@@ -88,7 +88,7 @@ def test_eight_writers_fifty_commits_each_on_aws(aws_location: AWSLocation, stor
         procs = [spawn("aws-commit", *where, str(w), str(commits), "192", start) for w in range(writers)]
         landed = [c for lines in results(procs) for c in lines]
     else:
-        with Daemon(extra=["--aws-endpoint", aws_location.endpoint]) as daemon:
+        with Daemon(extra=["--aws-endpoint", aws_location.endpoint, "--aws-store", aws_location.pattern]) as daemon:
             spec = f"aws://{aws_location.table}:{aws_location.bucket}/{store_name}"
             procs = [spawn("commit", spec, daemon.endpoint, str(w), str(commits)) for w in range(writers)]
             landed = [c for lines in results(procs) for c in lines]

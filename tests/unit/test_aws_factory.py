@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import boto3
 import pytest
 
 from nbs.aws_factory import AWSSettings, AWSStoreFactory, aws_clients
@@ -11,13 +12,43 @@ from nbs.errors import CredentialsError
 
 
 def test_settings_from_spec_options(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("AWS_REGION", raising=False)
     assert AWSSettings.from_options({}) == AWSSettings()
     assert AWSSettings.from_options({"region": "eu-west-1", "profile": "p", "endpoint": "http://127.0.0.1:1"}) == \
         AWSSettings("eu-west-1", "p", "http://127.0.0.1:1")
     monkeypatch.setenv("AWS_REGION", "ap-south-1")
-    assert AWSSettings.from_options({}).region == "ap-south-1"
-    assert AWSSettings.from_options({"region": "eu-west-1"}).region == "eu-west-1"
+    assert AWSSettings.from_options({"region": "eu-west-1"}).session().region_name == "eu-west-1"
+
+
+@pytest.mark.parametrize("env,region", [
+    ({"AWS_REGION": "ap-south-1"}, "ap-south-1"),
+    ({"AWS_DEFAULT_REGION": "eu-north-1"}, "eu-north-1"),
+    ({"AWS_REGION": "ap-south-1", "AWS_DEFAULT_REGION": "eu-north-1"}, "ap-south-1"),  # as the AWS SDKs rank them
+])
+def test_every_constructor_takes_the_region_from_the_environment(monkeypatch: pytest.MonkeyPatch,
+                                                                 env: dict[str, str], region: str) -> None:
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with AWSStoreFactory(None, "table", "bucket") as factory:
+        clients = [factory.s3, factory.ddb, *aws_clients(), *aws_clients(AWSSettings.from_options({}).session())]
+        assert [c.meta.region_name for c in clients] == [region] * len(clients)
+    # A caller's own session keeps the region it resolved; AWS_REGION fills in when it found none.
+    assert aws_clients(boto3.Session())[0].meta.region_name == env.get("AWS_DEFAULT_REGION", region)
+
+
+def test_factory_takes_region_profile_and_endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "config"
+    config.write_text("[profile nbs-test]\nregion = eu-central-1\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    with AWSStoreFactory(None, "table", "bucket", region="sa-east-1", endpoint_url="http://127.0.0.1:9") as factory:
+        assert (factory.s3.meta.region_name, factory.s3.meta.endpoint_url) == ("sa-east-1", "http://127.0.0.1:9")
+    with AWSStoreFactory(None, "table", "bucket", profile="nbs-test") as factory:
+        assert factory.ddb.meta.region_name == "eu-central-1"
+    with pytest.raises(CredentialsError):
+        AWSStoreFactory(None, "table", "bucket", profile="no-such-profile")
+    with pytest.raises(ValueError, match="not both"):
+        AWSStoreFactory(boto3.Session(), "table", "bucket", region="sa-east-1")
 
 
 def test_profile_and_region(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

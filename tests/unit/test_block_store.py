@@ -10,7 +10,7 @@ import pytest
 
 from nbs.addr import EMPTY_ADDR, Addr
 from nbs.conjoiner import Conjoiner, InlineConjoiner
-from nbs.errors import ChunkError, StoreNotFoundError
+from nbs.errors import ChunkError, StoreFullError, StoreNotFoundError
 from nbs.factory import new_local_store
 from nbs.manifest import Hook, Manifest, ManifestContents, TableSpec
 from nbs.manifest_cache import ManifestCache
@@ -216,6 +216,21 @@ def test_manifest_first_write_by_other_process() -> None:
     s = make_store(fm, p)
     assert s.root() == Addr.of(b"new root") and s.version() == "7.18"
     assert all(s.has(Addr.of(c)) for c in TEST_CHUNKS)
+
+
+def test_capped_memory_persister_refuses_tables_past_its_cap() -> None:
+    p = MemoryTablePersister(max_bytes=4096)
+    first, second = random_chunk(1000), random_chunk(1000)
+    table = p.persist(memtable_of([first]), None, Stats())
+    one = p.held_bytes
+    p.persist(memtable_of([second]), None, Stats())
+    assert one > 1000 and p.held_bytes > one
+    with pytest.raises(StoreFullError, match="cap of 4096"):
+        p.persist(memtable_of([random_chunk(3000)]), None, Stats())
+    held = p.held_bytes
+    p.persist(memtable_of([first]), None, Stats())  # the same table again is not counted twice
+    assert p.held_bytes == held
+    assert p.open(table.name, 1, Stats()).count() == 1  # what it held is intact
 
 
 def test_commit_optimistic_lock_fail() -> None:

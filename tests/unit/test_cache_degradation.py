@@ -42,7 +42,7 @@ def served(tmp_path: Path) -> Iterator[tuple[Service, int, dict[bytes, bytes]]]:
     writer = new_local_store(str(root / "s"))
     chunks = {bytes(writer.put(c)): c for c in (os.urandom(3000) for _ in range(40))}
     assert writer.commit(Addr(next(iter(chunks))), writer.root())
-    config = Config(cache_dir=str(tmp_path / "cache"), local_roots=[str(root)]).validate()
+    config = Config(cache_dir=str(tmp_path / "cache"), local_roots=[str(root)])
     service = Service(config, ChunkCache(str(tmp_path / "cache"), 64 << 20), StoreOpener(config))
     handle = call(service, p.OPEN, {"spec": str(root / "s")})["handle"]
     yield service, handle, chunks

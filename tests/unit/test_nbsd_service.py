@@ -36,7 +36,7 @@ def test_concurrent_misses_cause_one_backend_read(tmp_path: Path) -> None:
     writer = new_local_store(str(store_dir))
     addrs = [writer.put(os.urandom(2000)) for _ in range(50)]
     assert writer.commit(addrs[0], writer.root())
-    config = Config(cache_dir=str(tmp_path / "cache"), local_roots=[str(root)]).validate()
+    config = Config(cache_dir=str(tmp_path / "cache"), local_roots=[str(root)])
     service = Service(config, ChunkCache(str(tmp_path / "cache"), 64 << 20), StoreOpener(config))
     handles = [call(service, p.OPEN, {"spec": str(store_dir)})["handle"] for _ in range(4)]
     backend_calls = []
@@ -78,7 +78,7 @@ def _served_store(tmp_path: Path, chunks: int = 3) -> tuple[Service, int, list[A
     writer = new_local_store(str(store_dir))
     addrs = [writer.put(os.urandom(4096)) for _ in range(chunks)]
     assert writer.commit(addrs[0], writer.root())
-    config = Config(cache_dir=str(tmp_path / "cache"), local_roots=[str(root)]).validate()
+    config = Config(cache_dir=str(tmp_path / "cache"), local_roots=[str(root)])
     service = Service(config, ChunkCache(str(tmp_path / "cache"), 64 << 20), StoreOpener(config))
     return service, call(service, p.OPEN, {"spec": str(store_dir)})["handle"], addrs
 

@@ -1,16 +1,81 @@
+import re
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from nbs import errors as nbs_errors
 from nbs.addr import Addr
 from nbs.errors import CorruptTableError, NBSError, SpecError
 from nbs.manifest import ManifestContents, TableSpec
 from nbsclient import protocol as p
+from nbsd.config import ConfigError
 
 
 def test_request_round_trip() -> None:
     req = p.decode_request(p.encode_request(42, p.GET, {"handle": 1, "addrs": [b"x" * 20]}))
     assert req == p.Request(42, p.GET, {"handle": 1, "addrs": [b"x" * 20]})
+
+
+# The wire's error codes: changing any of these changes protocol version 1 (docs/PROTOCOL.md).
+PINNED_ERROR_CODES = {
+    "BadRequest": "nbsclient.protocol.DaemonError",
+    "UnsupportedProtocol": "nbsclient.protocol.DaemonError",
+    "InternalError": "nbsclient.protocol.DaemonError",
+    "UnknownSession": "nbsclient.protocol.UnknownSessionError",
+    "Busy": "nbsclient.protocol.DaemonBusyError",
+    "Forbidden": "nbsclient.protocol.ForbiddenError",
+    "NBSError": "nbs.errors.NBSError",
+    "AddressError": "nbs.errors.AddressError",
+    "ChunkError": "nbs.errors.ChunkError",
+    "CorruptTableError": "nbs.errors.CorruptTableError",
+    "TableNotFoundError": "nbs.errors.TableNotFoundError",
+    "ManifestError": "nbs.errors.ManifestError",
+    "VersionMismatchError": "nbs.errors.VersionMismatchError",
+    "StoreNotFoundError": "nbs.errors.StoreNotFoundError",
+    "InvalidStoreNameError": "nbs.errors.InvalidStoreNameError",
+    "SpecError": "nbs.errors.SpecError",
+    "StoreIOError": "nbs.errors.StoreIOError",
+    "StoreClosedError": "nbs.errors.StoreClosedError",
+    "StoreFullError": "nbs.errors.StoreFullError",
+    "TableCacheError": "nbs.errors.TableCacheError",
+    "AWSError": "nbs.errors.AWSError",
+    "BucketNotFoundError": "nbs.errors.BucketNotFoundError",
+    "DynamoTableNotFoundError": "nbs.errors.DynamoTableNotFoundError",
+    "AccessDeniedError": "nbs.errors.AccessDeniedError",
+    "TableAccessDeniedError": "nbs.errors.TableAccessDeniedError",
+    "CredentialsError": "nbs.errors.CredentialsError",
+    "AWSUnavailableError": "nbs.errors.AWSUnavailableError",
+}
+
+
+def test_error_codes_are_pinned() -> None:
+    assert {code: f"{cls.__module__}.{cls.__qualname__}" for code, cls in p.ERROR_CODES.items()} == PINNED_ERROR_CODES
+
+
+def test_protocol_document_lists_the_same_codes() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "PROTOCOL.md").read_text()
+    section = text.split("## Error codes", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| `(\w+)` \|", section, re.MULTILINE)
+    assert dict(rows) == {code: cls.__name__ for code, cls in p.ERROR_CODES.items()}
+
+
+def test_every_library_error_has_a_code_and_new_subclasses_use_their_base_code() -> None:
+    library = {cls for cls in vars(nbs_errors).values() if isinstance(cls, type) and issubclass(cls, NBSError)}
+    assert library <= set(p.ERROR_CODES.values())
+
+    class RenamedSpecError(SpecError):
+        pass
+
+    assert p.error_kind(RenamedSpecError("x")) == "SpecError" and p.error_kind(ConfigError("x")) == "NBSError"
+
+
+@pytest.mark.parametrize("code", sorted(PINNED_ERROR_CODES))
+def test_each_code_comes_back_as_its_class_with_the_message_once(code: str) -> None:
+    _, _, err = p.decode_reply(p.encode_error(9, code, "the reason"))
+    assert type(err) is p.ERROR_CODES[code] and p.error_kind(err) == code
+    assert str(err) == (f"{code}: the reason" if type(err) is p.DaemonError else "the reason")
 
 
 def test_reply_and_typed_errors() -> None:
