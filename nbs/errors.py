@@ -80,11 +80,6 @@ class StoreClosedError(NBSError):
     """An operation on a store after ``close()``."""
 
 
-class CollectionRefusedError(NBSError):
-    """``nbs gc`` will not run: what it would collect cannot be told from what is live (not a store, a bucket
-    that also serves another DynamoDB table, a manifest it cannot read).  Nothing was deleted."""
-
-
 class TableCacheError(NBSError):
     """An on-disk table cache directory holding something other than table files."""
 

@@ -30,6 +30,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from nbs.errors import NBSError
+
 DEFAULT_MIN_AGE = 24 * 3600.0
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
@@ -46,6 +48,14 @@ def parse_duration(text: str) -> float:
     if not math.isfinite(seconds):
         raise ValueError(f"invalid duration {text!r}")
     return seconds
+
+
+class CollectionRefusedError(NBSError):
+    """``nbs gc`` will not run: what it would collect cannot be told from what is live (not a store, a bucket
+    that also serves another DynamoDB table, a manifest it cannot read).  Nothing was deleted.
+
+    Not in ``nbs.errors``: it never crosses the daemon's protocol, whose codes cover that module.
+    """
 
 
 @dataclass(frozen=True)

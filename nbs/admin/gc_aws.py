@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from nbs.addr import Addr
-from nbs.admin.gc import GCReport, Garbage, age
+from nbs.admin.gc import CollectionRefusedError, GCReport, Garbage, age
 from nbs.admin.gc_state import S3_STATE_PREFIX, S3State
 from nbs.admin.location import AWSLocation
 from nbs.admin.progress import ProgressFactory
@@ -41,7 +41,7 @@ from nbs.admin.stored_tables import NOT_FOUND_CODES
 from nbs.aws_errors import aws_call, error_code
 from nbs.dynamo_manifest import DB_ATTR, parse_manifest_item
 from nbs.dynamo_table_store import DATA_ATTR, TABLE_KEY_PREFIX, table_key
-from nbs.errors import AWSError, CollectionRefusedError, ManifestError
+from nbs.errors import AWSError, ManifestError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

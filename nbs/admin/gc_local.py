@@ -21,11 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from nbs.addr import Addr
-from nbs.admin.gc import GCReport, Garbage, age
+from nbs.admin.gc import CollectionRefusedError, GCReport, Garbage, age
 from nbs.admin.gc_state import LOCAL_STATE_TEMP_PREFIX, LocalState
 from nbs.admin.location import LocalLocation
 from nbs.admin.progress import ProgressFactory
-from nbs.errors import CollectionRefusedError, StoreIOError
+from nbs.errors import StoreIOError
 from nbs.file_manifest import MANIFEST_TEMP_PREFIX, FileManifest
 from nbs.file_table_persister import TABLE_TEMP_PREFIX
 
