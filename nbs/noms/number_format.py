@@ -51,6 +51,18 @@ def format_g(f: float) -> str:
     return sign + _fixed(digits, dp)
 
 
+def format_e(f: float) -> str:
+    """``FormatFloat(f, 'e', -1, 64)``: shortest digits in exponent form, e.g. 1e+21, 1.5e-07."""
+    special = _special(f)
+    if special is not None:
+        return special
+    sign = "-" if math.copysign(1.0, f) < 0 else ""
+    digits, dp = _shortest_digits(f)
+    exp = dp - 1 if digits != "0" else 0
+    body = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+    return f"{sign}{body}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
+
+
 def format_f(f: float) -> str:
     """``FormatFloat(f, 'f', -1, 64)``: plain decimal, e.g. 1e20 -> 100000000000000000000."""
     special = _special(f)

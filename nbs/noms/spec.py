@@ -121,7 +121,14 @@ def split_spec(text: str) -> tuple[str, str]:
     return text[:index], text[index + len(SEPARATOR):]
 
 
+KNOWN_PROTOCOLS = ("nbs", "aws", "mem")
+
+
 def parse_database_spec(text: str) -> StoreSpec:
+    """A database spec; an unknown protocol gets Go's message (which leaves the protocol out)."""
+    protocol, sep, _ = text.partition(":")
+    if sep and protocol not in KNOWN_PROTOCOLS:
+        raise DatasetSpecError(f"Invalid database protocol  in {text}")
     return nbs.parse_store_spec(text)
 
 

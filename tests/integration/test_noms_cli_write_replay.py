@@ -1,0 +1,67 @@
+"""Replay every step of Go's ``cli-write`` recordings and compare stdout, stderr, exit status and roots.
+
+Steps run in order in a fresh folder per group, as recorded (cwd = the group
+folder, stdin as recorded, TZ=UTC).  Progress output (``ESC[2K\\r...``) is
+compared by shape where its repaints or figures depend on timing.  Steps
+where Go crashed must fail cleanly here (one ``error:`` line, status 1, no
+store change); the Go bugs of ``GO_BUGS`` are checked in their own tests.
+Exit status: where Go printed an error but exited 0, this port exits 1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.cliwrite import GO_BUGS, GROUPS, Outcome, expected_stdout, facts, prepare_folder, run_step, \
+    status_shape
+
+
+def _expected_exit(step: dict[str, Any]) -> int:
+    return 1 if step["exit_code"] != 0 or step["stderr"] else 0
+
+
+def _mismatch(group: str, index: int, step: dict[str, Any], got: Outcome) -> str | None:
+    """Why ``got`` differs from Go's recording of ``step``, or None."""
+    if (group, index) in GO_BUGS:
+        return None
+    if step.get("go_crashed"):
+        lines = got.stderr.splitlines()
+        if got.exit_code != 1 or len(lines) != 1 or not lines[0].startswith("error: ") or "Traceback" in got.stderr:
+            return f"expected one clean error line for a Go crash, got {got.stderr!r} (exit {got.exit_code})"
+        return None if got.roots == step["roots_after"] else f"roots {got.roots} != {step['roots_after']}"
+    differs = set(step.get("differs_between_runs") or [])
+    if not differs <= {"stdout"}:
+        return None
+    if got.roots != step["roots_after"]:
+        return f"roots {got.roots} != {step['roots_after']}"
+    if got.stderr != step["stderr"]:
+        return f"stderr {got.stderr!r} != {step['stderr']!r}"
+    if got.exit_code != _expected_exit(step):
+        return f"exit {got.exit_code} != {_expected_exit(step)}"
+    want = expected_stdout(step)
+    if step.get("uses_status_printf"):
+        assert want is not None
+        shape, want_shape = status_shape(got.stdout.decode()), status_shape(want.decode())
+        return None if shape == want_shape else f"status {shape} != {want_shape}"
+    if want is None:
+        digest = hashlib.sha256(got.stdout).hexdigest()
+        return None if digest == step["stdout_sha256"] else f"stdout sha256 {digest} != {step['stdout_sha256']}"
+    return None if got.stdout == want else f"stdout {got.stdout!r} != {want!r}"
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_replay_group(group: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    prepare_folder(group, tmp_path)
+    mismatches = []
+    for index, step in enumerate(facts(group)["steps"]):
+        problem = _mismatch(group, index, step, run_step(step, tmp_path))
+        if problem is not None:
+            mismatches.append(f"[{index}] {' '.join(step['argv'])}: {problem}")
+    assert mismatches == []
