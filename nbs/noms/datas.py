@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeGuard
 
 from nbs.addr import EMPTY_ADDR, Addr
@@ -84,6 +84,12 @@ class Database:
     def close(self) -> None:
         self.cs.close()
 
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- reading -------------------------------------------------------------------------------
 
     def root(self) -> Addr:
@@ -122,8 +128,25 @@ class Database:
             return None
         return self.read_commit(ref.target)
 
+    def head_value(self, dataset: str) -> Value | None:
+        """The value of a dataset's head commit, or None if the dataset has no head."""
+        head = self.head(dataset)
+        return head.get(VALUE_FIELD) if head is not None else None
+
+    def history(self, dataset: str) -> Iterator[Struct]:
+        """The dataset's commits, newest first, in ``noms log`` order (merges followed into every parent)."""
+        from nbs.noms.log import iter_commits
+        head = self.head(dataset)
+        if head is not None:
+            for node in iter_commits(self, head):
+                yield node.commit
+
     def read_value(self, addr: bytes) -> Value | None:
         return self.store.read_value(addr)
+
+    def write_value(self, value: Value) -> Ref:
+        """Store ``value`` (durable with the next commit or ``flush``); the ref to it."""
+        return self.store.write_value(value)
 
     def read_commit(self, addr: bytes) -> Struct:
         value = self.store.read_value(addr)

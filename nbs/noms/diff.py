@@ -21,7 +21,7 @@ from nbs.noms.path import FieldPath, HashIndexPath, IndexPath, Path, PathPart
 from nbs.noms.printer import Commenter, write_encoded_value
 from nbs.noms.prolly import load_children
 from nbs.noms.values import Blob, Collection, List, Map, MetaTuple, Number, Set, String, Struct, Value, is_primitive
-from nbs.noms.writers import PrefixWriter, TextWriter
+from nbs.noms.writers import BufferWriter, PrefixWriter, TextWriter
 
 MAX_SPLICE_MATRIX_SIZE = 20_000_000
 ADD, DEL = "+   ", "-   "
@@ -462,3 +462,10 @@ def _write_value(w: TextWriter, v: Value, commenter: Commenter | None) -> bool:
         w.write(si_bytes(v.length()))
         return w.write(")")
     return write_encoded_value(w, v, commenter)
+
+
+def diff_text(v1: Value, v2: Value) -> str:
+    """The text ``noms diff`` prints for the difference from ``v1`` to ``v2``."""
+    buf = BufferWriter()
+    print_diff(buf, v1, v2)
+    return buf.getvalue()

@@ -41,8 +41,12 @@ def open_chunk_store(db_spec: str | StoreSpec, nbsd: str | None = None) -> Chunk
     return nbsclient.connect(str(spec), None if nbsd == "default" else nbsd)
 
 
-def open_database(db_spec: str | StoreSpec) -> Database:
-    return Database(open_chunk_store(db_spec))
+def open_database(db_spec: str | StoreSpec, nbsd: str | None = None) -> Database:
+    """The database a spec names (``/path``, ``nbs:/path``, ``mem``, ``aws://table:bucket/name``, ...).
+
+    ``nbsd`` goes through the caching daemon, as for ``open_chunk_store``.
+    """
+    return Database(open_chunk_store(db_spec, nbsd))
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,9 @@ from __future__ import annotations
 from nbs.noms.cmdline import Arg, Command, Flag, Values
 from nbs.noms.commands.base import Env
 from nbs.noms.commands.inspect import NO_PAGER
-from nbs.noms.diff import print_diff
+from nbs.noms.diff import diff_text
 from nbs.noms.diff_summary import summary
 from nbs.noms.values import Value
-from nbs.noms.writers import BufferWriter
 
 
 def command() -> Command:
@@ -30,7 +29,6 @@ def run_diff(env: Env, values: Values) -> int:
         if values["stat"]:
             summary(env.status, v1, v2)
             return 0
-        buf = BufferWriter()
-        print_diff(buf, v1, v2)
-    env.write(buf.getvalue())
+        text = diff_text(v1, v2)
+    env.write(text)
     return 0
