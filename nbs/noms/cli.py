@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import BinaryIO, TextIO
 
 from nbs.errors import NBSError
-from nbs.noms.cmdline import Command, Flag, UsageError, parse
+from nbs.noms.cmdline import Command, Flag, HelpRequested, UsageError, help_text, parse
 from nbs.noms.commands import blob, collections, commit, diff, inspect, json_io, merge, root, sync, version
 from nbs.noms.commands.base import CommandFailed, Env, report
 from nbs.noms.config import Resolver, find_config
@@ -51,6 +52,13 @@ def _without_extension_flags(argv: Sequence[str]) -> list[str]:
     return result
 
 
+def _logger(err: TextIO) -> Callable[[str], None]:
+    """Go's ``log.Printf`` to stderr: ``2006/01/02 15:04:05 <message>``."""
+    def log(message: str) -> None:
+        err.write(f"{time.strftime('%Y/%m/%d %H:%M:%S')} {message}\n")
+    return log
+
+
 def _silence_stdout(out: BinaryIO) -> None:
     """After the reader of our output went away, send the rest (interpreter-exit flushes) nowhere."""
     if out is getattr(sys.stdout, "buffer", None):
@@ -69,11 +77,15 @@ def main(argv: Sequence[str] | None = None, stdout: BinaryIO | None = None, stde
     try:
         parsed = parse(build_app(), args)
         nbsd = str(parsed.values[NBSD_FLAG]) or None
-        env = Env(out, err, stdin if stdin is not None else sys.stdin.buffer, Resolver(find_config()),
+        log = _logger(err) if parsed.values["verbose"] else None
+        env = Env(out, err, stdin if stdin is not None else sys.stdin.buffer, Resolver(find_config(), log),
                   nbsd=nbsd, quiet=bool(parsed.values["quite"]))
         run = parsed.command.run
         assert run is not None
         return run(env, parsed.values)
+    except HelpRequested as e:
+        out.write(help_text(e.commands).encode())
+        return 0
     except UsageError as e:
         err.write(f"noms: error: {e}, try --help\n")
         return 1

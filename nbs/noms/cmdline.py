@@ -24,6 +24,14 @@ class UsageError(Exception):
     """Command-line usage that kingpin rejects; the message is kingpin's."""
 
 
+class HelpRequested(Exception):
+    """``--help``/``-h`` or ``help [command]``: show the help of ``commands[-1]``."""
+
+    def __init__(self, commands: list[Command]) -> None:
+        super().__init__("help")
+        self.commands = commands
+
+
 @dataclass(frozen=True)
 class Flag:
     name: str
@@ -158,10 +166,17 @@ def parse(app: Command, argv: Sequence[str]) -> Parsed:
         token = tokens.peek(shorts)
         if token is None:
             break
+        if (token.kind, token.value) in ((_LONG, "help"), (_SHORT, "h")):
+            raise HelpRequested(chain)
         if token.kind in (_LONG, _SHORT):
             _parse_flag(token, tokens, longs, shorts, raw)
             continue
         current = chain[-1]
+        if current is app and token.value == "help":
+            tokens.take()
+            rest = tokens.peek(shorts)
+            named = app.child(rest.value) if rest is not None else None
+            raise HelpRequested([app, named] if named is not None else [app])
         if current.commands:
             selected = current.child(token.value)
             if selected is None:
@@ -277,3 +292,27 @@ def check_error_usage_line(argv: Sequence[str]) -> str:
     if token.kind == _ARG:
         return f"noms: error: unexpected {token}\n"
     return ""
+
+
+def help_text(commands: list[Command]) -> str:
+    """A usage summary of the last command in ``commands``: its flags, arguments and subcommands."""
+    command = commands[-1]
+    name = " ".join(c.name for c in commands)
+    args = " ".join(f"<{a.name}>" if a.required else f"[<{a.name}>{'...' if a.kind == 'strings' else ''}]"
+                    for a in command.args)
+    lines = [f"usage: {name}{' [<flags>]' if command.flags else ''}{' <command>' if command.commands else ''}"
+             f"{' ' + args if args else ''}", "", command.help, ""]
+    flags = [f for c in commands for f in c.flags]
+    if flags:
+        lines.append("Flags:")
+        lines += [f"  {'-' + f.short + ', ' if f.short else ''}--{f.name}  {f.help}" for f in flags]
+        lines.append("")
+    if command.args:
+        lines.append("Args:")
+        lines += [f"  <{a.name}>  {a.help}" for a in command.args]
+        lines.append("")
+    if command.commands:
+        lines.append("Commands:")
+        lines += [f"  {c.name}  {c.help}" for c in command.commands]
+        lines.append("")
+    return "\n".join(lines)

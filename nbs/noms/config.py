@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from nbs.noms.errors import NomsError
@@ -76,18 +77,25 @@ def _qualify(home: str, url: str) -> str:
 
 
 class Resolver:
-    """Rewrites command-line specs through the config, if there is one (Go's ``config.Resolver``)."""
+    """Rewrites command-line specs through the config, if there is one (Go's ``config.Resolver``).
 
-    def __init__(self, config: Config | None) -> None:
+    ``log``, when given, is told every rewrite (``noms -v`` shows them, as Go does).
+    """
+
+    def __init__(self, config: Config | None, log: Callable[[str], None] | None = None) -> None:
         self.config = config
+        self.log = log
         self._dot_path = ""
+
+    def _told(self, text: str, result: str) -> str:
+        if self.log is not None and result != text:
+            self.log(f"\tresolving {text or chr(34) * 2} -> {result}")
+        return result
 
     def db_spec(self, text: str) -> str:
         if self.config is None:
             return text
-        if text == "":
-            return self.config.dbs.get(DEFAULT_ALIAS, "")
-        return self.config.dbs.get(text, text)
+        return self._told(text, self._db(text))
 
     def path_spec(self, text: str) -> str:
         if self.config is None:
@@ -99,4 +107,8 @@ class Resolver:
             self._dot_path = rest
         elif rest == ".":
             rest = self._dot_path
-        return self.db_spec(db) + SEPARATOR + rest
+        return self._told(text, self._db(db) + SEPARATOR + rest)
+
+    def _db(self, text: str) -> str:
+        assert self.config is not None
+        return self.config.dbs.get(DEFAULT_ALIAS, "") if text == "" else self.config.dbs.get(text, text)

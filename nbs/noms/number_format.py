@@ -42,13 +42,10 @@ def format_g(f: float) -> str:
     special = _special(f)
     if special is not None:
         return special
-    sign = "-" if math.copysign(1.0, f) < 0 else ""
     digits, dp = _shortest_digits(f)
-    exp = dp - 1
-    if exp < -4 or exp >= 6:
-        body = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-        return f"{sign}{body}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
-    return sign + _fixed(digits, dp)
+    if dp - 1 < -4 or dp - 1 >= 6:
+        return format_e(f)
+    return ("-" if math.copysign(1.0, f) < 0 else "") + _fixed(digits, dp)
 
 
 def format_e(f: float) -> str:

@@ -18,12 +18,15 @@ import cramjam
 
 from nbs.addr import Addr
 from nbs.chunk_store import ChunkStore
-from nbs.noms.decode import decode_value
-from nbs.noms.errors import ValueNotFoundError
+from nbs.noms.codec import Reader
+from nbs.noms.decode import decode_value, read_value
+from nbs.noms.errors import DecodeError, ValueNotFoundError
 from nbs.noms.kind import Kind
+from nbs.noms.types import read_type
 from nbs.noms.walk import walk_refs
 
 BATCH_SIZE = 1 << 12
+_SEQUENCE_KINDS = frozenset({Kind.BLOB, Kind.LIST, Kind.MAP, Kind.SET})
 
 
 @dataclass
@@ -34,10 +37,37 @@ class PullProgress:
 
 
 def chunk_refs(data: bytes) -> list[bytes]:
-    """The addresses a chunk refers to; blob leaves (most of the bytes of a big store) refer to none."""
-    if len(data) > 1 and data[0] == Kind.BLOB and data[1] == 0:
+    """The addresses a chunk refers to.
+
+    Blob leaves (most of the bytes of a big store) refer to none, and the
+    tuples of a prolly-tree meta node are scanned without building values;
+    anything else is decoded and walked.
+    """
+    if len(data) > 1 and data[0] in _SEQUENCE_KINDS and data[1] != 0:
+        return _meta_refs(data)
+    if len(data) > 1 and data[0] == Kind.BLOB:
         return []
     return [bytes(r.target) for r in walk_refs(decode_value(data))]
+
+
+def _meta_refs(data: bytes) -> list[bytes]:
+    r = Reader(data, 1)
+    r.count()  # level
+    refs = []
+    for _ in range(r.count()):
+        if r.u8() != Kind.REF:
+            raise DecodeError("a meta tuple does not start with a ref")
+        refs.append(r.hash())
+        read_type(r)
+        r.count()  # height
+        if r.peek() == Kind.HASH:
+            r.raw(21)
+        else:
+            read_value(r, None)
+        r.count()  # leaf count
+    if not r.at_end():
+        raise DecodeError(f"{len(data) - r.pos} bytes of trailing data after a meta node")
+    return refs
 
 
 def pull(source: ChunkStore, sink: ChunkStore, root: bytes,

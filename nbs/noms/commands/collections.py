@@ -231,16 +231,19 @@ def map_set(env: Env, values: Values) -> int:
     return _edit(env, str(values["spec"]), Map, _map_sets(env, _strs(values, "entries")))
 
 
+def _without_arguments(apply: Callable[[Database, Value], Value]) -> Prepare:
+    """An edit whose arguments were all checked up front (they name keys or fields, not values)."""
+    return lambda db: lambda value: apply(db, value)
+
+
 def map_del(env: Env, values: Values) -> int:
     parts = [_key_part(env, arg, i) for i, arg in enumerate(_strs(values, "keys"))]
 
-    def prepare(db: Database) -> Callable[[Value], Value]:
-        def apply(value: Value) -> Value:
-            assert isinstance(value, Map)
-            keys = [_map_key(value, part) for part in parts]
-            return map_edit(db.store, value, removes=[k for k in keys if k is not None])
-        return apply
-    return _edit(env, str(values["spec"]), Map, prepare)
+    def remove(db: Database, value: Value) -> Value:
+        assert isinstance(value, Map)
+        keys = [_map_key(value, part) for part in parts]
+        return map_edit(db.store, value, removes=[k for k in keys if k is not None])
+    return _edit(env, str(values["spec"]), Map, _without_arguments(remove))
 
 
 # -- sets ------------------------------------------------------------------------------------------
@@ -320,11 +323,9 @@ def struct_set_cmd(env: Env, values: Values) -> int:
 def struct_del(env: Env, values: Values) -> int:
     names = [_field_name(env, arg, i) for i, arg in enumerate(_strs(values, "fields"))]
 
-    def prepare(db: Database) -> Callable[[Value], Value]:
-        def apply(value: Value) -> Value:
-            assert isinstance(value, Struct)
-            for name in names:
-                value = struct_delete(value, name)
-            return value
-        return apply
-    return _edit(env, str(values["spec"]), Struct, prepare)
+    def remove(db: Database, value: Value) -> Value:
+        assert isinstance(value, Struct)
+        for name in names:
+            value = struct_delete(value, name)
+        return value
+    return _edit(env, str(values["spec"]), Struct, _without_arguments(remove))

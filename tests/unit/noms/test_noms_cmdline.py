@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 
 import pytest
@@ -121,3 +122,39 @@ def test_nomsconfig_aliases_default_and_dot(tmp_path: pytest.TempPathFactory) ->
     assert resolver.path_spec("other::.") == "nbs:/abs/other::ds"
     assert resolver.db_spec("") == f"{home}/store"
     assert str(config) == f'file = {path}\n[db.default]\n\turl = "{home}/store"\n[db.other]\n\turl = "nbs:/abs/other"\n'
+
+
+def test_chunk_refs_of_meta_nodes_match_decoding() -> None:
+    from nbs.noms.decode import decode_value
+    from nbs.noms.pull import chunk_refs
+    from nbs.noms.walk import walk_refs
+    from nbs.noms.chunker import new_blob, new_map, new_set
+    store = ValueStore(nbs.open_store("mem"))
+    nodes = [new_list(store, [Number(i) for i in range(20_000)]), new_blob(store, b"".join(hashlib.sha256(bytes([i % 256, i // 256])).digest() for i in range(20_000))),
+             new_map(store, [(String(str(i)), Number(i)) for i in range(20_000)]),
+             new_set(store, [new_list(store, [Number(i)]) for i in range(3000)])]
+    for node in nodes:
+        assert node.level > 0
+        data = node.encoding()
+        assert chunk_refs(data) == [bytes(r.target) for r in walk_refs(decode_value(data))]
+
+
+def test_help_names_the_command_its_flags_and_arguments() -> None:
+    from nbs.noms.cli import main
+    out = io.BytesIO()
+    assert main(["sync", "--help"], out, io.StringIO()) == 0
+    text = out.getvalue().decode()
+    assert text.startswith("usage: noms sync [<flags>] <source-object> <dest-dataset>") and "--parallelism" in text
+    out = io.BytesIO()
+    assert main(["help"], out, io.StringIO()) == 0 and "  merge  " in out.getvalue().decode()
+
+
+def test_verbose_logs_config_rewrites(tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nbs.noms.cli import main
+    (tmp_path / ".nomsconfig").write_text('[db.default]\nurl = "store"\n')  # type: ignore[operator]
+    monkeypatch.chdir(tmp_path)  # type: ignore[arg-type]
+    err = io.StringIO()
+    assert main(["-v", "ds", ""], io.BytesIO(), err) == 0
+    assert err.getvalue().endswith(f'\tresolving "" -> {tmp_path}/store\n')
+    out = io.BytesIO()
+    assert main(["config"], out, io.StringIO()) == 0 and out.getvalue().startswith(b"file = ")
