@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from tests.aws_server import unique_name
+from tests.daemon_harness import Daemon
 from tests.integration.cliwrite import GO_BUGS, GROUPS, Outcome, expected_stdout, facts, prepare_folder, run_step, \
     status_shape
 
@@ -62,6 +64,28 @@ def test_replay_group(group: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     mismatches = []
     for index, step in enumerate(facts(group)["steps"]):
         problem = _mismatch(group, index, step, run_step(step, tmp_path))
+        if problem is not None:
+            mismatches.append(f"[{index}] {' '.join(step['argv'])}: {problem}")
+    assert mismatches == []
+
+
+@pytest.mark.parametrize("group", ["03_collections", "04_commit", "05_diff", "06_sync", "07_json", "08_merge",
+                                   "10_ds_root"])
+def test_replay_group_through_nbsd(group: str, nbsd_daemon: Daemon, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same recordings with every store opened through the daemon (``noms --nbsd``).
+
+    Not 02_blob (the same code path as 05_diff's blobs, and slow) nor 09_stats: ``stats`` needs the
+    store's tables, which only a directly opened store has.
+    """
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    folder = Path(nbsd_daemon.store_path(unique_name(group.replace("_", "-"))))
+    folder.mkdir()
+    prepare_folder(group, folder)
+    mismatches = []
+    for index, step in enumerate(facts(group)["steps"]):
+        via = dict(step, argv=[step["argv"][0], "--nbsd", nbsd_daemon.endpoint, *step["argv"][1:]])
+        problem = _mismatch(group, index, step, run_step(via, folder))
         if problem is not None:
             mismatches.append(f"[{index}] {' '.join(step['argv'])}: {problem}")
     assert mismatches == []
