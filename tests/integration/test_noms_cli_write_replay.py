@@ -10,7 +10,9 @@ Exit status: where Go printed an error but exited 0, this port exits 1.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -89,3 +91,19 @@ def test_replay_group_through_nbsd(group: str, nbsd_daemon: Daemon, monkeypatch:
         if problem is not None:
             mismatches.append(f"[{index}] {' '.join(step['argv'])}: {problem}")
     assert mismatches == []
+
+
+def test_commit_without_date_stamps_now_in_utc(tmp_path: Path) -> None:
+    """04_commit steps 41-42, whose recorded output holds Go's clock: the date is now, RFC 3339, UTC."""
+    steps = facts("04_commit")["steps"]
+    for step in steps[40:42]:
+        assert run_step(step, tmp_path).exit_code == 0
+    got = run_step(steps[42], tmp_path).stdout.decode()
+    assert _unstamped(got) == _unstamped(str(steps[42]["stdout"]))
+    stamped = datetime.datetime.strptime(re.findall(r'Date:\s+"(.*)"', got)[0], "%Y-%m-%dT%H:%M:%SZ")
+    assert abs(stamped - datetime.datetime.now(datetime.UTC).replace(tzinfo=None)).total_seconds() < 600
+
+
+def _unstamped(text: str) -> str:
+    """``text`` with hashes and RFC 3339 UTC times masked."""
+    return re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "<date>", re.sub(r"[0-9a-v]{32}", "<hash>", text))
