@@ -110,12 +110,26 @@ class MotoServer:
 
 # Runs ``python -m moto.server`` so that, on Linux, it is terminated when the test process dies,
 # even by SIGKILL (prctl PR_SET_PDEATHSIG), instead of lingering as an orphan.
+# DynamoDB applies a conditional write atomically; moto's threaded server checks the condition and
+# then writes without a lock, so two racing writers can both pass the check (seen: two commits of
+# eight racing writers landing on the same manifest lock).  Item operations are serialised here,
+# as DynamoDB serialises them per item.
 _LAUNCH = """
-import ctypes, runpy, signal, sys
+import ctypes, functools, runpy, signal, sys, threading
 try:
     ctypes.CDLL(None).prctl(1, signal.SIGTERM)
 except (AttributeError, OSError):
     pass
+from moto.dynamodb.models import DynamoDBBackend
+_items = threading.Lock()
+def _serialised(operation):
+    @functools.wraps(operation)
+    def run(*args, **kwargs):
+        with _items:
+            return operation(*args, **kwargs)
+    return run
+for _name in ("get_item", "put_item", "update_item", "delete_item", "batch_write_item", "transact_write_items"):
+    setattr(DynamoDBBackend, _name, _serialised(getattr(DynamoDBBackend, _name)))
 sys.argv[0] = "moto.server"
 runpy.run_module("moto.server", run_name="__main__", alter_sys=True)
 """

@@ -16,7 +16,8 @@ from typing import Protocol
 
 from nbs.noms.errors import EncodeError
 from nbs.noms.kind import Kind
-from nbs.noms.rolling_hasher import RollingValueHasher
+from nbs.noms.buzhash import OUT_TABLE, TABLE, WINDOW
+from nbs.noms.rolling_hasher import PATTERN, RollingValueHasher
 from nbs.noms.values import (Blob, Collection, List, Map, MetaTuple, Number, OrderedKey, Ref, Set, Value,
                              ValueReader)
 
@@ -175,21 +176,42 @@ def new_map(store: ValueWriter, entries: Iterable[tuple[Value, Value]]) -> Map:
     return result
 
 
-def new_blob(store: ValueWriter, data: bytes) -> Blob:
-    """A Blob of ``data``: leaves end where the raw-byte hash crosses a boundary (NOMS-VALUES.md 7.7)."""
+def new_blob(store: ValueWriter, data: bytes | Iterable[bytes]) -> Blob:
+    """A Blob of ``data`` (bytes, or an iterable of byte pieces such as a file read in blocks).
+
+    Leaves end where the raw-byte buzhash crosses a boundary (NOMS-VALUES.md
+    7.7); the hash is inlined here because it runs once per byte, and pieces
+    are consumed as they come, so a large file is never held in memory whole.
+    """
     tree = _Tree(Kind.BLOB, store)
     leaves = _Level(tree, 0)
-    hasher = leaves.hasher
-    start = 0
-    for i, b in enumerate(data):
-        if hasher.hash_byte(b):
-            hasher.reset()
-            leaves.push_up(tree.write_node(Blob(0, data[start:i + 1], vr=store), OrderedKey(Number(i + 1 - start)),
-                                           i + 1 - start))
-            start = i + 1
-    if start < len(data):
-        leaves.push_up(tree.write_node(Blob(0, data[start:], vr=store), OrderedKey(Number(len(data) - start)),
-                                       len(data) - start))
+
+    def emit(leaf: bytes) -> None:
+        leaves.push_up(tree.write_node(Blob(0, leaf, vr=store), OrderedKey(Number(len(leaf))), len(leaf)))
+
+    pieces: Iterable[bytes] = [data] if isinstance(data, bytes) else data
+    pending = bytearray()
+    state, wpos, full, window = 0, 0, False, bytearray(WINDOW)
+    for piece in pieces:
+        start = 0
+        for i, b in enumerate(piece):
+            if wpos == WINDOW:
+                full, wpos = True, 0
+            state = ((state << 1) & 0xFFFFFFFF) | (state >> 31)
+            if full:
+                state ^= OUT_TABLE[window[wpos]]
+            window[wpos] = b
+            wpos += 1
+            state ^= TABLE[b]
+            if (state & PATTERN) == PATTERN:
+                pending += piece[start:i + 1]
+                emit(bytes(pending))
+                pending.clear()
+                start = i + 1
+                state, wpos, full = 0, 0, False
+        pending += piece[start:]
+    if pending:
+        emit(bytes(pending))
     if leaves.parent is None:
         return Blob(0, b"", vr=store)
     result = leaves.finish()

@@ -9,6 +9,8 @@ the store's compare-and-swap, retrying when another writer got there first.
 from __future__ import annotations
 
 import re
+import secrets
+from collections.abc import Callable, Iterator
 from typing import TypeGuard
 
 from nbs.addr import EMPTY_ADDR, Addr
@@ -18,7 +20,7 @@ from nbs.noms.errors import CommitError, DatasetError, DecodeError, MergeNeededE
 from nbs.noms.kind import Kind
 from nbs.noms.types import VALUE_TYPE, CompoundType, StructType, Type
 from nbs.noms.value_store import ValueStore
-from nbs.noms.values import Map, Ref, Set, String, Struct, Value
+from nbs.noms.values import Bool, Map, Ref, Set, String, Struct, Value
 
 DATASET_RE = re.compile(r"[a-zA-Z0-9\-_/]+")
 """Valid dataset names; the prefix of an absolute path that matches it names a dataset."""
@@ -26,6 +28,7 @@ DATASET_RE = re.compile(r"[a-zA-Z0-9\-_/]+")
 COMMIT_NAME = "Commit"
 META_FIELD, PARENTS_FIELD, VALUE_FIELD = "meta", "parents", "value"
 MAX_COMMIT_ATTEMPTS = 100
+FLUSH_PREFIX = "-/flush/"
 
 
 def is_valid_dataset_name(name: str) -> bool:
@@ -81,6 +84,12 @@ class Database:
     def close(self) -> None:
         self.cs.close()
 
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- reading -------------------------------------------------------------------------------
 
     def root(self) -> Addr:
@@ -119,8 +128,25 @@ class Database:
             return None
         return self.read_commit(ref.target)
 
+    def head_value(self, dataset: str) -> Value | None:
+        """The value of a dataset's head commit, or None if the dataset has no head."""
+        head = self.head(dataset)
+        return head.get(VALUE_FIELD) if head is not None else None
+
+    def history(self, dataset: str) -> Iterator[Struct]:
+        """The dataset's commits, newest first, in ``noms log`` order (merges followed into every parent)."""
+        from nbs.noms.log import iter_commits
+        head = self.head(dataset)
+        if head is not None:
+            for node in iter_commits(self, head):
+                yield node.commit
+
     def read_value(self, addr: bytes) -> Value | None:
         return self.store.read_value(addr)
+
+    def write_value(self, value: Value) -> Ref:
+        """Store ``value`` (durable with the next commit or ``flush``); the ref to it."""
+        return self.store.write_value(value)
 
     def read_commit(self, addr: bytes) -> Struct:
         value = self.store.read_value(addr)
@@ -140,22 +166,56 @@ class Database:
 
     def commit(self, dataset: str, value: Value, meta: Struct | None = None,
                parents: list[Ref] | None = None) -> Struct:
-        """Commit ``value`` to ``dataset`` (parents default to the current head) and move the root."""
+        """Commit ``value`` to ``dataset`` (parents default to the current head) and move the root.
+
+        The new commit must descend from the current head (``MergeNeededError``
+        otherwise), as with Go's ``Database.Commit``.
+        """
         _check_dataset_name(dataset)
-        for _ in range(MAX_COMMIT_ATTEMPTS):
-            last_root = self.cs.root()
-            datasets = self._root_map(last_root)
-            head_ref = self._head_ref_in(datasets, dataset)
+        made: list[Struct] = []
+
+        def build(head_ref: Ref | None) -> Ref:
             head = self.read_commit(head_ref.target) if head_ref is not None else None
             chosen = parents if parents is not None else ([head.ref_to()] if head is not None else [])
             commit = self.new_commit(value, chosen, meta)
             if head_ref is not None and not self._descends_from(commit, head_ref):
                 raise MergeNeededError()
-            commit_ref = self.store.write_value(commit)
+            made[:] = [commit]
+            return self.store.write_value(commit)
+
+        self._update_head(dataset, build)
+        return made[0]
+
+    def set_head(self, dataset: str, commit_ref: Ref) -> None:
+        """Point ``dataset`` at a commit, whatever its relation to the current head (Go's ``SetHead``)."""
+        _check_dataset_name(dataset)
+        self.read_commit(commit_ref.target)
+        self._update_head(dataset, lambda _head: commit_ref)
+
+    def fast_forward(self, dataset: str, commit_ref: Ref) -> None:
+        """Move ``dataset`` to a descendant of its head; ``MergeNeededError`` if it is not one."""
+        _check_dataset_name(dataset)
+        commit = self.read_commit(commit_ref.target)
+
+        def check(head_ref: Ref | None) -> Ref:
+            if head_ref is not None and head_ref.target != commit_ref.target and (
+                    commit_ref.height <= head_ref.height or not self._descends_from(commit, head_ref)):
+                raise MergeNeededError()
+            return commit_ref
+
+        self._update_head(dataset, check)
+
+    def _update_head(self, dataset: str, new_head: Callable[[Ref | None], Ref]) -> None:
+        """Set ``dataset`` to ``new_head(current head)`` and swap the root, retrying on a race."""
+        for _ in range(MAX_COMMIT_ATTEMPTS):
+            last_root = self.cs.root()
+            datasets = self._root_map(last_root)
+            head_ref = self._head_ref_in(datasets, dataset)
+            ref = new_head(head_ref)
             entries = [(k, v) for k, v in datasets if not (isinstance(k, String) and k.value == dataset.encode())]
-            entries.append((String(dataset), Ref(commit_ref.target, VALUE_TYPE, commit_ref.height)))
+            entries.append((String(dataset), Ref(ref.target, VALUE_TYPE, ref.height)))
             if self._swap_root(new_map(self.store, entries), last_root):
-                return commit
+                return
         raise DatasetError(f"could not commit to {dataset}: the root kept changing")
 
     def delete(self, dataset: str) -> Ref:
@@ -174,12 +234,57 @@ class Database:
                 raise MergeNeededError()
         raise DatasetError(f"could not delete {dataset}: the root kept changing")
 
+    def flush(self) -> None:
+        """Make every value written so far durable, the way Go's ``Database.Flush`` does.
+
+        Go commits ``Ref(true)`` to a dataset ``-/flush/<random id>`` and deletes
+        it again: the root stays the same map (an empty store gets the empty
+        map as its root), and the store gains exactly the chunks Go's would,
+        so ``noms stats`` prints the same chunk count and size.  The id is
+        drawn so that no four bytes of it repeat in the map chunk, which keeps
+        the compressed table size independent of the draw.
+        """
+        while True:
+            name = FLUSH_PREFIX + secrets.token_hex(16)
+            probe = Map(0, [(String(name), Ref(bytes(20), VALUE_TYPE, 1))], vr=self.store).encoding()
+            if _grams_unique(probe, name.encode()):
+                break
+        self.commit(name, self.store.write_value(Bool(True)))
+        self.delete(name)
+
     def _swap_root(self, datasets: Map, last_root: Addr) -> bool:
         new_root = self.store.write_value(datasets).target
         if self.cs.commit(new_root, last_root):
             return True
         self.cs.rebase()
         return False
+
+    def common_ancestor(self, r1: Ref, r2: Ref) -> Ref | None:
+        """The closest commit both refs descend from (Go's ``FindCommonAncestor``), or None.
+
+        Both histories are walked from the highest refs down, so the search
+        stops at the first height where the two sides share a commit.
+        """
+        q1, q2 = {bytes(r1.target): r1}, {bytes(r2.target): r2}
+        while q1 and q2:
+            h1, h2 = max(r.height for r in q1.values()), max(r.height for r in q2.values())
+            if h1 == h2:
+                top1, top2 = _pop_height(q1, h1), _pop_height(q2, h2)
+                common = next((r for key, r in top1.items() if key in top2), None)
+                if common is not None:
+                    return common
+                self._queue_parents(top1, q1)
+                self._queue_parents(top2, q2)
+            elif h1 > h2:
+                self._queue_parents(_pop_height(q1, h1), q1)
+            else:
+                self._queue_parents(_pop_height(q2, h2), q2)
+        return None
+
+    def _queue_parents(self, refs: dict[bytes, Ref], queue: dict[bytes, Ref]) -> None:
+        for ref in refs.values():
+            for parent in commit_parents(self.read_commit(ref.target)):
+                queue.setdefault(bytes(parent.target), parent)
 
     def _descends_from(self, commit: Struct, ancestor: Ref) -> bool:
         """Whether ``ancestor`` is reachable through parents (searching only refs at least as high)."""
@@ -194,6 +299,20 @@ class Database:
             seen.add(bytes(ref.target))
             pending.extend(commit_parents(self.read_commit(ref.target)))
         return False
+
+
+def _pop_height(queue: dict[bytes, Ref], height: int) -> dict[bytes, Ref]:
+    popped = {k: r for k, r in queue.items() if r.height == height}
+    for key in popped:
+        del queue[key]
+    return popped
+
+
+def _grams_unique(data: bytes, part: bytes) -> bool:
+    """Whether every 4-byte window touching ``part`` occurs only once in ``data``."""
+    at = data.find(part)
+    grams = [data[i:i + 4] for i in range(len(data) - 3)]
+    return all(grams.count(grams[i]) == 1 for i in range(max(at - 3, 0), min(at + len(part), len(grams))))
 
 
 def _check_dataset_name(name: str) -> None:

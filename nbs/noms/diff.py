@@ -21,7 +21,7 @@ from nbs.noms.path import FieldPath, HashIndexPath, IndexPath, Path, PathPart
 from nbs.noms.printer import Commenter, write_encoded_value
 from nbs.noms.prolly import load_children
 from nbs.noms.values import Blob, Collection, List, Map, MetaTuple, Number, Set, String, Struct, Value, is_primitive
-from nbs.noms.writers import PrefixWriter, TextWriter
+from nbs.noms.writers import BufferWriter, PrefixWriter, TextWriter
 
 MAX_SPLICE_MATRIX_SIZE = 20_000_000
 ADD, DEL = "+   ", "-   "
@@ -39,6 +39,16 @@ class Change(enum.Enum):
 class Difference:
     path: tuple[PathPart, ...]
     change: Change
+    old: Value | None
+    new: Value | None
+
+
+@dataclass(frozen=True)
+class ValueChanged:
+    """One key of a Map, Set or Struct that was added, removed or modified (Go's ``ValueChanged``)."""
+
+    change: Change
+    key: Value
     old: Value | None
     new: Value | None
 
@@ -326,31 +336,55 @@ def _key_part(key: Value) -> PathPart:
     return IndexPath(key) if is_primitive(key) else HashIndexPath(key.hash())
 
 
-def _diff_ordered(path: tuple[PathPart, ...], last: Iterator[_Item], current: Iterator[_Item],
-                  part: Callable[[Value], PathPart]) -> Iterator[Difference]:
-    """Merge two key-sorted sequences of (sort key, key, value)."""
+def _merge_sorted(last: Iterator[_Item], current: Iterator[_Item]) -> Iterator[tuple[Value, Value | None, Value | None]]:
+    """Walk two key-sorted sequences of (sort key, key, value) together: (key, old, new) where they differ."""
     old, new = next(last, None), next(current, None)
-    while old is not None and new is not None:
-        if new[0] < old[0]:
-            yield Difference(path + (part(new[1]),), Change.ADDED, None, new[2])
+    while old is not None or new is not None:
+        if old is None or (new is not None and new[0] < old[0]):
+            assert new is not None
+            yield new[1], None, new[2]
             new = next(current, None)
-        elif old[0] < new[0]:
-            yield Difference(path + (part(old[1]),), Change.REMOVED, old[2], None)
+        elif new is None or old[0] < new[0]:
+            yield old[1], old[2], None
             old = next(last, None)
         else:
             if old[2] != new[2]:
-                child = path + (part(old[1]),)
-                if should_descend(old[2], new[2]):
-                    yield from _diff(child, old[2], new[2])
-                else:
-                    yield Difference(child, Change.MODIFIED, old[2], new[2])
+                yield old[1], old[2], new[2]
             old, new = next(last, None), next(current, None)
-    while old is not None:
-        yield Difference(path + (part(old[1]),), Change.REMOVED, old[2], None)
-        old = next(last, None)
-    while new is not None:
-        yield Difference(path + (part(new[1]),), Change.ADDED, None, new[2])
-        new = next(current, None)
+
+
+def _items(v: Value) -> Iterator[_Item]:
+    if isinstance(v, Struct):
+        return _struct_items(v)
+    if isinstance(v, Map):
+        return _map_items(v)
+    assert isinstance(v, Set)
+    return ((e.sort_key(), e, e) for e in v)
+
+
+def value_changes(v1: Value, v2: Value) -> Iterator[ValueChanged]:
+    """The top-level changes from ``v1`` to ``v2``, two Maps, Sets or Structs, in key order (Go's ``Diff``).
+
+    The key is the map key, the set element or ``String(field name)``.
+    """
+    for key, old, new in _merge_sorted(_items(v1), _items(v2)):
+        change = Change.ADDED if old is None else Change.REMOVED if new is None else Change.MODIFIED
+        yield ValueChanged(change, key, old, new)
+
+
+def _diff_ordered(path: tuple[PathPart, ...], last: Iterator[_Item], current: Iterator[_Item],
+                  part: Callable[[Value], PathPart]) -> Iterator[Difference]:
+    """Merge two key-sorted sequences of (sort key, key, value), descending into changed containers."""
+    for key, old, new in _merge_sorted(last, current):
+        child = path + (part(key),)
+        if old is None:
+            yield Difference(child, Change.ADDED, None, new)
+        elif new is None:
+            yield Difference(child, Change.REMOVED, old, None)
+        elif should_descend(old, new):
+            yield from _diff(child, old, new)
+        else:
+            yield Difference(child, Change.MODIFIED, old, new)
 
 
 # -- printing ------------------------------------------------------------------------------------
@@ -428,3 +462,10 @@ def _write_value(w: TextWriter, v: Value, commenter: Commenter | None) -> bool:
         w.write(si_bytes(v.length()))
         return w.write(")")
     return write_encoded_value(w, v, commenter)
+
+
+def diff_text(v1: Value, v2: Value) -> str:
+    """The text ``noms diff`` prints for the difference from ``v1`` to ``v2``."""
+    buf = BufferWriter()
+    print_diff(buf, v1, v2)
+    return buf.getvalue()

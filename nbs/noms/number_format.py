@@ -42,13 +42,22 @@ def format_g(f: float) -> str:
     special = _special(f)
     if special is not None:
         return special
+    digits, dp = _shortest_digits(f)
+    if dp - 1 < -4 or dp - 1 >= 6:
+        return format_e(f)
+    return ("-" if math.copysign(1.0, f) < 0 else "") + _fixed(digits, dp)
+
+
+def format_e(f: float) -> str:
+    """``FormatFloat(f, 'e', -1, 64)``: shortest digits in exponent form, e.g. 1e+21, 1.5e-07."""
+    special = _special(f)
+    if special is not None:
+        return special
     sign = "-" if math.copysign(1.0, f) < 0 else ""
     digits, dp = _shortest_digits(f)
-    exp = dp - 1
-    if exp < -4 or exp >= 6:
-        body = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-        return f"{sign}{body}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
-    return sign + _fixed(digits, dp)
+    exp = dp - 1 if digits != "0" else 0
+    body = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+    return f"{sign}{body}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
 
 
 def format_f(f: float) -> str:

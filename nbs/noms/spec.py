@@ -41,8 +41,12 @@ def open_chunk_store(db_spec: str | StoreSpec, nbsd: str | None = None) -> Chunk
     return nbsclient.connect(str(spec), None if nbsd == "default" else nbsd)
 
 
-def open_database(db_spec: str | StoreSpec) -> Database:
-    return Database(open_chunk_store(db_spec))
+def open_database(db_spec: str | StoreSpec, nbsd: str | None = None) -> Database:
+    """The database a spec names (``/path``, ``nbs:/path``, ``mem``, ``aws://table:bucket/name``, ...).
+
+    ``nbsd`` goes through the caching daemon, as for ``open_chunk_store``.
+    """
+    return Database(open_chunk_store(db_spec, nbsd))
 
 
 @dataclass(frozen=True)
@@ -121,7 +125,14 @@ def split_spec(text: str) -> tuple[str, str]:
     return text[:index], text[index + len(SEPARATOR):]
 
 
+KNOWN_PROTOCOLS = ("nbs", "aws", "mem")
+
+
 def parse_database_spec(text: str) -> StoreSpec:
+    """A database spec; an unknown protocol gets Go's message (which leaves the protocol out)."""
+    protocol, sep, _ = text.partition(":")
+    if sep and protocol not in KNOWN_PROTOCOLS:
+        raise DatasetSpecError(f"Invalid database protocol  in {text}")
     return nbs.parse_store_spec(text)
 
 

@@ -1,0 +1,1 @@
+"""The ``noms`` subcommands, one module per group; each exposes its ``Command`` declarations."""
