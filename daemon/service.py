@@ -82,7 +82,7 @@ class Service:
             if self.cache.get_many(addrs, session.store.table_names(), found, tally=False):
                 return None
             self._count_inline_get(session, len(addrs), len(found))
-            return p.encode_reply(req.request_id, {"found": found})
+            return self._encode(req, {"found": found})
         return None
 
     def get_one_inline(self, frame: bytes) -> bytes | None:
@@ -109,10 +109,7 @@ class Service:
     def handle(self, identity: bytes, req: p.Request) -> bytes:
         self.requests[req.op] += 1
         try:
-            body = self._handlers[req.op](identity, req.body, req.request_id)
-            if req.compact:
-                return p.encode_got_one(req.request_id, body["found"].get(req.body["addrs"][0]))
-            return p.encode_reply(req.request_id, body)
+            return self._encode(req, self._handlers[req.op](identity, req.body, req.request_id))
         except (p.ProtocolError, NBSError) as err:
             kind = p.BAD_REQUEST if isinstance(err, p.ProtocolError) else p.error_kind(err)
             self.errors[kind] += 1
@@ -121,6 +118,13 @@ class Service:
             log.exception("internal error serving %s", req.op)
             self.errors[p.INTERNAL] += 1
             return p.encode_error(req.request_id, p.INTERNAL, f"{type(err).__name__}: {err}")
+
+    @staticmethod
+    def _encode(req: p.Request, body: dict[str, Any]) -> bytes:
+        """The reply frame: compact for a compact get (its client reads no other form), else msgpack."""
+        if req.compact:
+            return p.encode_got_one(req.request_id, body["found"].get(req.body["addrs"][0]))
+        return p.encode_reply(req.request_id, body)
 
     def _session(self, body: dict[str, Any]) -> Session:
         return self.sessions.get(body.get("handle"))

@@ -102,6 +102,20 @@ def test_compact_get_is_answered_inline_only_from_the_cache(tmp_path: Path) -> N
     service.cache.close()
 
 
+def test_compact_get_cached_after_the_inline_miss_gets_a_compact_reply(tmp_path: Path) -> None:
+    """The chunk may be cached between the inline check and the general path: the reply stays compact."""
+    service, handle, addrs = _served_store(tmp_path)
+    frame = p.encode_get_one(16, handle, bytes(addrs[1]))
+    assert service.get_one_inline(frame) is None
+    expected = service.sessions.get(handle).store.get(addrs[1])
+    assert expected is not None
+    table = bytes(service.sessions.get(handle).store.upstream.specs[0].name)
+    service.cache.put_many([(bytes(addrs[1]), expected, table)])
+    reply = service.try_inline(b"client", p.decode_request(frame))
+    assert reply is not None and reply[:1] == p.COMPACT_MARK
+    assert p.decode_reply(reply) == (16, expected, None)
+
+
 def test_compact_get_of_an_absent_chunk_or_unknown_session(tmp_path: Path) -> None:
     service, handle, _ = _served_store(tmp_path)
     absent = p.encode_get_one(12, handle, bytes(Addr.of(b"never stored")))
