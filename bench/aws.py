@@ -48,7 +48,7 @@ class Place:
 
 
 @contextmanager
-def _moto(workdir: str) -> Iterator[Place]:
+def moto_place(workdir: str) -> Iterator[Place]:
     isolate_aws_environment()  # dummy credentials; nothing can reach a real endpoint
     server = start_moto_server(Path(workdir))
     proxy = FaultProxy(server.endpoint).start()
@@ -156,6 +156,6 @@ def _writes(report: Report, place: Place, workdir: str, commits: int, per_commit
 
 def run(report: Report, quick: bool) -> None:
     workdir = tempfile.mkdtemp(prefix="nbs-bench-aws-")
-    with _moto(workdir) as place:
+    with moto_place(workdir) as place:
         _cold_reads(report, place, workdir, 1024 if quick else 4096)
         _writes(report, place, workdir, *((3, 5 << 20) if quick else (6, 10 << 20)))

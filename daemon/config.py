@@ -147,6 +147,8 @@ class Config(BaseModel):
     index_cache_size: Size = _field(64 * MiB, 'a size (bytes, or a string such as "256MiB")', ge=0)
     max_open_files: int = _field(256, "an integer from 16 to 1048576", ge=16, le=1 << 20)
     table_cache_size: Size = _field(0, 'a size (bytes, or a string such as "10GiB"); 0 turns it off', ge=0)
+    small_table_cache_size: Size = _field(
+        32 * MiB, 'a size (bytes, or a string such as "32MiB"); 0 turns it off', ge=0)
     local_roots: list[Annotated[str, AfterValidator(_root)]] = _field([], "a list of directories")
     threads: int = _field(16, "an integer from 1 to 1024", ge=1, le=1024)
     max_message_size: Size = _field(256 * MiB, 'a size from 1MiB to 2GiB (bytes, or a string such as "256MiB")',

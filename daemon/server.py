@@ -24,6 +24,7 @@ from nbsclient.sockets import send_frame
 from nbsd.cache import ChunkCache
 from nbsd.config import Config
 from nbsd.curve import CurveServer
+from nbsd.heap import limit_arenas, release_free_memory
 from nbsd.owner_lock import LockHeldError, take_owner_lock
 from nbsd.sd_notify import Watchdog, notify
 from nbsd.service import Service
@@ -52,6 +53,7 @@ class AlreadyRunningError(StartupError):
 
 class Server:
     def __init__(self, config: Config) -> None:
+        limit_arenas()  # before any worker thread exists: each would get an arena of its own
         self.config = config
         self.stop = threading.Event()
         self._instance_lock = self._lock_instance()
@@ -265,6 +267,7 @@ class Server:
                 log.info("cleared %d stale LMDB reader slots", cleared)
             if self.curve is not None:
                 self.curve.allowed.reload()
+            release_free_memory()
         except Exception:
             log.exception("maintenance failed")
 

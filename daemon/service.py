@@ -22,6 +22,7 @@ from nbs.errors import NBSError
 from nbsclient import protocol as p
 from nbsd.cache import ChunkCache
 from nbsd.config import Config
+from nbsd.heap import heap_figures
 from nbsd.inflight import InflightFetches
 from nbsd.sessions import Session, Sessions
 from nbsd.stores import StoreOpener
@@ -58,7 +59,7 @@ class Service:
         self.client_hits = 0
         self.client_misses = 0
         self.figures: defaultdict[str, StoreFigures] = defaultdict(StoreFigures)
-        self._commits: OrderedDict[tuple[int, int], dict[str, Any]] = OrderedDict()
+        self._commits: OrderedDict[tuple[int, int], bool] = OrderedDict()  # outcome by (handle, request id)
         self._lock = threading.Lock()
         self._handlers: dict[str, Callable[[bytes, dict[str, Any], int], Any]] = {
             p.HELLO: self._hello, p.OPEN: self._open, p.CLOSE: self._close, p.GET: self._get,
@@ -243,8 +244,9 @@ class Service:
         session = self._session(body)
         key = (session.handle, rid)
         with self._lock:
-            if key in self._commits:  # a retry of a commit whose reply was lost
-                return self._commits[key]
+            landed = self._commits.get(key)
+        if landed is not None:  # a retry of a commit whose reply was lost: its outcome, the store as it is now
+            return {"ok": landed, "contents": p.encode_contents(session.store.upstream)}
         current, last = body.get("current"), body.get("last")
         if not (isinstance(current, bytes) and isinstance(last, bytes)):
             raise p.ProtocolError("commit needs current and last addresses")
@@ -252,12 +254,11 @@ class Service:
         figures = self.figures[session.key]
         figures.commits += ok
         figures.commits_lost += not ok
-        reply = {"ok": ok, "contents": p.encode_contents(session.store.upstream)}
         with self._lock:
-            self._commits[key] = reply
+            self._commits[key] = ok  # only the outcome: a whole reply lists every table of the store
             while len(self._commits) > COMMIT_MEMORY:
                 self._commits.popitem(last=False)
-        return reply
+        return {"ok": ok, "contents": p.encode_contents(session.store.upstream)}
 
     def _rebase(self, identity: bytes, body: dict[str, Any], rid: int) -> Any:
         session = self._session(body)
@@ -292,7 +293,7 @@ class Service:
         stores = {key: {**asdict(fig), "sessions": sessions.get(key, 0)} for key, fig in self.figures.items()}
         for key, count in sessions.items():
             stores.setdefault(key, {**asdict(StoreFigures()), "sessions": count})
-        index_cache = self.opener.caches.index_cache
+        index_cache, small = self.opener.caches.index_cache, self.opener.small_tables
         return {
             "pid": os.getpid(),
             "uptime_s": round(time.time() - self.started, 1),
@@ -308,9 +309,11 @@ class Service:
             "index_cache": {"bytes": index_cache.total_size if index_cache else 0,
                             "budget": index_cache.max_size if index_cache else 0,
                             "tables": len(index_cache) if index_cache else 0},
+            "small_table_cache": {"bytes": small.total_size if small else 0, "budget": small.max_size if small else 0,
+                                  "tables": len(small) if small else 0},
             "open_files": {"tables": self.opener.open_files(), "budget": self.config.max_open_files,
                            "process": len(proc.open_files()), "fds": proc.num_fds()},
-            "memory": {"rss": proc.memory_info().rss},
+            "memory": {"rss": proc.memory_info().rss, "threads": proc.num_threads(), **heap_figures()},
             "mem_store": {"bytes": self.opener.mem.held_bytes, "budget": self.opener.mem.max_bytes},
             "stores": stores,
         }

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from nbs.errors import SpecError
 from nbs.factory import SharedCaches, local_store_with, make_store_directory
 from nbs.manifest import ManifestContents
+from nbs.size_cache import SizeCache
 from nbs.spec import StoreSpec, parse_store_spec
 from nbs.store import NomsBlockStore
 from nbsclient.protocol import FORBIDDEN, ForbiddenError
@@ -43,6 +44,10 @@ class StoreOpener:
         fd_budget = max(4, config.max_open_files - RESERVED_FILES - config.threads)
         self.caches = SharedCaches.create(config.index_cache_size, fd_budget)
         self.mem = MemStore(config.mem_store_size, self.caches)
+        # One budget for the bytes of small tables (DynamoDB items) of every AWS store: per factory it would
+        # be 256 MiB for each table and bucket, outside every configured bound.
+        self.small_tables = (SizeCache[bytes, bytes](config.small_table_cache_size)
+                             if config.small_table_cache_size > 0 else None)
         self._factories: dict[tuple[str, str, AWSSettings], AWSStoreFactory] = {}
         self._lock = threading.Lock()
 
@@ -93,7 +98,8 @@ class StoreOpener:
                 factory = AWSStoreFactory(settings.session(), spec.table, spec.bucket,
                                           table_cache_size=self.config.table_cache_size,
                                           table_cache_dir=cache_dir, endpoint_url=settings.endpoint_url,
-                                          caches=self.caches)
+                                          caches=self.caches, small_table_cache=self.small_tables,
+                                          small_table_cache_size=0)
                 self._factories[key] = factory
             return factory
 

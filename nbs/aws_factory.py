@@ -150,11 +150,13 @@ class AWSStoreFactory:
                  small_table_cache_size: int = DEFAULT_SMALL_TABLE_CACHE_SIZE,
                  limits: AWSLimits = AWSLimits(), max_tables: int = AWS_MAX_TABLES,
                  caches: SharedCaches | None = None, region: str | None = None,
-                 profile: str | None = None) -> None:
+                 profile: str | None = None, small_table_cache: SizeCache[bytes, bytes] | None = None) -> None:
         """``table_cache_size`` > 0 enables the on-disk table cache in ``table_cache_dir``;
         ``index_cache_size`` 0 disables the index cache; ``max_open_files`` bounds the table cache's descriptors.
         ``caches`` (instead of those two sizes) shares one process's budgets, e.g. the daemon's, across factories.
-        ``region`` and ``profile`` build the session when ``session`` is None (a session carries its own)."""
+        ``region`` and ``profile`` build the session when ``session`` is None (a session carries its own).
+        ``small_table_cache`` (instead of ``small_table_cache_size``) shares one budget for the bytes of tables
+        kept in DynamoDB across factories: the daemon opens one factory per table and bucket."""
         _require(table, bucket)
         if session is not None and (region or profile):
             raise ValueError("give AWSStoreFactory a session or region/profile, not both")
@@ -171,7 +173,9 @@ class AWSStoreFactory:
         self.s3, self.ddb = aws_clients(session, endpoint_url, 2 * io_threads)
         self.pool = IOPool(io_threads)
         rate_limit = Semaphore(read_limit)
-        small_tables = SizeCache[bytes, bytes](small_table_cache_size) if small_table_cache_size > 0 else None
+        small_tables = small_table_cache
+        if small_tables is None and small_table_cache_size > 0:
+            small_tables = SizeCache[bytes, bytes](small_table_cache_size)
         self.persister = AWSTablePersister(
             S3Objects(self.s3, bucket, self.pool, rate_limit, self.table_cache),
             DynamoTableStore(self.ddb, table, rate_limit, small_tables), limits=limits,

@@ -142,3 +142,30 @@ def test_compact_get_skips_a_damaged_cache_entry(tmp_path: Path) -> None:
     assert p.decode_reply(service.get_one_inline(frame) or b"") == (15, expected, None)
     service.close()
     service.cache.close()
+
+
+def test_a_retried_commit_gets_its_first_outcome_without_committing_again(tmp_path: Path) -> None:
+    root = tmp_path / "stores"
+    store_dir = root / "s"
+    store_dir.mkdir(parents=True)
+    writer = new_local_store(str(store_dir))
+    first, second = writer.put(b"first root"), writer.put(b"second root")
+    assert writer.commit(writer.root(), writer.root())  # both chunks are now in a table
+    config = Config(cache_dir=str(tmp_path / "cache"), local_roots=[str(root)])
+    service = Service(config, ChunkCache(str(tmp_path / "cache"), 64 << 20), StoreOpener(config))
+    handle = call(service, p.OPEN, {"spec": str(store_dir)})["handle"]
+    empty = bytes(Addr(bytes(20)))
+
+    def commit(rid: int, current: Addr, last: bytes) -> Any:
+        body = {"handle": handle, "current": bytes(current), "last": last}
+        _, result, err = p.decode_reply(service.handle(b"client", p.decode_request(p.encode_request(rid, p.COMMIT, body))))
+        assert err is None
+        return result
+
+    assert commit(7, first, empty)["ok"] is True
+    retried = commit(7, first, empty)  # the reply was lost; the client sends the same request again
+    assert retried["ok"] is True
+    assert retried["contents"] == p.encode_contents(service.sessions.get(handle).store.upstream)
+    assert commit(8, second, empty)["ok"] is False  # a new request with a stale last root loses
+    assert service.figures[service.sessions.get(handle).key].commits == 1
+    assert new_local_store(str(store_dir)).root() == first
