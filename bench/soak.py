@@ -32,6 +32,8 @@ from nbsd.runner import DaemonProcess
 CHUNK = 4096
 HOT_CHUNKS = 2000  # per store: with 8 stores, 64 MiB against a 32 MiB cache
 CACHE_SIZE = "32MiB"
+INDEX_CACHE_SIZE = "16MiB"  # small budgets fill early, so what grows after that is not a cache filling up
+SMALL_TABLE_CACHE_SIZE = "16MiB"
 EMPTY = Addr(bytes(20))
 ROOT_TAG = b"soak-root"
 SLOPE_TARGET = 1.0  # MB/min over the last two thirds
@@ -202,6 +204,7 @@ def _phase(report: Report, section: str, daemon: DaemonProcess, specs: list[str]
     report.add(Figure(section, "store opens", sum(t.opens for t in tallies), "opens"))
     report.add(Figure(section, "conjoins seen", conjoins, "conjoins", target=">= 1", met=conjoins >= 1))
     _memory_figures(report, section, idle, sampler.samples, minutes)
+    _budget_figures(report, section, daemon.endpoint)
 
 
 def _memory_figures(report: Report, section: str, idle: tuple[float, int, int, int, int],
@@ -224,9 +227,37 @@ def _memory_figures(report: Report, section: str, idle: tuple[float, int, int, i
     report.add(Figure(section, "daemon threads, most", max(s[4] for s in samples), "threads"))
 
 
+def _budget_figures(report: Report, section: str, endpoint: str) -> None:
+    """How full the daemon's memory budgets are at the end: RSS beyond them is the fixed overhead."""
+    from nbsclient import protocol as p
+    from nbsclient.connection import Connection
+
+    with Connection(endpoint) as conn:
+        stats = conn.request(p.STATS, {})
+    mib = 2**20
+    for key in ("index_cache", "small_table_cache"):
+        figures = stats[key]
+        report.add(Figure(section, f"{key.replace('_', ' ')} at end", figures["bytes"] / mib, "MiB", "budget",
+                          figures["budget"] / mib))
+    memory = stats["memory"]
+    if "heap_in_use" in memory:
+        report.add(Figure(section, "malloc heap in use at end", memory["heap_in_use"] / mib, "MiB"))
+        report.add(Figure(section, "malloc heap free (fragmented) at end", memory["heap_free"] / mib, "MiB"))
+    files = stats["open_files"]
+    report.add(Figure(section, "daemon descriptors at end", files["fds"], "fds", "descriptor limit",
+                      files["limit"]))
+    report.add(Figure(section, "table files open at end", files["tables"], "files", "table-files budget",
+                      files["table_budget"], "<= budget", files["tables"] <= files["table_budget"]))
+
+
 @contextmanager
 def _daemon(workdir: str, extra: list[str]) -> Iterator[DaemonProcess]:
-    with DaemonProcess(workdir, cache_size=CACHE_SIZE, extra=["--max-open-files", "64", *extra]) as daemon:
+    os.makedirs(workdir, exist_ok=True)
+    config = os.path.join(workdir, "nbsd.toml")
+    with open(config, "w") as out:
+        out.write(f'index_cache_size = "{INDEX_CACHE_SIZE}"\nsmall_table_cache_size = "{SMALL_TABLE_CACHE_SIZE}"\n')
+    with DaemonProcess(workdir, cache_size=CACHE_SIZE,
+                       extra=["--config", config, "--max-open-files", "64", *extra]) as daemon:
         yield daemon
 
 
