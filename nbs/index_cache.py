@@ -1,7 +1,8 @@
 """A size-bounded cache of parsed table indexes, shared by every store in a process.
 
 Opening a table takes the entry lock for its name, so concurrent opens of the
-same table read and parse its index once.
+same table read and parse its index once.  Stores' chunk directories (see
+nbs.chunk_directory) are charged to the same budget.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ class IndexCache:
 
     def __len__(self) -> int:
         return len(self._cache)
+
+    def charge(self, delta: int) -> None:
+        """Count ``delta`` bytes held outside the cache (chunk directories) against its budget."""
+        self._cache.reserve(delta)
 
     def get(self, name: bytes) -> TableIndex | None:
         return self._cache.get(bytes(name))

@@ -154,6 +154,15 @@ class NomsBlockStore:
             self._stats.addresses_per_has.sample(len(wanted))
         return set(remaining)
 
+    def tables_holding(self, addrs: Iterable[bytes]) -> dict[bytes, Addr]:
+        """Which of the tables this store's manifest names holds each address (absent ones left out).
+
+        An index lookup, no chunk is read: a cache keyed by table (the daemon's)
+        re-tags entries with it when a conjoin replaced the table they came from.
+        """
+        _, tables = self._snapshot()
+        return tables.upstream_holders(list(addrs))
+
     def count(self) -> int:
         memtable, tables = self._snapshot()
         return (memtable.count() if memtable is not None else 0) + tables.count()
