@@ -165,7 +165,7 @@ class Service:
         addrs = p.decode_addrs(body.get("addrs"))
         view = session.store.table_names()
         found: dict[bytes, bytes] = {}
-        missing = self.cache.get_many(addrs, view, found)
+        missing = self.cache.get_many(addrs, view, found, holders=session.store.tables_holding)
         cached = len(found)
         if missing:
             self._fetch(session, missing, view, found)
