@@ -53,6 +53,11 @@ class TableSet:
         return TableSet(self.persister, self.stats, novel, upstream, self._slots, self._directory,
                         self._live if same else None)
 
+    @property
+    def directory(self) -> ChunkDirectory:
+        """The index over the upstream tables (shared with the sets this one derives from)."""
+        return self._directory
+
     def sources(self) -> tuple[ChunkSource, ...]:
         return self.novel + self.upstream
 
