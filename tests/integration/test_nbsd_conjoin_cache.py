@@ -1,8 +1,8 @@
 """The daemon's chunk cache survives a conjoin: chunks cached from the merged tables are served, not fetched again.
 
 Issue 19's scenario: warm the cache with 4,000 chunks from 100 tables, commit
-until the store conjoins (through the daemon, or by a process writing the
-store directly), read the same chunks again.  The daemon's counters say how
+until the store conjoins (through the daemon, by a process writing the store
+directly, or by another host of an AWS store), read the same chunks again.  The daemon's counters say how
 many were fetched from the store again; a store that does not hold a chunk is
 still refused it.
 """
@@ -10,16 +10,19 @@ still refused it.
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 from typing import Any
 
+import nbsclient
 import pytest
 
-import nbsclient
 from nbs.addr import Addr
 from nbs.conjoiner import DEFAULT_MAX_TABLES
-from nbs.factory import new_local_store
+from nbs.factory import new_local_store, open_store
 from nbs.file_manifest import parse_manifest
 from nbs.store import NomsBlockStore
+from tests.conftest import AWSLocation
 from tests.daemon_harness import Daemon
 
 pytestmark = pytest.mark.timeout(300)
@@ -28,74 +31,99 @@ TABLES = 100
 PER_TABLE = 40
 
 
-def store_key(path: str) -> str:
-    return f"nbs:{os.path.realpath(path)}"
-
-
 def table_count(path: str) -> int:
     manifest = os.path.join(path, "manifest")
     with open(manifest) as f:
         return len(parse_manifest(f.read(), manifest).specs)
 
 
-def populate(path: str) -> list[Addr]:
+def fill(store: NomsBlockStore) -> list[Addr]:
     """4,000 chunks in 100 tables, written directly."""
-    os.makedirs(path)
-    store = new_local_store(path, sync=False)
     addrs = []
     for t in range(TABLES):
         addrs += [store.put(b"table %d chunk %d " % (t, c) + os.urandom(200)) for c in range(PER_TABLE)]
         assert store.commit(addrs[-1], store.root())
+    assert len(store.upstream.specs) == TABLES
     store.close()
-    assert table_count(path) == TABLES
     return addrs
 
 
-def commit_until_conjoined(store: NomsBlockStore | nbsclient.DaemonStore, path: str) -> None:
+def populate(path: str) -> list[Addr]:
+    os.makedirs(path)
+    return fill(new_local_store(path, sync=False))
+
+
+def commit_until_conjoined(store: NomsBlockStore | nbsclient.DaemonStore, tables: Callable[[], int]) -> None:
     """One small commit at a time until the table count drops: the conjoin merged the 100 tables."""
     for i in range(DEFAULT_MAX_TABLES):
-        before = table_count(path)
+        before = tables()
         addr = store.put(b"filler %d " % i + os.urandom(16))
         assert store.commit(addr, store.root())
-        if table_count(path) < before:
-            assert table_count(path) <= 2
+        if tables() < before:
+            assert tables() <= 2
             return
     raise AssertionError("the store never conjoined")
 
 
-def figures(daemon: Daemon, path: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def figures(daemon: Daemon, key: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The cache's counters and the store's figures (``key``: a local path, or the end of an AWS spec)."""
     stats = daemon.stats()
-    return stats["cache"], stats["stores"][store_key(path)]
+    [store] = [fig for name, fig in stats["stores"].items()
+               if name == f"nbs:{os.path.realpath(key)}" or name.endswith(key)]
+    return stats["cache"], store
+
+
+def reread_after_conjoin(daemon: Daemon, client: nbsclient.DaemonStore, key: str, addrs: list[Addr],
+                         conjoin: Callable[[], None]) -> None:
+    """Warm the cache, ``conjoin``, read again: at most 10% fetched again, then every read a fast-path hit."""
+    first = client.get_many(addrs)
+    assert len(first) == len(addrs)
+    cache, store = figures(daemon, key)
+    assert store["chunks_fetched"] == len(addrs) and cache["entries"] >= len(addrs)
+    conjoin()
+    fetched_before = store["chunks_fetched"]
+    assert client.get_many(addrs) == first
+    cache, store = figures(daemon, key)
+    assert store["chunks_fetched"] - fetched_before <= len(addrs) // 10
+    assert cache["rehomed"] >= len(addrs) * 9 // 10
+    asked = store["chunks_requested"]  # re-homed entries are ordinary hits now: no request at all
+    assert client.get_many(addrs) == first
+    assert figures(daemon, key)[1]["chunks_requested"] == asked
 
 
 @pytest.mark.parametrize("conjoiner", ["daemon", "direct writer"])
-def test_cached_chunks_survive_a_conjoin(conjoiner: str) -> None:
+def test_cached_chunks_survive_a_local_conjoin(conjoiner: str) -> None:
     with Daemon() as daemon:
         path = daemon.store_path("conjoined")
         addrs = populate(path)
         with nbsclient.connect(path, daemon.endpoint) as client:
-            first = client.get_many(addrs)
-            assert len(first) == len(addrs)
-            cache, store = figures(daemon, path)
-            assert store["chunks_fetched"] == len(addrs) and cache["entries"] >= len(addrs)
-            if conjoiner == "daemon":
-                commit_until_conjoined(client, path)
-            else:
-                direct = new_local_store(path, sync=False)
-                commit_until_conjoined(direct, path)
-                direct.close()
-                client.rebase()
-            fetched_before = store["chunks_fetched"]
 
-            assert client.get_many(addrs) == first
-            cache, store = figures(daemon, path)
-            assert store["chunks_fetched"] - fetched_before <= len(addrs) // 10
-            assert cache["rehomed"] >= len(addrs) * 9 // 10
+            def conjoin() -> None:
+                if conjoiner == "daemon":
+                    commit_until_conjoined(client, lambda: table_count(path))
+                else:
+                    direct = new_local_store(path, sync=False)
+                    commit_until_conjoined(direct, lambda: table_count(path))
+                    direct.close()
+                    client.rebase()
 
-            # re-homed entries are ordinary hits now, the clients' fast path included: no request at all
-            asked = store["chunks_requested"]
-            assert client.get_many(addrs) == first
-            assert figures(daemon, path)[1]["chunks_requested"] == asked
+            reread_after_conjoin(daemon, client, path, addrs, conjoin)
+
+
+def test_cached_chunks_survive_a_conjoin_by_another_host_on_aws(nbsd_aws_daemon: Daemon,
+                                                                aws_location: AWSLocation) -> None:
+    name = f"conjoined-{os.getpid()}-{time.time_ns()}"
+    addrs = fill(open_store(aws_location.spec(name)))
+    spec = f"aws://{aws_location.table}:{aws_location.bucket}/{name}"
+    with nbsclient.connect(spec, nbsd_aws_daemon.endpoint) as client:
+
+        def conjoin() -> None:
+            other_host = open_store(aws_location.spec(name))
+            commit_until_conjoined(other_host, lambda: len(other_host.upstream.specs))
+            other_host.close()
+            client.rebase()
+
+        reread_after_conjoin(nbsd_aws_daemon, client, "/" + name, addrs, conjoin)
 
 
 def test_a_store_that_does_not_hold_a_chunk_is_still_refused_it() -> None:

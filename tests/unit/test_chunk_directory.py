@@ -6,7 +6,7 @@ import gc
 
 from nbs.addr import Addr
 from nbs.chunk_directory import MIN_SLOTS, ChunkDirectory
-from nbs.chunk_source import BytesReaderAt, FILE_BLOCK_SIZE, TableChunkSource
+from nbs.chunk_source import FILE_BLOCK_SIZE, BytesReaderAt, TableChunkSource
 from nbs.index_cache import IndexCache
 from nbs.manifest import TableSpec
 from nbs.memory_table_persister import MemoryTablePersister
