@@ -2,13 +2,16 @@
 
 Opening a table takes the entry lock for its name, so concurrent opens of the
 same table read and parse its index once.  Stores' chunk directories (see
-nbs.chunk_directory) are charged to the same budget.
+nbs.chunk_directory) are charged to the same budget, and found here by the
+stores of one location, which share them.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 
+from nbs.chunk_directory import ChunkDirectory
 from nbs.named_locks import NamedLocks
 from nbs.size_cache import SizeCache
 from nbs.table_index import TableIndex
@@ -20,6 +23,7 @@ class IndexCache:
     def __init__(self, max_size: int) -> None:
         self._cache: SizeCache[bytes, TableIndex] = SizeCache(max_size)
         self._locks = NamedLocks()
+        self.directories: weakref.WeakValueDictionary[str, ChunkDirectory] = weakref.WeakValueDictionary()
 
     @property
     def max_size(self) -> int:

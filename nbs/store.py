@@ -57,7 +57,7 @@ class NomsBlockStore:
         register(self)
         self._stats = Stats()
         self._memtable: MemTable | None = None
-        self._tables = TableSet(persister, self._stats)
+        self._tables = TableSet(persister, self._stats, location=manager.name())
         self._upstream = ManifestContents()
         self._put_count = 0
         self._closed = False

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import gc
+from pathlib import Path
 
 from nbs.addr import Addr
-from nbs.chunk_directory import MIN_SLOTS, ChunkDirectory
+from nbs.chunk_directory import MIN_SLOTS, ChunkDirectory, View
 from nbs.chunk_source import FILE_BLOCK_SIZE, BytesReaderAt, TableChunkSource
+from nbs.factory import SharedCaches, local_store_with
 from nbs.index_cache import IndexCache
 from nbs.manifest import TableSpec
 from nbs.memory_table_persister import MemoryTablePersister
@@ -30,7 +32,7 @@ def table_of(addrs: list[bytes]) -> TableChunkSource:
     return TableChunkSource(table.name, index, BytesReaderAt(table.data), FILE_BLOCK_SIZE)
 
 
-def read(directory: ChunkDirectory, addr: bytes, live: frozenset[int]) -> bytes | None:
+def read(directory: ChunkDirectory, addr: bytes, live: View) -> bytes | None:
     located = directory.locate(addr, live)
     if located is None:
         return None
@@ -92,7 +94,7 @@ def test_tables_outside_the_live_set_are_not_served() -> None:
     located = directory.locate(bytes(Addr.of(shared)), live)
     assert located is not None and located[0] is new
     assert directory.locate(bytes(Addr.of(b"only old")), live) is None
-    assert directory.add([old, new]) == frozenset({0, 1})  # adding again adds nothing
+    assert directory.add([old, new]) == {0: old, 1: new}  # adding again adds nothing
 
 
 def test_worn_when_stale_entries_outnumber_live_ones() -> None:
@@ -163,3 +165,21 @@ def test_a_forked_child_adds_tables_even_if_the_parent_held_the_lock() -> None:
         directory._lock.release()
     assert read(directory, bytes(Addr.of(b"parent")), live) == b"parent"
     assert directory.table_count == 1  # the child's table stayed in the child
+
+
+def test_stores_of_one_location_share_a_directory_and_read_through_their_own_tables(tmp_path: Path) -> None:
+    caches = SharedCaches.create()
+    a = local_store_with(str(tmp_path), caches, sync=False)
+    chunks = [b"shared %d" % i for i in range(30)]
+    for i in range(0, 30, 10):
+        addrs = [a.put(c) for c in chunks[i:i + 10]]
+        assert a.commit(addrs[-1], a.root())
+    b = local_store_with(str(tmp_path), caches, sync=False)
+    (tmp_path / "other").mkdir()
+    other = local_store_with(str(tmp_path / "other"), caches, sync=False)
+    assert b.table_set.directory is a.table_set.directory
+    assert other.table_set.directory is not a.table_set.directory
+    a.close()
+    reads = b.stats().file_read_latency.samples
+    assert b.get_many([bytes(Addr.of(c)) for c in chunks]) == {bytes(Addr.of(c)): c for c in chunks}
+    assert b.stats().file_read_latency.samples > reads  # b's own readers, not a's
