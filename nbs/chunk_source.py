@@ -202,6 +202,10 @@ class TableChunkSource(ChunkSource):
 
     def read_into(self, located: Sequence[tuple[int, bytes]], found: dict[bytes, bytes]) -> None:
         """Add the chunks of ``(ordinal, address)`` pairs, already located, to ``found`` (coalesced reads)."""
+        if len(located) == 1:  # the common case over many tables: nothing to coalesce
+            ordinal, addr = located[0]
+            found[addr] = self.get_ordinal(ordinal, addr)
+            return
         offsets, lengths = self._index.offsets, self._index.lengths
         self._read_all([_Read(offsets[o], lengths[o], a) for o, a in located], found)
 
