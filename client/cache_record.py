@@ -63,7 +63,7 @@ def seq_of(value: bytes | memoryview) -> int:
 
 def chunk_of(value: bytes | memoryview) -> bytes:
     """The chunk of a record already checked (by ``verify`` or ``visible_chunk``)."""
-    return bytes(value[HEADER + NAME * value[17]:])
+    return bytes(value[HEADER + NAME * _HEAD.unpack_from(value, 0)[3]:])
 
 
 def visible_chunk(key: bytes, value: memoryview, view: Set[bytes], prefix: bytes = b"") -> bytes | None:

@@ -51,7 +51,8 @@ class ChunkDirectory:
         """``charge`` is told of every change in the bytes held (the index cache's accounting)."""
         self._lock = threading.Lock()
         register(self)
-        self._tables: list[tuple[array, array, bytes, int]] = []  # type: ignore[type-arg]  # prefixes, ordinals, suffixes, first entry
+        # per table number: its prefixes, ordinals and suffixes (its index's), and its first entry number
+        self._tables: list[tuple[array, array, bytes, int]] = []  # type: ignore[type-arg]
         self._numbers: dict[bytes, int] = {}
         self._counts: list[int] = []
         self._table_of = array("I", [0])  # entry number -> table number; entry 0 marks an empty slot
