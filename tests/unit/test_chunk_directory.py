@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import threading
 from pathlib import Path
 
 from nbs.addr import Addr
@@ -183,3 +184,26 @@ def test_stores_of_one_location_share_a_directory_and_read_through_their_own_tab
     reads = b.stats().file_read_latency.samples
     assert b.get_many([bytes(Addr.of(c)) for c in chunks]) == {bytes(Addr.of(c)): c for c in chunks}
     assert b.stats().file_read_latency.samples > reads  # b's own readers, not a's
+
+
+def test_readers_of_an_older_view_never_miss_while_tables_are_added() -> None:
+    first = [table_source([b"first %d %d" % (t, c) for c in range(50)]) for t in range(4)]
+    directory = ChunkDirectory()
+    view = directory.add(first)
+    wanted = [bytes(Addr.of(b"first %d %d" % (t, c))) for t in range(4) for c in range(50)]
+    misses: list[int] = []
+    adding = threading.Event()
+
+    def reader() -> None:
+        while not adding.is_set():
+            misses.append(len(directory.absent(wanted, view)))
+
+    threads = [threading.Thread(target=reader) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for t in range(200):  # grows the slots several times while the readers probe
+        directory.add([table_source([b"later %d %d" % (t, c) for c in range(40)])])
+    adding.set()
+    for thread in threads:
+        thread.join()
+    assert misses and set(misses) == {0}
