@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -107,3 +108,4 @@ def run(report: Report, quick: bool) -> None:
                           "1 table", one[1] / 1e3))
     for store in stores.values():
         store.close()
+    shutil.rmtree(workdir)
