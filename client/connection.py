@@ -16,10 +16,12 @@ also reports refused CURVE handshakes, which end the request at once with
 ``AuthenticationError`` (see ``nbsclient.curve``).
 
 The first contact, ``hello``, fails fast instead: a socket file that is
-missing or forbidden is an error at once (``nbsclient.reachability``), and a
-daemon that does not answer a greeting within ``connect_timeout`` seconds
-(default 5, ``$NBSD_CONNECT_TIMEOUT``) is one too.  Long waits are for
-requests to a daemon known to be alive, whose work may take minutes.
+missing (for more than ``MISSING_GRACE``, which covers a daemon's swap of a
+stale socket for its own) or forbidden is an error at once
+(``nbsclient.reachability``); a daemon that does not answer a greeting, or a
+socket no one listens on (a daemon being restarted), is one after
+``connect_timeout`` seconds (default 5, ``$NBSD_CONNECT_TIMEOUT``).  Long
+waits are for requests to a daemon known to be alive, whose work may take minutes.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ BUSY_RETRIES = 50
 LIVENESS_SLICE = 1.0
 CONNECT_TIMEOUT_ENV = "NBSD_CONNECT_TIMEOUT"
 DEFAULT_CONNECT_TIMEOUT = 5.0
+MISSING_GRACE = 0.5
+PROBE_EVERY = 0.05
 MONITORED = zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED | curve.REFUSALS
 
 
@@ -172,9 +176,21 @@ class Connection:
 
     def hello(self) -> Any:
         """Greet the daemon: its reply, or a typed error within ``connect_timeout`` seconds saying why not."""
-        check_endpoint(self.endpoint)
+        started = time.monotonic()
+        deadline = started + self.connect_timeout
+        while True:
+            try:
+                check_endpoint(self.endpoint)
+                break
+            except p.StaleSocketError:
+                if time.monotonic() >= deadline:
+                    raise
+            except p.DaemonNotRunningError:
+                if time.monotonic() >= min(deadline, started + MISSING_GRACE):
+                    raise
+            time.sleep(PROBE_EVERY)
         try:
-            return self.request(p.HELLO, {}, timeout=self.connect_timeout, retries=0)
+            return self.request(p.HELLO, {}, timeout=max(deadline - time.monotonic(), PROBE_EVERY), retries=0)
         except p.DaemonUnavailableError:
             check_endpoint(self.endpoint)  # the daemon may have gone meanwhile: say so rather than "no answer"
             raise p.DaemonNotAnsweringError(

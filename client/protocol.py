@@ -104,6 +104,10 @@ class DaemonNotRunningError(DaemonUnavailableError):
     """No daemon listens at the endpoint: its socket file is missing, or nothing accepts on it."""
 
 
+class StaleSocketError(DaemonNotRunningError):
+    """The socket file exists but nothing accepts on it: a daemon died without removing it (or is restarting)."""
+
+
 class DaemonPermissionError(DaemonUnavailableError):
     """The socket exists but this user may not connect to it; ``group`` is the group that may."""
 

@@ -16,13 +16,14 @@ import os
 import pwd
 import socket
 
-from nbsclient.protocol import DaemonNotRunningError, DaemonPermissionError
+from nbsclient.protocol import DaemonNotRunningError, DaemonPermissionError, StaleSocketError
 
 IPC = "ipc://"
 
 
 def check_endpoint(endpoint: str) -> None:
-    """Raise ``DaemonNotRunningError`` or ``DaemonPermissionError`` if ``endpoint`` is an ipc socket that cannot be used.
+    """Raise ``DaemonNotRunningError`` (``StaleSocketError``) or ``DaemonPermissionError`` if ``endpoint`` is an
+    ipc socket that cannot be used.
 
     tcp endpoints pass: nothing short of a request tells about them.
     """
@@ -36,8 +37,8 @@ def check_endpoint(endpoint: str) -> None:
             raise DaemonNotRunningError(f"no nbsd socket at {path}: the daemon is not running there "
                                         f"(start it, or set $NBSD_ENDPOINT to the daemon's endpoint)") from None
         except ConnectionRefusedError:
-            raise DaemonNotRunningError(f"no nbsd listens on {path}: the socket file is left from a daemon "
-                                        "that is gone (start nbsd again)") from None
+            raise StaleSocketError(f"no nbsd listens on {path}: the socket file is left from a daemon "
+                                   "that is gone (start nbsd again)") from None
         except PermissionError:
             group = _group_of(path)
             user = pwd.getpwuid(os.geteuid()).pw_name

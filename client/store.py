@@ -78,7 +78,7 @@ class DaemonStore:
         self._handle: int | None = None
         self._closed = False
         self._last_report = time.monotonic()
-        self._connect()
+        self._connect(first=True)
         register(self)
 
     def after_fork_in_child(self) -> None:
@@ -88,9 +88,13 @@ class DaemonStore:
 
     # -- session management -----------------------------------------------------------------
 
-    def _connect(self) -> None:
-        """Greet the daemon and open (or reopen, after a restart) this store's session."""
-        hello = self._conn.hello()
+    def _connect(self, first: bool = False) -> None:
+        """Greet the daemon and open (or reopen, after a restart) this store's session.
+
+        The ``first`` greeting fails fast (no daemon, no permission, no answer); a reopen waits and
+        retries like any request, since the daemon answered before and is likely restarting.
+        """
+        hello = self._conn.hello() if first else self._conn.request(p.HELLO, {})
         self._conn.max_message = int(hello.get("max_message", p.DEFAULT_MAX_MESSAGE))
         cache_info = hello.get("cache")
         if self._fast_path:

@@ -149,12 +149,12 @@ def _serve(config: Config, load: Callable[[], Config]) -> int:
 
     setup_logging(config.log_level)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the server can reload: a HUP must not kill a starting daemon
-    log.info("nbsd %s starting, pid %d, config %s", VERSION, os.getpid(), json.dumps(effective(config)))
     try:
         server = Server(config, load)
     except (StartupError, NBSError, OSError) as err:
         print(f"nbsd: cannot start: {err}", file=sys.stderr)  # one line, no traceback: a person reads it
         return 1
+    log.info("nbsd %s started, pid %d, config %s", VERSION, os.getpid(), json.dumps(effective(config)))
     signal.signal(signal.SIGTERM, lambda *_: server.stop.set())
     signal.signal(signal.SIGINT, lambda *_: server.stop.set())
     signal.signal(signal.SIGHUP, lambda *_: server.reload.set())
