@@ -365,7 +365,7 @@ def test_status_and_stats_commands(nbsd_daemon: Daemon) -> None:
     status = subprocess.run([sys.executable, "-m", "nbsd", "status", "--socket", nbsd_daemon.socket],
                             cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert status.returncode == 0, status.stderr
-    assert f"nbsd pid {nbsd_daemon.pid}" in status.stdout and "hit ratio" in status.stdout
+    assert f", pid {nbsd_daemon.pid}, " in status.stdout and "hit ratio" in status.stdout
     assert f"nbs:{os.path.realpath(path)}" in status.stdout
     stats = subprocess.run([sys.executable, "-m", "nbsd", "stats", "--socket", nbsd_daemon.socket],
                            cwd=ROOT, capture_output=True, text=True, timeout=60)
@@ -374,7 +374,7 @@ def test_status_and_stats_commands(nbsd_daemon: Daemon) -> None:
     assert figures["memory"]["rss"] > 0 and figures["open_files"]["budget"] == 64
     missing = subprocess.run([sys.executable, "-m", "nbsd", "status", "--socket", "/tmp/no-such-nbsd.sock"],
                              cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert missing.returncode == 1 and "no daemon" in missing.stderr
+    assert missing.returncode == 1 and "no nbsd socket at /tmp/no-such-nbsd.sock" in missing.stderr
 
 
 # --- commit semantics across lost replies -------------------------------------------------------------
