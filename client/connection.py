@@ -252,7 +252,7 @@ class Connection:
                 if refused or time.monotonic() >= deadline:
                     self._channels.reset()
                     if refused:
-                        raise curve.refusal(refused, self.endpoint, self.curve_keys)
+                        raise curve.refusal(refused, self.endpoint, self.curve_keys) from None
                     return None
         while True:
             try:

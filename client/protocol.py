@@ -215,7 +215,8 @@ class BadRequestError(ProtocolError):
 
 class UnsupportedProtocolError(BadRequestError):
     def __init__(self, request_id: int, version: object) -> None:
-        super().__init__(request_id, f"protocol version {version!r} is not supported (daemon speaks {PROTOCOL_VERSION})")
+        super().__init__(request_id,
+                         f"protocol version {version!r} is not supported (daemon speaks {PROTOCOL_VERSION})")
 
 
 # --- the compact get of one chunk --------------------------------------------------------------

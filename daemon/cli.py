@@ -121,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{key} = {json.dumps(value)}")
         return 0
     endpoint = f"ipc://{args.socket}" if args.socket else args.endpoint or config.resolved_endpoint()
-    return _report(endpoint, args.timeout, args.command == "stats" or args.json, args.top if args.command == "status" else 0)
+    as_json = args.command == "stats" or args.json
+    return _report(endpoint, args.timeout, as_json, args.top if args.command == "status" else 0)
 
 
 def _loader(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Callable[[], Config]:

@@ -62,8 +62,9 @@ class DaemonCollector:
         hits.add_metric(["daemon"], counters.hits)
         hits.add_metric(["client"], service.client_hits)
         yield hits
-        yield CounterMetricFamily("nbsd_cache_misses", "chunks the cache did not have for the asking store; "
-                                  "a client's own misses come to the daemon and are counted here", value=counters.misses)
+        yield CounterMetricFamily("nbsd_cache_misses", "chunks the cache did not have for the asking store; a "
+                                  "client's own misses come to the daemon and are counted here",
+                                  value=counters.misses)
         yield CounterMetricFamily("nbsd_cache_evictions", "chunks evicted to keep the cache within its budget",
                                   value=counters.evictions)
         yield CounterMetricFamily("nbsd_cache_corrupt", "damaged cache entries found and dropped",

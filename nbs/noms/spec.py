@@ -17,7 +17,7 @@ from nbs.noms.datas import DATASET_RE, Database
 from nbs.noms.errors import DatasetSpecError, PathError
 from nbs.noms.path import Path
 from nbs.noms.values import Value
-from nbs.spec import StoreSpec, local_path
+from nbs.spec import StoreSpec
 
 SEPARATOR = "::"
 NBSD_ENV = "NOMS_NBSD"

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,9 +59,12 @@ def test_daemon_killed_mid_workload_recovers(tmp_path: Path) -> None:
         shared = daemon.store_path("killed")
         writers = LiveOutput([spawn("commit", shared, daemon.endpoint, str(w), "30") for w in range(3)])
         caught = 0
+
+        def in_a_commit_after(landed: int) -> Callable[[], bool]:
+            return lambda: sum(map(writers.landed, range(3))) > landed and any(map(writers.in_commit, range(3)))
+
         for kill in range(3):  # each kill lands while a writer is inside a commit
-            writers.wait_for(lambda: sum(map(writers.landed, range(3))) > 5 * kill
-                             and any(map(writers.in_commit, range(3))))
+            writers.wait_for(in_a_commit_after(5 * kill))
             caught += sum(map(writers.in_commit, range(3)))
             daemon.kill()
             daemon.start()
@@ -101,7 +105,7 @@ def test_open_files_stay_within_budget() -> None:
         os.makedirs(path)
         store = new_local_store(path, 1 << 12)
         addrs = []
-        for i in range(60):  # one table per commit
+        for _ in range(60):  # one table per commit
             addrs.append(store.put(os.urandom(3000)))
             assert store.commit(addrs[-1], store.root())
         proc = psutil.Process(daemon.pid)

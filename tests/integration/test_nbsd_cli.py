@@ -51,7 +51,8 @@ def test_check_config_prints_the_effective_settings_without_secrets(tmp_path: Pa
     assert subprocess.run([sys.executable, "-m", "nbsd", "keygen", "--dir", str(keys)], cwd=ROOT,
                           capture_output=True, timeout=60).returncode == 0
     config = tmp_path / "nbsd.toml"
-    config.write_text(f'cache_size = "2GiB"\nlocal_roots = ["{tmp_path}"]\ncurve_secret_key = "{keys}/nbsd.key_secret"\n'
+    config.write_text(f'cache_size = "2GiB"\nlocal_roots = ["{tmp_path}"]\n'
+                      f'curve_secret_key = "{keys}/nbsd.key_secret"\n'
                       f'curve_client_keys = "{keys}"\nmetrics = "127.0.0.1:9464"\n')
     proc = nbsd("check-config", "--config", str(config), "--threads", "4")
     assert proc.returncode == 0, proc.stderr
@@ -99,7 +100,8 @@ def test_status_is_for_people_and_json_keeps_everything(nbsd_daemon: Daemon) -> 
     listed = re.findall(r"^  nbs:\S+/status-(\d+):", text, re.M)
     assert listed == ["7", "6", "5"]  # the most commits first; idle stores are left out
     full = json.loads(nbsd("status", "--json", "--socket", nbsd_daemon.socket).stdout)
-    assert {f"nbs:{os.path.realpath(nbsd_daemon.store_path(f'status-{n}'))}" for n in range(1, 8)} <= set(full["stores"])
+    busy = {f"nbs:{os.path.realpath(nbsd_daemon.store_path(f'status-{n}'))}" for n in range(1, 8)}
+    assert busy <= set(full["stores"])
     assert full["version"] == version("nbs-aws") and full["policy"]["local_roots"] == [nbsd_daemon.stores]
 
 

@@ -125,7 +125,7 @@ def _stats(stores: dict[str, dict[str, int]]) -> dict[str, object]:
 
 def test_status_page() -> None:
     stores = {f"nbs:/srv/noms/{i}": {"get_requests": i} for i in range(10)}
-    text = render(_stats(stores), top=2)  # type: ignore[arg-type]
+    text = render(_stats(stores), top=2)
     assert text.startswith("nbsd 9.9, pid 7, up 3h 12m, on ipc:///run/nbsd/nbsd.sock\n")
     assert "cache: degraded: write failed: MapFullError: full; 1.2 GiB of 8.0 GiB, 3 chunks; hit ratio 95.0%" in text
     assert "errors: Forbidden 2, StoreNotFoundError 1" in text
