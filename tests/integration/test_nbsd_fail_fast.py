@@ -109,3 +109,4 @@ def test_relative_paths_are_the_callers(nbsd_daemon: Daemon) -> None:
     outside = subprocess.run([sys.executable, "-c", code, nbsd_daemon.endpoint], cwd="/",
                              capture_output=True, text=True, timeout=60)
     assert "ForbiddenError: local store '/bobdb' is outside the daemon's local roots" in outside.stderr
+    assert "refused open from client " in nbsd_daemon.log.read_text()  # refusals are logged, with the rule
