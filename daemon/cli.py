@@ -34,6 +34,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _where(parser: argparse.ArgumentParser) -> None:
     """How to name the daemon (or, for ``serve``, where to listen)."""
+    parser.set_defaults(subparser=parser)  # its flags name the keys in configuration errors
     parser.add_argument("--config", help="TOML config file (see systemd/nbsd.toml)")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--endpoint", help="ipc:///path/to/socket or tcp://127.0.0.1:PORT")
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "keygen":
         return _keygen(args.dir, args.name)
     try:
-        load = _loader(parser, args)
+        load = _loader(args)
         config = load()
     except ConfigError as err:
         print(f"nbsd: {err}", file=sys.stderr)
@@ -125,14 +126,13 @@ def main(argv: list[str] | None = None) -> int:
     return _report(endpoint, args.timeout, as_json, args.top if args.command == "status" else 0)
 
 
-def _loader(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Callable[[], Config]:
+def _loader(args: argparse.Namespace) -> Callable[[], Config]:
     """Reads the file and applies the flags, checked as serving needs; run again on a reload."""
     keys = {*Config.model_fields, *(f"aws_{key}" for key in AWSConfig.model_fields)}
     overrides: dict[str, Any] = {k: v for k, v in vars(args).items() if k in keys}
     if args.socket:
         overrides["endpoint"] = f"ipc://{args.socket}"
-    subparser = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[args.command]
-    flags = {action.dest: action.option_strings[0] for action in subparser._actions if action.option_strings}
+    flags = {action.dest: action.option_strings[0] for action in args.subparser._actions if action.option_strings}
     flags["endpoint"] = "--socket" if args.socket else "--endpoint"
     serving = args.command in ("serve", "check-config")
 
