@@ -80,7 +80,12 @@ def test_every_subcommand_and_noms_honour_nbsd_endpoint(nbsd_daemon: Daemon, tmp
     assert serve.returncode == 1 and "another nbsd" in serve.stderr  # serve listens where $NBSD_ENDPOINT says
 
 
-def test_status_is_for_people_and_json_keeps_everything(nbsd_daemon: Daemon) -> None:
+def test_status_is_for_people_and_json_keeps_everything() -> None:
+    with Daemon() as nbsd_daemon:  # its own: the busiest stores of a shared daemon are other tests'
+        _status_of_a_known_workload(nbsd_daemon)
+
+
+def _status_of_a_known_workload(nbsd_daemon: Daemon) -> None:
     for n in range(8):
         path = nbsd_daemon.store_path(f"status-{n}")
         with nbsclient.connect(path, nbsd_daemon.endpoint) as store:
