@@ -364,6 +364,14 @@ class ChunkCache:
         with self.env.begin(write=True) as txn:
             self._evict_in(txn, amount)
 
+    def set_budget(self, budget: int) -> None:
+        """A new budget while running: a smaller one evicts at once; the map keeps the size it had at start."""
+        self.budget = budget
+        self._shrink_to_budget()
+        if budget > self.map_size - map_size_for(0):
+            log.warning("cache_size %d bytes is more than the cache's memory map (sized at start) holds: the "
+                        "cache fills to about %d bytes until a restart", budget, self.map_size - map_size_for(0))
+
     def _shrink_to_budget(self) -> None:
         """A smaller budget than last run takes effect at start."""
         total = self.total_bytes()

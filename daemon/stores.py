@@ -27,6 +27,7 @@ from nbs.manifest import ManifestContents
 from nbs.spec import StoreSpec, parse_store_spec
 from nbs.store import NomsBlockStore
 from nbsclient.protocol import FORBIDDEN, ForbiddenError
+from nbsd.backend_calls import BackendCalls
 from nbsd.config import Config
 from nbsd.mem_store import MemStore
 
@@ -40,8 +41,9 @@ RESERVED_FILES = 8
 class StoreOpener:
     def __init__(self, config: Config) -> None:
         self.config = config
-        fd_budget = max(4, config.max_open_files - RESERVED_FILES - config.threads)
-        self.caches = SharedCaches.create(config.index_cache_size, fd_budget)
+        self.fd_budget = max(4, config.max_open_files - RESERVED_FILES - config.threads)
+        self.caches = SharedCaches.create(config.index_cache_size, self.fd_budget)
+        self.backend = BackendCalls()
         self.mem = MemStore(config.mem_store_size, self.caches)
         self._factories: dict[tuple[str, str, AWSSettings], AWSStoreFactory] = {}
         self._lock = threading.Lock()
@@ -90,7 +92,9 @@ class StoreOpener:
                     label = hashlib.sha256(repr(key).encode()).hexdigest()[:16]
                     cache_dir = os.path.join(self.config.cache_dir, "tables", label)
                     os.makedirs(cache_dir, mode=0o750, exist_ok=True)
-                factory = AWSStoreFactory(settings.session(), spec.table, spec.bucket,
+                session = settings.session()
+                self.backend.watch(session)
+                factory = AWSStoreFactory(session, spec.table, spec.bucket,
                                           table_cache_size=self.config.table_cache_size,
                                           table_cache_dir=cache_dir, endpoint_url=settings.endpoint_url,
                                           caches=self.caches)
