@@ -1,4 +1,4 @@
-"""The chunk directory: one hash index over many tables (slot and prefix collisions, live sets, growth, rebuild, fork)."""
+"""The chunk directory: one hash index over many tables (collisions, live sets, growth, rebuild, fork)."""
 
 from __future__ import annotations
 
