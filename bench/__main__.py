@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench import aws, commits, import_export, reads, soak, sync, writes
+from bench import aws, commits, import_export, reads, soak, sync, table_count, writes
 from bench.common import Report, progress
 
 SUITES = {"import": import_export.run, "writes": writes.run, "commits": commits.run, "reads": reads.run,
-          "aws": aws.run, "sync": sync.run, "soak": soak.run}
+          "aws": aws.run, "sync": sync.run, "tables": table_count.run,
+          "soak": soak.run}
 
 
 def main() -> None:

@@ -61,6 +61,11 @@ def seq_of(value: bytes | memoryview) -> int:
     return int(_HEAD.unpack_from(value, 0)[2])
 
 
+def chunk_of(value: bytes | memoryview) -> bytes:
+    """The chunk of a record already checked (by ``verify`` or ``visible_chunk``)."""
+    return bytes(value[HEADER + NAME * _HEAD.unpack_from(value, 0)[3]:])
+
+
 def visible_chunk(key: bytes, value: memoryview, view: Set[bytes], prefix: bytes = b"") -> bytes | None:
     """``prefix`` + the chunk if the record is intact and one of its tables is in ``view``; else None.
 

@@ -14,6 +14,14 @@ waiting, the client looks at it every second, and a dropped connection means
 the request died with the daemon, so it is sent again at once.  The monitor
 also reports refused CURVE handshakes, which end the request at once with
 ``AuthenticationError`` (see ``nbsclient.curve``).
+
+The first contact, ``hello``, fails fast instead: a socket file that is
+missing (for more than ``MISSING_GRACE``, which covers a daemon's swap of a
+stale socket for its own) or forbidden is an error at once
+(``nbsclient.reachability``); a daemon that does not answer a greeting, or a
+socket no one listens on (a daemon being restarted), is one after
+``connect_timeout`` seconds (default 5, ``$NBSD_CONNECT_TIMEOUT``).  Long
+waits are for requests to a daemon known to be alive, whose work may take minutes.
 """
 
 from __future__ import annotations
@@ -32,12 +40,17 @@ import zmq
 from nbs.forksafe import ProcessLocal, register
 from nbsclient import curve
 from nbsclient import protocol as p
+from nbsclient.reachability import check_endpoint
 from nbsclient.sockets import send_frame
 
 BACKOFF_START = 0.05
 BACKOFF_MAX = 2.0
 BUSY_RETRIES = 50
 LIVENESS_SLICE = 1.0
+CONNECT_TIMEOUT_ENV = "NBSD_CONNECT_TIMEOUT"
+DEFAULT_CONNECT_TIMEOUT = 5.0
+MISSING_GRACE = 0.5
+PROBE_EVERY = 0.05
 MONITORED = zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED | curve.REFUSALS
 
 
@@ -128,12 +141,14 @@ class Connection:
     """Requests to one daemon endpoint, over the calling thread's shared channel."""
 
     def __init__(self, endpoint: str | None = None, timeout: float = 30.0, retries: int = 3,
-                 curve_keys: curve.ClientKeys | None = None) -> None:
-        """``curve_keys`` default to the files ``$NBSD_CURVE_SECRET_KEY`` and ``$NBSD_CURVE_SERVER_KEY`` name."""
+                 curve_keys: curve.ClientKeys | None = None, connect_timeout: float | None = None) -> None:
+        """``curve_keys`` default to the files ``$NBSD_CURVE_SECRET_KEY`` and ``$NBSD_CURVE_SERVER_KEY`` name;
+        ``connect_timeout`` to ``$NBSD_CONNECT_TIMEOUT``, else 5 seconds."""
         self.endpoint = endpoint or p.default_endpoint()
         self.curve_keys = curve_keys if curve_keys is not None else curve.ClientKeys.from_env()
         self.timeout = timeout
         self.retries = retries
+        self.connect_timeout = connect_timeout if connect_timeout is not None else _connect_timeout_from_env()
         self._channels = _channels(self.endpoint, self.curve_keys)
         self.max_message = p.DEFAULT_MAX_MESSAGE
 
@@ -158,6 +173,29 @@ class Connection:
         if len(frame) > self.max_message:
             raise p.ProtocolError(f"request of {len(frame)} bytes exceeds the daemon's limit {self.max_message}")
         return self._exchange(frame, request_id, op, timeout, retries)
+
+    def hello(self) -> Any:
+        """Greet the daemon: its reply, or a typed error within ``connect_timeout`` seconds saying why not."""
+        started = time.monotonic()
+        deadline = started + self.connect_timeout
+        while True:
+            try:
+                check_endpoint(self.endpoint)
+                break
+            except p.StaleSocketError:
+                if time.monotonic() >= deadline:
+                    raise
+            except p.DaemonNotRunningError:
+                if time.monotonic() >= min(deadline, started + MISSING_GRACE):
+                    raise
+            time.sleep(PROBE_EVERY)
+        try:
+            return self.request(p.HELLO, {}, timeout=max(deadline - time.monotonic(), PROBE_EVERY), retries=0)
+        except p.DaemonUnavailableError:
+            check_endpoint(self.endpoint)  # the daemon may have gone meanwhile: say so rather than "no answer"
+            raise p.DaemonNotAnsweringError(
+                f"nbsd at {self.endpoint} did not answer within {self.connect_timeout:g}s: it is hung, stopped or "
+                f"overloaded (${CONNECT_TIMEOUT_ENV} or connect_timeout= waits longer)") from None
 
     def get_one(self, handle: int, addr: bytes) -> bytes | None:
         """One chunk by the compact get (a single read that missed the cache), or None if absent."""
@@ -214,7 +252,7 @@ class Connection:
                 if refused or time.monotonic() >= deadline:
                     self._channels.reset()
                     if refused:
-                        raise curve.refusal(refused, self.endpoint, self.curve_keys)
+                        raise curve.refusal(refused, self.endpoint, self.curve_keys) from None
                     return None
         while True:
             try:
@@ -233,6 +271,19 @@ class Connection:
     def close(self) -> None:
         """Close the calling thread's socket to the endpoint (any connection reopens it on its next request)."""
         self._channels.reset()
+
+
+def _connect_timeout_from_env() -> float:
+    text = os.environ.get(CONNECT_TIMEOUT_ENV)
+    if not text:
+        return DEFAULT_CONNECT_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise p.ClientConfigError(f"${CONNECT_TIMEOUT_ENV} must be a number of seconds above 0, got {text!r}")
+    return value
 
 
 def _drain(channel: _Channel) -> bool:

@@ -54,27 +54,9 @@ MAX_ADDRS_PER_REQUEST = 4096
 SYSTEM_SOCKET = "/run/nbsd/nbsd.sock"
 
 
-def default_runtime_dir() -> str:
-    """The daemon's socket directory when none is configured.
-
-    systemd's ``RuntimeDirectory=`` (``$RUNTIME_DIRECTORY``) first, /run/nbsd
-    for root, else a per-user directory.
-    """
-    if os.environ.get("RUNTIME_DIRECTORY"):
-        return os.environ["RUNTIME_DIRECTORY"].split(":")[0]
-    if os.geteuid() == 0:
-        return os.path.dirname(SYSTEM_SOCKET)
-    base = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/nbsd-{os.geteuid()}"
-    return os.path.join(base, "nbsd")
-
-
 def default_endpoint() -> str:
-    """``$NBSD_ENDPOINT``; else the system daemon's socket if there is one; else the per-user socket."""
-    if os.environ.get(ENDPOINT_ENV):
-        return os.environ[ENDPOINT_ENV]
-    if os.path.exists(SYSTEM_SOCKET):
-        return f"ipc://{SYSTEM_SOCKET}"
-    return f"ipc://{os.path.join(default_runtime_dir(), 'nbsd.sock')}"
+    """``$NBSD_ENDPOINT``, else the system daemon's socket: the same for root and every other user."""
+    return os.environ.get(ENDPOINT_ENV) or f"ipc://{SYSTEM_SOCKET}"
 
 
 class ProtocolError(nbs_errors.NBSError):
@@ -82,11 +64,20 @@ class ProtocolError(nbs_errors.NBSError):
 
 
 class DaemonError(nbs_errors.NBSError):
-    """An error reported by nbsd that has no more specific class; ``kind`` is its wire code."""
+    """An error reported by nbsd; ``kind`` is its wire code, ``message`` the daemon's text.
+
+    Only this base class, raised for codes without a class of their own, shows
+    its code in the text (``BadRequest: ...``): a subclass's name already says it.
+    """
 
     def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
+        super().__init__(f"{kind}: {message}" if type(self) is DaemonError else message)
         self.kind = kind
+        self.message = message
+
+    def __reduce__(self) -> tuple[type[DaemonError], tuple[str, str]]:
+        """Pickle by code and message (pools send exceptions between processes), not by the formatted text."""
+        return type(self), (self.kind, self.message)
 
 
 class UnknownSessionError(DaemonError):
@@ -103,6 +94,33 @@ class ForbiddenError(DaemonError):
 
 class DaemonUnavailableError(nbs_errors.NBSError):
     """No reply from the daemon within the timeout, after every retry."""
+
+
+class ClientConfigError(nbs_errors.NBSError, ValueError):
+    """A client setting (argument or environment variable) that cannot be used."""
+
+
+class DaemonNotRunningError(DaemonUnavailableError):
+    """No daemon listens at the endpoint: its socket file is missing, or nothing accepts on it."""
+
+
+class StaleSocketError(DaemonNotRunningError):
+    """The socket file exists but nothing accepts on it: a daemon died without removing it (or is restarting)."""
+
+
+class DaemonPermissionError(DaemonUnavailableError):
+    """The socket exists but this user may not connect to it; ``group`` is the group that may."""
+
+    def __init__(self, message: str, group: str) -> None:
+        super().__init__(message)
+        self.group = group
+
+    def __reduce__(self) -> tuple[type[DaemonPermissionError], tuple[str, str]]:
+        return type(self), (str(self), self.group)
+
+
+class DaemonNotAnsweringError(DaemonUnavailableError):
+    """The daemon did not answer a greeting within the connect timeout (hung, stopped, or overloaded)."""
 
 
 # The wire's error codes and the class a client raises for each (docs/PROTOCOL.md, "Error codes").  Fixed
@@ -197,7 +215,8 @@ class BadRequestError(ProtocolError):
 
 class UnsupportedProtocolError(BadRequestError):
     def __init__(self, request_id: int, version: object) -> None:
-        super().__init__(request_id, f"protocol version {version!r} is not supported (daemon speaks {PROTOCOL_VERSION})")
+        super().__init__(request_id,
+                         f"protocol version {version!r} is not supported (daemon speaks {PROTOCOL_VERSION})")
 
 
 # --- the compact get of one chunk --------------------------------------------------------------
@@ -272,8 +291,6 @@ def decode_reply(frame: bytes) -> tuple[int, Any, Exception | None]:
 def error_from_reply(kind: str, message: str) -> Exception:
     """Rebuild a typed exception from an error reply (unknown codes become ``DaemonError``)."""
     cls = ERROR_CODES.get(kind, DaemonError)
-    if cls is DaemonError:
-        return DaemonError(kind, f"{kind}: {message}")  # no class of its own: the text keeps the code
     if issubclass(cls, DaemonError):
         return cls(kind, message)
     # Rebuild without the class's own __init__ (its arguments are not on the wire).

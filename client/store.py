@@ -19,10 +19,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from nbs.addr import Addr, compute_addr
-from nbs.errors import StoreClosedError
+from nbs.errors import SpecError, StoreClosedError
 from nbs.forksafe import register
 from nbs.manifest import ManifestContents, TableSpec
 from nbs.mem_table import MemTable, check_chunk
+from nbs.spec import StoreSpec, local_path, parse_store_spec
 from nbs.stats import Stats
 from nbs.table_writer import TableWriter
 from nbsclient import protocol as p
@@ -40,12 +41,30 @@ def _batches(items: Sequence[bytes], size: int = p.MAX_ADDRS_PER_REQUEST) -> Ite
         yield items[start:start + size]
 
 
+def absolute_spec(spec: str) -> str:
+    """``spec`` with a local store's path made absolute against this process's working directory.
+
+    The daemon runs elsewhere: a relative path would be resolved in its directory, not the caller's.
+    Specs the client cannot parse go as they are, for the daemon to refuse with its reason.
+    """
+    try:
+        parsed = parse_store_spec(spec)
+    except SpecError:
+        return spec
+    if parsed.protocol != "nbs" or local_path(parsed) == parsed.path:
+        return spec
+    return str(StoreSpec("nbs", path=local_path(parsed), options=parsed.options))
+
+
 class DaemonStore:
     def __init__(self, spec: str, endpoint: str | None = None, *, memtable_size: int = DEFAULT_MEMTABLE_SIZE,
                  timeout: float = 30.0, commit_timeout: float = 300.0, retries: int = 3,
-                 fast_path: bool = True, curve_keys: ClientKeys | None = None) -> None:
-        self.spec = spec
-        self._conn = Connection(endpoint, timeout, retries, curve_keys)
+                 fast_path: bool = True, curve_keys: ClientKeys | None = None,
+                 connect_timeout: float | None = None) -> None:
+        """``timeout``/``retries``: each request's wait and resends; ``connect_timeout``: the most the first
+        contact may take before a typed error says why (default ``$NBSD_CONNECT_TIMEOUT``, else 5 s)."""
+        self.spec = absolute_spec(spec)
+        self._conn = Connection(endpoint, timeout, retries, curve_keys, connect_timeout)
         self._commit_timeout = commit_timeout
         self._fast_path = fast_path
         self._memtable_size = memtable_size
@@ -59,7 +78,7 @@ class DaemonStore:
         self._handle: int | None = None
         self._closed = False
         self._last_report = time.monotonic()
-        self._connect()
+        self._connect(first=True)
         register(self)
 
     def after_fork_in_child(self) -> None:
@@ -69,9 +88,13 @@ class DaemonStore:
 
     # -- session management -----------------------------------------------------------------
 
-    def _connect(self) -> None:
-        """Greet the daemon and open (or reopen, after a restart) this store's session."""
-        hello = self._conn.request(p.HELLO, {})
+    def _connect(self, first: bool = False) -> None:
+        """Greet the daemon and open (or reopen, after a restart) this store's session.
+
+        The ``first`` greeting fails fast (no daemon, no permission, no answer); a reopen waits and
+        retries like any request, since the daemon answered before and is likely restarting.
+        """
+        hello = self._conn.hello() if first else self._conn.request(p.HELLO, {})
         self._conn.max_message = int(hello.get("max_message", p.DEFAULT_MAX_MESSAGE))
         cache_info = hello.get("cache")
         if self._fast_path:

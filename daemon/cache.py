@@ -27,7 +27,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Set
+from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -46,6 +46,7 @@ _BYTES = b"bytes"
 _SEQ = b"seq"
 _ID = b"id"
 T = TypeVar("T")
+Holders = Callable[[list[bytes]], Mapping[bytes, bytes]]
 
 
 def stored_size(value_len: int) -> int:
@@ -76,7 +77,8 @@ class CacheCounters:
     inserts: int = 0
     evictions: int = 0
     corrupt: int = 0
-    hidden: int = 0  # present but not visible to the asking store
+    hidden: int = 0  # present, but the asking store holds the chunk in none of the entry's tables
+    rehomed: int = 0  # present under tables the store no longer names (conjoined), served and re-tagged
 
 
 class ChunkCache:
@@ -164,14 +166,20 @@ class ChunkCache:
     # -- reads -------------------------------------------------------------------------------
 
     def get_many(self, addrs: Iterable[bytes], view: Set[bytes], found: dict[bytes, bytes],
-                 tally: bool = True) -> list[bytes]:
+                 tally: bool = True, holders: Holders | None = None) -> list[bytes]:
         """Serve visible, intact entries into ``found``; return the rest (corrupt entries are dropped).
 
         ``tally`` counts the lookups in the hit/miss figures; repeat lookups of one request pass False.
+        ``holders`` re-homes entries hidden from ``view``: a conjoin replaced the tables they were
+        cached from, so they name none of the store's tables.  Given their addresses, it names a table
+        of the store that holds each (from the store's index, no chunk read); such entries are served
+        and tagged with that table, so the next read, the clients' fast path included, finds them.
+        Entries of chunks the store does not hold stay hidden.
         """
         addrs = list(addrs)
         missing: list[bytes] = []
         corrupt: list[bytes] = []
+        hidden: dict[bytes, bytes] = {}
         if not self.health.usable(READ):
             return addrs
         try:
@@ -187,21 +195,38 @@ class ChunkCache:
                         corrupt.append(a)
                         missing.append(a)
                         continue
-                    if chunk is None:
+                    if chunk is not None:
+                        found[a] = chunk
+                    elif holders is not None:
+                        hidden[a] = cache_record.chunk_of(value)
+                    else:
                         self.counters.hidden += tally
                         missing.append(a)
-                    else:
-                        found[a] = chunk
         except lmdb.Error as err:
             self.health.failed(READ, err)
             return [a for a in addrs if a not in found]
         self.health.succeeded(READ)
+        if hidden:
+            assert holders is not None
+            missing.extend(self._rehome(hidden, holders(list(hidden)), found, tally))
         if tally:
             self.counters.hits += len(found)
             self.counters.misses += len(missing)
         if corrupt:
             self.drop_corrupt(corrupt)
         return missing
+
+    def _rehome(self, hidden: dict[bytes, bytes], homes: Mapping[bytes, bytes], found: dict[bytes, bytes],
+                tally: bool) -> list[bytes]:
+        """Serve and re-tag the hidden entries that ``homes`` places in a table; return the others."""
+        still_hidden = [a for a in hidden if a not in homes]
+        self.counters.hidden += tally * len(still_hidden)
+        moved = [(a, chunk, bytes(homes[a])) for a, chunk in hidden.items() if a in homes]
+        if moved:
+            found.update((a, chunk) for a, chunk, _ in moved)
+            self.put_many(moved)
+            self.counters.rehomed += len(moved)
+        return still_hidden
 
     def peek(self, addr: bytes, view: Set[bytes], prefix: bytes = b"") -> bytes | None:
         """``prefix`` + the chunk if cached, intact and visible to ``view``; else None.
@@ -338,6 +363,14 @@ class ChunkCache:
     def _evict(self, amount: int) -> None:
         with self.env.begin(write=True) as txn:
             self._evict_in(txn, amount)
+
+    def set_budget(self, budget: int) -> None:
+        """A new budget while running: a smaller one evicts at once; the map keeps the size it had at start."""
+        self.budget = budget
+        self._shrink_to_budget()
+        if budget > self.map_size - map_size_for(0):
+            log.warning("cache_size %d bytes is more than the cache's memory map (sized at start) holds: the "
+                        "cache fills to about %d bytes until a restart", budget, self.map_size - map_size_for(0))
 
     def _shrink_to_budget(self) -> None:
         """A smaller budget than last run takes effect at start."""

@@ -12,6 +12,7 @@ systemd/nbsd.toml documents every key.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -23,13 +24,14 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from nbs.errors import NBSError
 from nbsclient.curve import CurveKeyError, load_key_pair
-from nbsclient.protocol import default_runtime_dir
+from nbsclient.protocol import ENDPOINT_ENV, SYSTEM_SOCKET
 
 _SIZE = re.compile(r"\s*(\d+)\s*(|B|KiB|MiB|GiB|TiB|K|M|G|T)\s*")
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "KiB": 1 << 10, "M": 1 << 20, "MiB": 1 << 20,
           "G": 1 << 30, "GiB": 1 << 30, "T": 1 << 40, "TiB": 1 << 40}
 _ENDPOINT = re.compile(r"ipc:///.+|tcp://(127\.0\.0\.1|localhost|\[::1\]):(\d{1,5})")
 _AWS_STORE_PATTERN = re.compile(r"\*|[^:/\s]+:[^/\s]+/\S+")
+_ADDRESS = re.compile(r"(\[[0-9a-fA-F:.]+\]|[0-9.]+|localhost):(\d{1,5})")
 MiB = 1 << 20
 
 
@@ -67,6 +69,31 @@ def _endpoint(value: str) -> str:
     match = _ENDPOINT.fullmatch(value)
     if value and (match is None or (match.group(2) is not None and not 0 < int(match.group(2)) < 65536)):
         raise ValueError("bad endpoint")
+    return value
+
+
+def metrics_address(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (an IP literal, ``[v6]`` or ``localhost``) as the pair a server binds; ValueError if bad.
+
+    Names other than ``localhost`` are refused: what a name resolves to may change, and with it what is exposed.
+    """
+    match = _ADDRESS.fullmatch(value)
+    port = int(match.group(2)) if match else 0
+    if match is None or not 0 < port < 65536:
+        raise ValueError("bad address")
+    host = match.group(1).strip("[]")
+    if host != "localhost":
+        ipaddress.ip_address(host)  # ValueError for 999.1.1.1 and the like
+    return host, port
+
+
+def is_loopback(host: str) -> bool:
+    return host == "localhost" or ipaddress.ip_address(host).is_loopback
+
+
+def _metrics(value: str) -> str:
+    if value:
+        metrics_address(value)
     return value
 
 
@@ -169,6 +196,9 @@ class Config(BaseModel):
         "", "a zmq.auth secret-key file (not readable by others), or \"\"")
     curve_client_keys: Annotated[str, AfterValidator(_directory)] = _field(
         "", 'a directory of allowed clients\' zmq.auth public-key files (*.key), or ""')
+    metrics: Annotated[str, AfterValidator(_metrics)] = _field(
+        "", 'HOST:PORT of the Prometheus /metrics endpoint such as "127.0.0.1:9464", or "" for none')
+    metrics_allow_remote: bool = _field(False, "true or false")
     aws: AWSConfig = _field(AWSConfig(), "a table of region, profile and endpoint strings")
 
     @property
@@ -178,7 +208,8 @@ class Config(BaseModel):
         return endpoint[len("ipc://"):] if endpoint.startswith("ipc://") else None
 
     def resolved_endpoint(self) -> str:
-        return self.endpoint or f"ipc://{os.path.join(default_runtime_dir(), 'nbsd.sock')}"
+        """The configured endpoint, else ``$NBSD_ENDPOINT``, else the system socket: the same for every user."""
+        return self.endpoint or os.environ.get(ENDPOINT_ENV) or f"ipc://{SYSTEM_SOCKET}"
 
     @property
     def curve(self) -> bool:
@@ -214,9 +245,28 @@ def check_serving(config: Config) -> None:
     """Rules for serving, over several keys: CURVE takes both key settings, and a tcp endpoint takes CURVE."""
     if bool(config.curve_secret_key) != bool(config.curve_client_keys):
         raise ConfigError("config: curve_secret_key and curve_client_keys go together: set both or neither")
-    if config.resolved_endpoint().startswith("tcp://") and not config.curve:
-        raise ConfigError(f"config: endpoint {config.endpoint} needs curve_secret_key and curve_client_keys: "
+    endpoint = config.resolved_endpoint()
+    if not config.endpoint and _ENDPOINT.fullmatch(endpoint) is None:
+        raise ConfigError(f"${ENDPOINT_ENV} must be ipc:///absolute/path or tcp://127.0.0.1:PORT (loopback only), "
+                          f"got {endpoint!r}")
+    if endpoint.startswith("tcp://") and not config.curve:
+        raise ConfigError(f"config: endpoint {endpoint} needs curve_secret_key and curve_client_keys: "
                           "tcp is open to every local user, so clients must authenticate")
+    if config.metrics and not config.metrics_allow_remote and not is_loopback(metrics_address(config.metrics)[0]):
+        raise ConfigError(f"config: metrics {config.metrics} is not a loopback address: anyone who reaches it reads "
+                          "the daemon's figures; set metrics_allow_remote = true to serve them beyond this host")
+
+
+SECRET_KEYS = frozenset({"curve_secret_key"})
+
+
+def effective(config: Config) -> dict[str, Any]:
+    """Every setting as it applies (the endpoint resolved), with secrets only said to be set: for logs and people."""
+    shown = config.model_dump()
+    shown["endpoint"] = config.resolved_endpoint()
+    for key in SECRET_KEYS:
+        shown[key] = "(set)" if shown[key] else ""
+    return shown
 
 
 def _explain(err: ValidationError, raw: Mapping[str, Any], given: Mapping[str, Any],

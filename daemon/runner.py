@@ -7,10 +7,11 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from types import TracebackType
 
 from nbsclient.connection import Connection
-from nbsclient.protocol import HELLO, DaemonUnavailableError
+from nbsclient.protocol import DaemonUnavailableError
 
 
 class DaemonProcess:
@@ -35,14 +36,19 @@ class DaemonProcess:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "nbsd", "serve", *self.args],
                                          stdout=log, stderr=log, env={**os.environ, **(self.env or {})})
-        try:
-            with Connection(self.endpoint, timeout=1.0, retries=int(timeout)) as conn:
-                conn.request(HELLO, {})
-        except DaemonUnavailableError:
-            self.kill()
-            with open(self.log_path) as log:
-                raise RuntimeError(f"nbsd did not start:\n{log.read()}") from None
-        return self
+        deadline = time.monotonic() + timeout
+        with Connection(self.endpoint, connect_timeout=1.0) as conn:
+            while True:
+                try:
+                    conn.hello()
+                    return self
+                except DaemonUnavailableError:  # no socket yet, or no answer yet
+                    if time.monotonic() >= deadline or self.proc.poll() is not None:
+                        break
+                    time.sleep(0.05)
+        self.kill()
+        with open(self.log_path) as log:
+            raise RuntimeError(f"nbsd did not start:\n{log.read()}") from None
 
     @property
     def pid(self) -> int:

@@ -9,11 +9,13 @@ expiry and cache maintenance (sync, stale reader slots).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import lmdb
@@ -22,10 +24,13 @@ import zmq
 from nbsclient import protocol as p
 from nbsclient.sockets import send_frame
 from nbsd.cache import ChunkCache
-from nbsd.config import Config
+from nbsd.config import Config, ConfigError
 from nbsd.curve import CurveServer
 from nbsd.heap import limit_arenas, release_free_memory
+from nbsd.logs import set_level
+from nbsd.metrics import MetricsServer
 from nbsd.owner_lock import LockHeldError, take_owner_lock
+from nbsd.reload import compare
 from nbsd.sd_notify import Watchdog, notify
 from nbsd.service import Service
 from nbsd.stores import StoreOpener
@@ -52,10 +57,13 @@ class AlreadyRunningError(StartupError):
 
 
 class Server:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, load_config: Callable[[], Config] | None = None) -> None:
+        """``load_config`` reads the configuration again, for a reload (``reload.set()``, on SIGHUP)."""
         limit_arenas()  # before any worker thread exists: each would get an arena of its own
         self.config = config
+        self._load_config = load_config
         self.stop = threading.Event()
+        self.reload = threading.Event()
         self._instance_lock = self._lock_instance()
         self._cache_lock = self._lock_cache_dir()
         if not config.client_fast_path:  # no client reads the cache directly: nothing under it is theirs to see
@@ -67,6 +75,13 @@ class Server:
             raise StartupError(f"cannot open the chunk cache in {cache_path}: {err}") from err
         self.opener = StoreOpener(config)
         self.service = Service(config, self.cache, self.opener)
+        self.metrics: MetricsServer | None = None
+        if config.metrics:
+            try:
+                self.metrics = MetricsServer(config.metrics, self.service)
+            except OSError as err:
+                self.cache.close()
+                raise StartupError(f"cannot serve metrics on {config.metrics}: {err.strerror}") from err
         self.context = zmq.Context()
         self.curve = (CurveServer(self.context, config.curve_secret_key, config.curve_client_keys)
                       if config.curve else None)
@@ -129,6 +144,8 @@ class Server:
                 self.curve.stop()  # its ZAP socket would keep the context from terminating
             self.context.term()
             self.cache.close()
+            if self.metrics is not None:
+                self.metrics.close()
             reason = os.strerror(err.errno) if err.errno is not None else str(err)  # str(err) appends the address
             raise StartupError(f"cannot listen on {endpoint}: {reason}") from err
         finally:
@@ -169,6 +186,9 @@ class Server:
                 continue
             next_tick = now + POLL_MS / 1000
             watchdog.tick()
+            if self.reload.is_set():
+                self.reload.clear()
+                self._reload()
             if now >= next_maintenance:
                 next_maintenance = now + MAINTENANCE_S
                 self.pool.submit(self._maintenance)
@@ -212,6 +232,7 @@ class Server:
             return p.encode_error(err.request_id, p.BAD_REQUEST, str(err))
         except p.ProtocolError as err:
             return p.encode_error(0, p.BAD_REQUEST, str(err))
+        received = time.perf_counter()
         reply = self.service.try_inline(identity, request)
         if reply is not None:
             return reply
@@ -220,12 +241,12 @@ class Server:
                 return p.encode_error(request.request_id, p.BUSY, "too many requests in flight")
             self._busy[identity] += 1
         self._handed_off += 1
-        self.pool.submit(self._work, identity, request)
+        self.pool.submit(self._work, identity, request, received)
         return None
 
-    def _work(self, identity: bytes, request: p.Request) -> None:
+    def _work(self, identity: bytes, request: p.Request, received: float) -> None:
         try:
-            reply = self.service.handle(identity, request)
+            reply = self.service.handle(identity, request, received)
         finally:
             with self._busy_lock:
                 self._busy[identity] -= 1
@@ -257,6 +278,31 @@ class Server:
         except zmq.Again:
             log.warning("dropping a reply to a client that is not reading")
 
+    def _reload(self) -> None:
+        """Apply what can change while running; name what waits for a restart.  A bad file changes nothing."""
+        if self._load_config is None:
+            log.warning("reload: this daemon was started without a way to read its configuration again")
+            return
+        try:
+            new = self._load_config()
+        except ConfigError as err:
+            log.error("reload refused, the running configuration stays: %s", err)
+            return
+        change = compare(self.config, new)
+        config = change.running(self.config, new)
+        self.config = self.service.config = self.opener.config = config
+        self.service.sessions.ttl = config.session_ttl
+        set_level(config.log_level)
+        if "cache_size" in change.applied:
+            self.pool.submit(self.cache.set_budget, config.cache_size)
+        for key, (old, value) in change.applied.items():
+            log.info("reload: %s changed from %s to %s", key, json.dumps(old), json.dumps(value))
+        for key, (old, value) in change.pending.items():
+            log.warning("reload: %s changed to %s in the configuration, but only a restart applies it; still %s",
+                        key, json.dumps(value), json.dumps(old))
+        if not change.applied and not change.pending:
+            log.info("reload: the configuration is unchanged")
+
     def _maintenance(self) -> None:
         try:
             expired = self.service.sessions.expire()
@@ -277,6 +323,8 @@ class Server:
         self.pool.shutdown(wait=True, cancel_futures=True)
         while self.replies.poll(0):
             self._forward_reply()
+        if self.metrics is not None:
+            self.metrics.close()
         self.service.close()
         self.opener.close()
         self.cache.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import threading
 import time
 from collections import Counter, OrderedDict, defaultdict
@@ -25,7 +26,9 @@ from nbsd.config import Config
 from nbsd.heap import heap_figures
 from nbsd.inflight import InflightFetches
 from nbsd.sessions import Session, Sessions
-from nbsd.stores import StoreOpener
+from nbsd.stores import RESERVED_FILES, StoreOpener
+from nbsd.timings import Timings
+from nbsd.version import VERSION
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,7 @@ class Service:
         self.inflight = InflightFetches()
         self.started = time.time()
         self.requests: Counter[str] = Counter()
+        self.timings = Timings()
         self.errors: Counter[str] = Counter()
         self.client_hits = 0
         self.client_misses = 0
@@ -80,10 +84,13 @@ class Service:
             except Exception:
                 return None  # the worker path reports the error properly
             found: dict[bytes, bytes] = {}
+            started = time.perf_counter()
             if self.cache.get_many(addrs, session.store.table_names(), found, tally=False):
                 return None
             self._count_inline_get(session, len(addrs), len(found))
-            return self._encode(req, {"found": found})
+            reply = self._encode(req, {"found": found})
+            self.timings.observe(p.GET, time.perf_counter() - started)
+            return reply
         return None
 
     def get_one_inline(self, frame: bytes) -> bytes | None:
@@ -107,18 +114,24 @@ class Service:
         self._count_inline_get(session, 1, 1)
         return reply
 
-    def handle(self, identity: bytes, req: p.Request) -> bytes:
+    def handle(self, identity: bytes, req: p.Request, received: float | None = None) -> bytes:
+        """The reply to ``req``; ``received`` (``time.perf_counter()`` at arrival) times the wait for a worker too."""
+        started = time.perf_counter() if received is None else received
         self.requests[req.op] += 1
         try:
             return self._encode(req, self._handlers[req.op](identity, req.body, req.request_id))
         except (p.ProtocolError, NBSError) as err:
             kind = p.BAD_REQUEST if isinstance(err, p.ProtocolError) else p.error_kind(err)
             self.errors[kind] += 1
-            return p.encode_error(req.request_id, kind, str(err))
+            if kind == p.FORBIDDEN:
+                log.info("refused %s from client %s: %s", req.op, identity.hex(), err)
+            return p.encode_error(req.request_id, kind, err.message if isinstance(err, p.DaemonError) else str(err))
         except Exception as err:
             log.exception("internal error serving %s", req.op)
             self.errors[p.INTERNAL] += 1
             return p.encode_error(req.request_id, p.INTERNAL, f"{type(err).__name__}: {err}")
+        finally:
+            self.timings.observe(req.op, time.perf_counter() - started)
 
     @staticmethod
     def _encode(req: p.Request, body: dict[str, Any]) -> bytes:
@@ -166,7 +179,7 @@ class Service:
         addrs = p.decode_addrs(body.get("addrs"))
         view = session.store.table_names()
         found: dict[bytes, bytes] = {}
-        missing = self.cache.get_many(addrs, view, found)
+        missing = self.cache.get_many(addrs, view, found, holders=session.store.tables_holding)
         cached = len(found)
         if missing:
             self._fetch(session, missing, view, found)
@@ -294,10 +307,16 @@ class Service:
         for key, count in sessions.items():
             stores.setdefault(key, {**asdict(StoreFigures()), "sessions": count})
         index_cache, small = self.opener.caches.index_cache, self.opener.small_tables
+        calls, failed = self.opener.backend.snapshot()
+        config = self.config
         return {
+            "version": VERSION,
             "pid": os.getpid(),
             "uptime_s": round(time.time() - self.started, 1),
-            "endpoint": self.config.resolved_endpoint(),
+            "endpoint": config.resolved_endpoint(),
+            "metrics": config.metrics,
+            "policy": {"local_roots": config.local_roots, "aws_stores": config.aws_stores,
+                       "allow_mem": config.allow_mem},
             "sessions": len(self.sessions),
             "requests": dict(self.requests),
             "errors": dict(self.errors),
@@ -306,13 +325,18 @@ class Service:
                       "bytes": self.cache.total_bytes(), "budget": self.cache.budget,
                       "entries": self.cache.entries(), "path": self.cache.path, "state": self.cache.health.state},
             "shared_fetches": self.inflight.shared,
-            "index_cache": {"bytes": index_cache.total_size if index_cache else 0,
-                            "budget": index_cache.max_size if index_cache else 0,
-                            "tables": len(index_cache) if index_cache else 0},
-            "small_table_cache": {"bytes": small.total_size if small else 0, "budget": small.max_size if small else 0,
-                                  "tables": len(small) if small else 0},
-            "open_files": {"tables": self.opener.open_files(), "budget": self.config.max_open_files,
-                           "process": len(proc.open_files()), "fds": proc.num_fds()},
+            "index_cache": {"bytes": index_cache.total_size if index_cache is not None else 0,
+                            "budget": index_cache.max_size if index_cache is not None else 0,
+                            "tables": len(index_cache) if index_cache is not None else 0},
+            "open_files": {"tables": self.opener.open_files(), "table_budget": self.opener.fd_budget,
+                           "budget": config.max_open_files, "reserved": RESERVED_FILES, "threads": config.threads,
+                           "process": len(proc.open_files()), "fds": proc.num_fds(),
+                           "limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0]},
+            "backend": {"requests": {f"{service} {op}": n for (service, op), n in sorted(calls.items())},
+                        "errors": {f"{service} {op} {code}": n for (service, op, code), n in sorted(failed.items())}},
+            "small_table_cache": {"bytes": small.total_size if small is not None else 0,
+                                  "budget": small.max_size if small is not None else 0,
+                                  "tables": len(small) if small is not None else 0},
             "memory": {"rss": proc.memory_info().rss, "threads": proc.num_threads(), **heap_figures()},
             "mem_store": {"bytes": self.opener.mem.held_bytes, "budget": self.opener.mem.max_bytes},
             "stores": stores,

@@ -49,7 +49,8 @@ class Sessions:
         with self._lock:
             session = self._sessions.get(handle) if isinstance(handle, int) else None
             if session is None:
-                raise UnknownSessionError(UNKNOWN_SESSION, f"no session {handle!r} (the daemon restarted or it expired)")
+                raise UnknownSessionError(UNKNOWN_SESSION,
+                                          f"no session {handle!r} (the daemon restarted or it expired)")
             session.last_used = time.monotonic()
             return session
 

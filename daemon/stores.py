@@ -28,6 +28,7 @@ from nbs.size_cache import SizeCache
 from nbs.spec import StoreSpec, parse_store_spec
 from nbs.store import NomsBlockStore
 from nbsclient.protocol import FORBIDDEN, ForbiddenError
+from nbsd.backend_calls import BackendCalls
 from nbsd.config import Config
 from nbsd.mem_store import MemStore
 
@@ -41,8 +42,9 @@ RESERVED_FILES = 8
 class StoreOpener:
     def __init__(self, config: Config) -> None:
         self.config = config
-        fd_budget = max(4, config.max_open_files - RESERVED_FILES - config.threads)
-        self.caches = SharedCaches.create(config.index_cache_size, fd_budget)
+        self.fd_budget = max(4, config.max_open_files - RESERVED_FILES - config.threads)
+        self.caches = SharedCaches.create(config.index_cache_size, self.fd_budget)
+        self.backend = BackendCalls()
         self.mem = MemStore(config.mem_store_size, self.caches)
         # One budget for the bytes of small tables (DynamoDB items) of every AWS store: per factory it would
         # be 256 MiB for each table and bucket, outside every configured bound.
@@ -95,7 +97,9 @@ class StoreOpener:
                     label = hashlib.sha256(repr(key).encode()).hexdigest()[:16]
                     cache_dir = os.path.join(self.config.cache_dir, "tables", label)
                     os.makedirs(cache_dir, mode=0o750, exist_ok=True)
-                factory = AWSStoreFactory(settings.session(), spec.table, spec.bucket,
+                session = settings.session()
+                self.backend.watch(session)
+                factory = AWSStoreFactory(session, spec.table, spec.bucket,
                                           table_cache_size=self.config.table_cache_size,
                                           table_cache_dir=cache_dir, endpoint_url=settings.endpoint_url,
                                           caches=self.caches, small_table_cache=self.small_tables,

@@ -103,6 +103,10 @@ class ChunkSource(abc.ABC):
     def close(self) -> None:
         """Release resources held for this source."""
 
+    def persisted(self) -> TableChunkSource | None:
+        """The persisted table behind this source, which a chunk directory can index (None if empty)."""
+        return None
+
 
 class EmptyChunkSource(ChunkSource):
     """The result of persisting nothing new; never named by a manifest."""
@@ -180,11 +184,11 @@ class TableChunkSource(ChunkSource):
 
     def get(self, addr: bytes) -> bytes | None:
         ordinal = self._index.lookup(addr)
-        if ordinal < 0:
-            return None
-        offset = self._index.offsets[ordinal]
-        length = self._index.lengths[ordinal]
-        return self._decode(self._read_exact(offset, length), addr)
+        return None if ordinal < 0 else self.get_ordinal(ordinal, addr)
+
+    def get_ordinal(self, ordinal: int, addr: bytes) -> bytes:
+        """The chunk ``addr`` at ``ordinal``, already located (by a chunk directory): no second probe."""
+        return self._decode(self._read_exact(self._index.offsets[ordinal], self._index.lengths[ordinal]), addr)
 
     def has_many(self, addrs: Sequence[bytes]) -> list[bytes]:
         lookup = self._index.lookup
@@ -192,8 +196,20 @@ class TableChunkSource(ChunkSource):
 
     def get_many(self, addrs: Sequence[bytes], found: dict[bytes, bytes]) -> list[bytes]:
         reads, missing = self._plan(addrs)
-        if not reads:
-            return missing
+        if reads:
+            self._read_all(reads, found)
+        return missing
+
+    def read_into(self, located: Sequence[tuple[int, bytes]], found: dict[bytes, bytes]) -> None:
+        """Add the chunks of ``(ordinal, address)`` pairs, already located, to ``found`` (coalesced reads)."""
+        if len(located) == 1:  # the common case over many tables: nothing to coalesce
+            ordinal, addr = located[0]
+            found[addr] = self.get_ordinal(ordinal, addr)
+            return
+        offsets, lengths = self._index.offsets, self._index.lengths
+        self._read_all([_Read(offsets[o], lengths[o], a) for o, a in located], found)
+
+    def _read_all(self, reads: list[_Read], found: dict[bytes, bytes]) -> None:
         batches = self._coalesce(reads, self.block_size)
         ranges = [(batch[0].offset, batch[-1].offset + batch[-1].length - batch[0].offset)
                   for batch in batches]
@@ -205,7 +221,6 @@ class TableChunkSource(ChunkSource):
             for r in batch:
                 rel = r.offset - start
                 found[r.addr] = decode(view[rel:rel + r.length], r.addr)
-        return missing
 
     def calc_reads(self, addrs: Sequence[bytes]) -> tuple[int, list[bytes]]:
         index = self._index
@@ -230,6 +245,9 @@ class TableChunkSource(ChunkSource):
 
     def close(self) -> None:
         self._reader.close()
+
+    def persisted(self) -> TableChunkSource:
+        return self
 
     def _plan(self, addrs: Sequence[bytes]) -> tuple[list[_Read], list[bytes]]:
         index = self._index

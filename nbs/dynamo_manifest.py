@@ -109,7 +109,10 @@ class DynamoManifest(Manifest):
 
     def update(self, last_lock: Addr, new: ManifestContents, stats: Stats,
                write_hook: Hook | None = None) -> ManifestContents:
-        """Put ``new`` if the stored lock is ``last_lock``; else return what is stored (``write_hook`` unused, as in Go)."""
+        """Put ``new`` if the stored lock is ``last_lock``; else return what is stored.
+
+        ``write_hook`` is unused, as in Go.
+        """
         started = time.perf_counter_ns()
         condition = FIRST_WRITE_CONDITION if last_lock.is_empty() else UPDATE_CONDITION
         lost_race = False

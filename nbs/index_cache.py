@@ -1,13 +1,17 @@
 """A size-bounded cache of parsed table indexes, shared by every store in a process.
 
 Opening a table takes the entry lock for its name, so concurrent opens of the
-same table read and parse its index once.
+same table read and parse its index once.  Stores' chunk directories (see
+nbs.chunk_directory) are charged to the same budget, and found here by the
+stores of one location, which share them.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 
+from nbs.chunk_directory import ChunkDirectory
 from nbs.named_locks import NamedLocks
 from nbs.size_cache import SizeCache
 from nbs.table_index import TableIndex
@@ -19,6 +23,7 @@ class IndexCache:
     def __init__(self, max_size: int) -> None:
         self._cache: SizeCache[bytes, TableIndex] = SizeCache(max_size)
         self._locks = NamedLocks()
+        self.directories: weakref.WeakValueDictionary[str, ChunkDirectory] = weakref.WeakValueDictionary()
 
     @property
     def max_size(self) -> int:
@@ -30,6 +35,10 @@ class IndexCache:
 
     def __len__(self) -> int:
         return len(self._cache)
+
+    def charge(self, delta: int) -> None:
+        """Count ``delta`` bytes held outside the cache (chunk directories) against its budget."""
+        self._cache.reserve(delta)
 
     def get(self, name: bytes) -> TableIndex | None:
         return self._cache.get(bytes(name))

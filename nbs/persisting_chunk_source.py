@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from nbs.addr import Addr
-from nbs.chunk_source import ChunkSource
+from nbs.chunk_source import ChunkSource, TableChunkSource
 from nbs.forksafe import ProcessLocal, Semaphore, register
 from nbs.mem_table import Haver, MemTable
 from nbs.stats import Stats
@@ -124,6 +124,9 @@ class PersistingChunkSource(ChunkSource):
 
     def calc_reads(self, addrs: Sequence[bytes]) -> tuple[int, list[bytes]]:
         return self.wait().calc_reads(addrs)
+
+    def persisted(self) -> TableChunkSource | None:
+        return self.wait().persisted()
 
     def close(self) -> None:
         if self._result is not None:

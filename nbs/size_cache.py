@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Generic, Hashable, TypeVar
+from typing import Generic, TypeVar
+from collections.abc import Hashable
 
 from nbs.forksafe import register
 
@@ -18,6 +19,8 @@ class SizeCache(Generic[K, V]):
 
     An entry larger than the whole cache is ignored; re-adding a present key only
     bumps it (the value is not replaced).  ``on_expire`` runs for evicted keys.
+    Bytes ``reserve``d for memory kept outside the cache count against the
+    budget too, so entries make room for them.
     """
 
     def __init__(self, max_size: int, on_expire: Callable[[K, V], None] | None = None) -> None:
@@ -55,7 +58,6 @@ class SizeCache(Generic[K, V]):
 
     def add(self, key: K, size: int, value: V) -> bool:
         """Insert ``key``; returns False when it was too large to keep."""
-        expired: list[tuple[K, V]] = []
         with self._lock:
             if size > self.max_size:
                 return False
@@ -64,14 +66,29 @@ class SizeCache(Generic[K, V]):
                 return True
             self._entries[key] = (size, value)
             self._total += size
-            while self._total > self.max_size:
-                old_key, (old_size, old_value) = self._entries.popitem(last=False)
-                self._total -= old_size
-                expired.append((old_key, old_value))
+            expired = self._evict()
+        self._expired(expired)
+        return True
+
+    def reserve(self, delta: int) -> None:
+        """Count ``delta`` more bytes (negative: fewer) held outside the cache, evicting entries to fit."""
+        with self._lock:
+            self._total += delta
+            expired = self._evict()
+        self._expired(expired)
+
+    def _evict(self) -> list[tuple[K, V]]:
+        expired: list[tuple[K, V]] = []
+        while self._total > self.max_size and self._entries:
+            old_key, (old_size, old_value) = self._entries.popitem(last=False)
+            self._total -= old_size
+            expired.append((old_key, old_value))
+        return expired
+
+    def _expired(self, expired: list[tuple[K, V]]) -> None:
         if self._on_expire is not None:
             for old_key, old_value in expired:
                 self._on_expire(old_key, old_value)
-        return True
 
     def drop(self, key: K) -> None:
         """Remove ``key`` without calling ``on_expire``."""

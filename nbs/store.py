@@ -57,7 +57,7 @@ class NomsBlockStore:
         register(self)
         self._stats = Stats()
         self._memtable: MemTable | None = None
-        self._tables = TableSet(persister, self._stats)
+        self._tables = TableSet(persister, self._stats, location=manager.name())
         self._upstream = ManifestContents()
         self._put_count = 0
         self._closed = False
@@ -153,6 +153,15 @@ class NomsBlockStore:
             self._stats.has_latency.sample_time(started)
             self._stats.addresses_per_has.sample(len(wanted))
         return set(remaining)
+
+    def tables_holding(self, addrs: Iterable[bytes]) -> dict[bytes, Addr]:
+        """Which of the tables this store's manifest names holds each address (absent ones left out).
+
+        An index lookup, no chunk is read: a cache keyed by table (the daemon's)
+        re-tags entries with it when a conjoin replaced the table they came from.
+        """
+        _, tables = self._snapshot()
+        return tables.upstream_holders(list(addrs))
 
     def count(self) -> int:
         memtable, tables = self._snapshot()

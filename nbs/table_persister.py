@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from nbs.addr import Addr
 from nbs.chunk_source import ChunkSource, EmptyChunkSource
+from nbs.index_cache import IndexCache
 from nbs.manifest import TableSpec
 from nbs.mem_table import Haver, MemTable
 from nbs.stats import Stats
@@ -21,6 +22,8 @@ class TablePersister(abc.ABC):
     Implementations must be safe for concurrent use: stores persist in
     background threads.
     """
+
+    index_cache: IndexCache | None = None  # where table indexes (and chunk directories) are accounted
 
     def persist(self, memtable: MemTable, haver: Haver | None, stats: Stats) -> ChunkSource:
         """Write the chunks of ``memtable`` that ``haver`` lacks; empty source if none."""

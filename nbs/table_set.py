@@ -1,7 +1,11 @@
 """The tables a store reads from: novel ones it wrote and upstream ones its manifest names.
 
 A ``TableSet`` is an immutable value; every change returns a new set.  Novel
-tables are newest first and are searched before upstream tables.
+tables are newest first and are searched one by one, before upstream tables.
+Upstream tables, which may number up to the conjoin threshold, are searched
+through one ``ChunkDirectory``, shared by the sets derived from each other and,
+through the index cache, by the stores of one location in a process (the
+daemon's sessions of one store).
 """
 
 from __future__ import annotations
@@ -9,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from nbs.addr import Addr
-from nbs.chunk_source import ChunkSource
+from nbs.chunk_directory import ChunkDirectory
+from nbs.chunk_source import ChunkSource, TableChunkSource
 from nbs.forksafe import Semaphore
 from nbs.manifest import TableSpec
 from nbs.mem_table import MemTable
@@ -22,15 +27,48 @@ from nbs.table_persister import TablePersister
 class TableSet:
     def __init__(self, persister: TablePersister, stats: Stats,
                  novel: Sequence[ChunkSource] = (), upstream: Sequence[ChunkSource] = (),
-                 slots: Semaphore | None = None) -> None:
+                 slots: Semaphore | None = None, location: str = "", directory: ChunkDirectory | None = None,
+                 view: dict[int, TableChunkSource] | None = None) -> None:
+        """``location`` (the manifest's name) lets stores of one location share a directory.
+
+        ``directory`` (of a set this one derives from) is reused; ``view`` says it already indexes ``upstream``.
+        """
         self.persister = persister
         self.stats = stats
         self.novel: tuple[ChunkSource, ...] = tuple(novel)
         self.upstream: tuple[ChunkSource, ...] = tuple(upstream)
+        self.location = location
         self._slots = slots if slots is not None else Semaphore(CONCURRENT_PERSISTS)
+        if directory is None or view is None:
+            directory, view = self._index_upstream(directory)
+        self._directory = directory
+        self._view = view
+
+    def _index_upstream(self, directory: ChunkDirectory | None
+                        ) -> tuple[ChunkDirectory, dict[int, TableChunkSource]]:
+        """The directory to read upstream through: this lineage's or the location's, unless worn; else a fresh one."""
+        tables = [t for t in (s.persisted() for s in self.upstream) if t is not None]
+        cache = self.persister.index_cache
+        shared = cache.directories.get(self.location) if cache is not None and self.location else None
+        for candidate in (directory, shared if shared is not directory else None):
+            if candidate is not None:
+                view = candidate.add(tables)
+                if not candidate.worn(view):
+                    return candidate, view
+        fresh = ChunkDirectory(cache.charge if cache is not None else None)
+        if cache is not None and self.location:
+            cache.directories[self.location] = fresh
+        return fresh, fresh.add(tables)
 
     def _derive(self, novel: Sequence[ChunkSource], upstream: Sequence[ChunkSource]) -> TableSet:
-        return TableSet(self.persister, self.stats, novel, upstream, self._slots)
+        same = tuple(upstream) == self.upstream
+        return TableSet(self.persister, self.stats, novel, upstream, self._slots, self.location, self._directory,
+                        self._view if same else None)
+
+    @property
+    def directory(self) -> ChunkDirectory:
+        """The index over the upstream tables (shared with the sets this one derives from)."""
+        return self._directory
 
     def sources(self) -> tuple[ChunkSource, ...]:
         return self.novel + self.upstream
@@ -39,38 +77,55 @@ class TableSet:
         return len(self.novel) + len(self.upstream)
 
     def has(self, addr: bytes) -> bool:
-        return any(s.has(addr) for s in self.sources())
+        return any(s.has(addr) for s in self.novel) or self._directory.locate(addr, self._view) is not None
 
     def get(self, addr: bytes) -> bytes | None:
-        for source in self.sources():
+        for source in self.novel:
             data = source.get(addr)
             if data is not None:
                 return data
-        return None
+        located = self._directory.locate(addr, self._view)
+        if located is None:
+            return None
+        table, ordinal = located
+        return table.get_ordinal(ordinal, addr)
 
     def has_many(self, addrs: Sequence[bytes]) -> list[bytes]:
         """Addresses no table holds."""
         remaining = list(addrs)
-        for source in self.sources():
+        for source in self.novel:
             if not remaining:
-                break
+                return remaining
             remaining = source.has_many(remaining)
-        return remaining
+        return self._directory.absent(remaining, self._view) if remaining else remaining
 
     def get_many(self, addrs: Sequence[bytes], found: dict[bytes, bytes],
                  origins: dict[bytes, Addr] | None = None) -> list[bytes]:
         """Fill ``found``; with ``origins``, also record which table served each chunk."""
         remaining = list(addrs)
-        for source in self.sources():
+        for source in self.novel:
             if not remaining:
-                break
+                return remaining
             before = remaining
             remaining = source.get_many(remaining, found)
             if origins is not None and len(remaining) < len(before):
                 left = set(remaining)
                 name = source.name
                 origins.update((a, name) for a in before if a not in left)
-        return remaining
+        if not remaining:
+            return remaining
+        groups, missing = self._directory.locate_many(remaining, self._view)
+        for table, located in groups.items():
+            table.read_into(located, found)
+            if origins is not None:
+                name = table.name
+                origins.update((a, name) for _, a in located)
+        return missing
+
+    def upstream_holders(self, addrs: Sequence[bytes]) -> dict[bytes, Addr]:
+        """The upstream table holding each address that one holds: an index lookup, no chunk is read."""
+        groups, _ = self._directory.locate_many(addrs, self._view)
+        return {a: table.name for table, located in groups.items() for _, a in located}
 
     def calc_reads(self, addrs: Sequence[bytes]) -> tuple[int, list[bytes]]:
         reads = 0

@@ -139,7 +139,7 @@ def start_moto_server(log_dir: Path, attempts: int = 3) -> MotoServer:
     """Start moto on a free loopback port; retried if another process grabs the port first."""
     env = dict(os.environ)
     env.update(DUMMY_ENV)
-    for attempt in range(attempts):
+    for _ in range(attempts):
         port = _free_port()
         log = open(log_dir / f"moto-{port}.log", "wb")
         process = subprocess.Popen([sys.executable, "-c", _LAUNCH, "-H", "127.0.0.1", "-p", str(port)],

@@ -29,7 +29,8 @@ def main(argv: list[str]) -> None:
         from nbsclient import connect
 
         spec, endpoint, worker, commits = argv[2], argv[3], int(argv[4]), int(argv[5])
-        with connect(spec, endpoint, timeout=3.0, retries=40, memtable_size=1 << 16) as store:
+        # The daemon is killed and restarted while these writers start: wait for it at open as in requests.
+        with connect(spec, endpoint, timeout=3.0, retries=40, memtable_size=1 << 16, connect_timeout=120.0) as store:
             commit_loop(store, worker, commits)
     elif mode == "direct-commit":
         import os

@@ -336,7 +336,8 @@ def _key_part(key: Value) -> PathPart:
     return IndexPath(key) if is_primitive(key) else HashIndexPath(key.hash())
 
 
-def _merge_sorted(last: Iterator[_Item], current: Iterator[_Item]) -> Iterator[tuple[Value, Value | None, Value | None]]:
+def _merge_sorted(last: Iterator[_Item],
+                  current: Iterator[_Item]) -> Iterator[tuple[Value, Value | None, Value | None]]:
     """Walk two key-sorted sequences of (sort key, key, value) together: (key, old, new) where they differ."""
     old, new = next(last, None), next(current, None)
     while old is not None or new is not None:

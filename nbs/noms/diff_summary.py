@@ -58,7 +58,7 @@ def _events(v1: Value, v2: Value) -> Iterator[Progress]:
 def _size(v: Value) -> int:
     if isinstance(v, Struct):
         return len(v.fields)
-    length = getattr(v, "length")
+    length = getattr(v, "length", None)  # collections and blobs; mypy knows only Value
     assert callable(length)
     return int(length())
 

@@ -24,7 +24,7 @@ class MetaError(NomsError):
 
 
 def now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def new_meta(date: str | datetime.datetime | None = None, message: str = "",

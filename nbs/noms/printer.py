@@ -274,7 +274,7 @@ def format_rfc3339(seconds: float, tz: datetime.tzinfo | None) -> str:
     """Go's ``time.Unix(sec).In(tz).Format(time.RFC3339)`` (whole seconds, Z for UTC)."""
     whole = math.floor(seconds)
     try:
-        instant = datetime.datetime.fromtimestamp(whole, datetime.timezone.utc)
+        instant = datetime.datetime.fromtimestamp(whole, datetime.UTC)
     except (OverflowError, OSError, ValueError):
         return ""
     local = instant.astimezone(tz) if tz is not None else instant.astimezone()

@@ -17,7 +17,7 @@ from nbs.noms.datas import DATASET_RE, Database
 from nbs.noms.errors import DatasetSpecError, PathError
 from nbs.noms.path import Path
 from nbs.noms.values import Value
-from nbs.spec import StoreSpec, local_path
+from nbs.spec import StoreSpec
 
 SEPARATOR = "::"
 NBSD_ENV = "NOMS_NBSD"
@@ -35,10 +35,7 @@ def open_chunk_store(db_spec: str | StoreSpec, nbsd: str | None = None) -> Chunk
         return nbs.open_store(db_spec)
     import nbsclient
 
-    spec = nbs.parse_store_spec(db_spec) if isinstance(db_spec, str) else db_spec
-    if spec.protocol == "nbs":  # the daemon resolves paths against its own working directory
-        spec = StoreSpec("nbs", path=local_path(spec), options=spec.options)
-    return nbsclient.connect(str(spec), None if nbsd == "default" else nbsd)
+    return nbsclient.connect(str(db_spec), None if nbsd == "default" else nbsd)
 
 
 def open_database(db_spec: str | StoreSpec, nbsd: str | None = None) -> Database:

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import ContextManager
 
 import pytest
 
@@ -66,7 +65,7 @@ class OpenerBackend(Backend):
         return self._opener(memtable_size)
 
 
-BackendFactory = Callable[[pytest.FixtureRequest, Path], ContextManager[Backend]]
+BackendFactory = Callable[[pytest.FixtureRequest, Path], AbstractContextManager[Backend]]
 
 
 @contextmanager
@@ -135,7 +134,7 @@ def _through_daemon(endpoint: str, spec: str) -> Iterator[Backend]:
             handle.close()
 
 
-def _nbsd_local(request: pytest.FixtureRequest, tmp_path: Path) -> ContextManager[Backend]:
+def _nbsd_local(request: pytest.FixtureRequest, tmp_path: Path) -> AbstractContextManager[Backend]:
     daemon = request.getfixturevalue("nbsd_daemon")
     return _through_daemon(daemon.endpoint, daemon.store_path(tmp_path.name))
 
@@ -143,7 +142,7 @@ def _nbsd_local(request: pytest.FixtureRequest, tmp_path: Path) -> ContextManage
 BACKENDS["nbsd-local"] = _nbsd_local
 
 
-def _nbsd_aws(request: pytest.FixtureRequest, tmp_path: Path) -> ContextManager[Backend]:
+def _nbsd_aws(request: pytest.FixtureRequest, tmp_path: Path) -> AbstractContextManager[Backend]:
     daemon = request.getfixturevalue("nbsd_aws_daemon")
     location = request.getfixturevalue("aws_location")
     return _through_daemon(daemon.endpoint, f"aws://{location.table}:{location.bucket}/{tmp_path.name}")

@@ -210,7 +210,7 @@ def test_concurrent_writers_and_repeated_gc_lose_nothing(bucket: Bucket) -> None
     while any(p.poll() is None for p in procs):
         collected += len(collect_aws(location, 2.0, False, silent_progress).deleted)
         runs += 1
-    landed = [lines for lines in results(procs)]
+    landed = list(results(procs))
     print(f"{runs} gc runs deleted {collected} while the writers ran")
     final = collect_aws(location, 0.0, False, silent_progress)
     assert runs >= 2 and collected + len(final.deleted) > 0

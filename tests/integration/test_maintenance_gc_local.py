@@ -20,8 +20,8 @@ from nbs.manifest import ManifestContents, TableSpec
 from nbs.noms.values import String
 from nbs.stats import Stats
 from tests.linked import check_history, commit_one, results, spawn
-from tests.maintenance import (backdate, commit_blobs, conjoined_db, live_chunks, nbs, nbs_process, read_in_fresh_process,
-                               silent_progress, table_files)
+from tests.maintenance import (backdate, commit_blobs, conjoined_db, live_chunks, nbs, nbs_process,
+                               read_in_fresh_process, silent_progress, table_files)
 
 DAY = 24 * 3600
 

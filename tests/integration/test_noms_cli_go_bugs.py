@@ -64,4 +64,5 @@ def test_errors_that_go_exits_0_on_exit_1(tmp_path: Path) -> None:
     assert result.exit_code == 1 and result.stderr == "error: couldn't stat file\nnoms: error: unexpected blob\n"
     (tmp_path / "in.bin").write_bytes(b"data")
     result = run(["blob", "put", "in.bin", "store::ds"], cwd=tmp_path)
-    assert result.exit_code == 1 and result.stderr == "Could not open database: Invalid database protocol  in store::ds\n"
+    assert result.exit_code == 1
+    assert result.stderr == "Could not open database: Invalid database protocol  in store::ds\n"

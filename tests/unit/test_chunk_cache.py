@@ -116,3 +116,26 @@ def test_peek_reads_without_counting_or_dropping(tmp_path: Path) -> None:
     assert (cache.counters.hits, cache.counters.misses, cache.counters.hidden, cache.counters.corrupt) == (0, 0, 0, 0)
     assert cache.entries() == 2  # the damaged entry is left for get_many to count and drop
     cache.close()
+
+
+def test_hidden_entries_are_rehomed_to_a_table_the_store_holds(tmp_path: Path) -> None:
+    cache = ChunkCache(str(tmp_path / "c"), 8 << 20)
+    batch = items(10)
+    cache.put_many(batch)
+    addrs = [a for a, _, _ in batch]
+    asked: list[list[bytes]] = []
+
+    def holders(hidden: list[bytes]) -> dict[bytes, bytes]:
+        """The store (view {T2}) holds the first six chunks, in table T2."""
+        asked.append(hidden)
+        return {a: T2 for a in hidden if a in addrs[:6]}
+
+    found: dict[bytes, bytes] = {}
+    assert sorted(cache.get_many(addrs, {T2}, found, holders=holders)) == sorted(addrs[6:])
+    assert found == {a: c for a, c, _ in batch[:6]} and sorted(asked[0]) == sorted(addrs)
+    assert (cache.counters.rehomed, cache.counters.hidden, cache.counters.hits) == (6, 4, 6)
+    again: dict[bytes, bytes] = {}
+    assert sorted(cache.get_many(addrs, {T2}, again)) == sorted(addrs[6:])  # re-tagged: plain hits now
+    assert again == found
+    assert cache.get_many(addrs, {T1}, {}) == []  # still served to stores that hold the old table
+    cache.close()

@@ -134,4 +134,4 @@ def test_bad_config_exits_2_with_one_line_before_opening_anything(tmp_path: Path
     assert not cache.exists() and not (tmp_path / "s.sock").exists()
     proc = subprocess.run([sys.executable, "-m", "nbsd", "serve", "--threads", "eight"], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2 and proc.stderr == "nbsd: argument --threads: invalid int value: 'eight'\n"
+    assert proc.returncode == 2 and proc.stderr == "nbsd serve: argument --threads: invalid int value: 'eight'\n"

@@ -158,7 +158,8 @@ def test_a_retried_commit_gets_its_first_outcome_without_committing_again(tmp_pa
 
     def commit(rid: int, current: Addr, last: bytes) -> Any:
         body = {"handle": handle, "current": bytes(current), "last": last}
-        _, result, err = p.decode_reply(service.handle(b"client", p.decode_request(p.encode_request(rid, p.COMMIT, body))))
+        request = p.decode_request(p.encode_request(rid, p.COMMIT, body))
+        _, result, err = p.decode_reply(service.handle(b"client", request))
         assert err is None
         return result
 

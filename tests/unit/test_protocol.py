@@ -125,7 +125,8 @@ def test_decoder_fuzz_raises_only_protocol_errors(blob: bytes) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.recursive(st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.binary(max_size=30) | st.text(max_size=10),
+@given(st.recursive(st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.binary(max_size=30)
+                    | st.text(max_size=10),
                     lambda children: st.lists(children, max_size=5)
                     | st.dictionaries(st.text(max_size=5), children, max_size=5), max_leaves=20))
 def test_structured_garbage_never_escapes_as_other_errors(value: object) -> None:

@@ -48,7 +48,7 @@ def log_command() -> Command:
 
 
 def _time_zone(name: object) -> datetime.tzinfo | None:
-    return datetime.timezone.utc if name == "utc" else None
+    return datetime.UTC if name == "utc" else None
 
 
 def run_ds(env: Env, values: Values) -> int:

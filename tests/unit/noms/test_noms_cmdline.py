@@ -130,7 +130,8 @@ def test_chunk_refs_of_meta_nodes_match_decoding() -> None:
     from nbs.noms.walk import walk_refs
     from nbs.noms.chunker import new_blob, new_map, new_set
     store = ValueStore(nbs.open_store("mem"))
-    nodes = [new_list(store, [Number(i) for i in range(20_000)]), new_blob(store, b"".join(hashlib.sha256(bytes([i % 256, i // 256])).digest() for i in range(20_000))),
+    blob = b"".join(hashlib.sha256(bytes([i % 256, i // 256])).digest() for i in range(20_000))
+    nodes = [new_list(store, [Number(i) for i in range(20_000)]), new_blob(store, blob),
              new_map(store, [(String(str(i)), Number(i)) for i in range(20_000)]),
              new_set(store, [new_list(store, [Number(i)]) for i in range(3000)])]
     for node in nodes:

@@ -65,7 +65,8 @@ def graph_db() -> Database:
 
 def test_graph_merge_block(graph_db: Database) -> None:
     out = render(graph_db, "b1", show_graph=True, show_value=True)
-    for h in ("92u4ja5p42gr6galrq7o5ubad98qk3pp", "6eu8a3l1gunugn7uinotiv8saf783pok", "7f8hmd1okp98ovnph695kumm4lknuqcd"):
+    for h in ("92u4ja5p42gr6galrq7o5ubad98qk3pp", "6eu8a3l1gunugn7uinotiv8saf783pok",
+              "7f8hmd1okp98ovnph695kumm4lknuqcd"):
         assert h in out
     assert ('*   8rkr9of92el4fvg2quhflro7615roouc\n'
             '|\\  Merge: r4c42m0u4k8g08ivo005p1k3e9c8a3tq n05ujdtqd9enisrbcrifhc6n41anur3g\n'
@@ -155,7 +156,7 @@ def test_datetime_meta_is_formatted() -> None:
     db = Database(nbs.new_memory_store())
     meta = Struct("Meta", {"date": Struct("DateTime", {"secSinceEpoch": Number(0)})})
     db.commit("ds", String("x"), meta=meta)
-    out = render(db, "ds", tz=datetime.timezone.utc)
+    out = render(db, "ds", tz=datetime.UTC)
     assert "Date:   1970-01-01T00:00:00Z\n\n" in out
 
 

@@ -24,7 +24,8 @@ HASH = "0123456789abcdefghijklmnopqrstuv"
     ("[\"42\"]@key", "[\"42\"]@key"), ("[\"line\nbreak\"]", "[\"line\\nbreak\"]"),
     ("[\"a]b\"]", "[\"a]b\"]"), ("[\"\\\"\"]", "[\"\\\"\"]"), (f"[#{HASH}]", f"[#{HASH}]"),
     (f"[#{HASH}]@key", f"[#{HASH}]@key"), (".foo[42].bar", ".foo[42].bar"), ("@at(0)", "@at(0)"),
-    ("@at(-5)@key", "@at(-5)@key"), ("@type", "@type"), (".x@target", ".x@target"), ("[1e20]", "[100000000000000000000]"),
+    ("@at(-5)@key", "@at(-5)@key"), ("@type", "@type"), (".x@target", ".x@target"),
+    ("[1e20]", "[100000000000000000000]"),
 ])
 def test_path_parse_success(text: str, printed: str) -> None:
     assert str(Path.parse(text)) == printed
@@ -36,10 +37,12 @@ def test_path_parse_success(text: str, printed: str) -> None:
     ("[42", "[ is missing closing ]"), ("[\"foo", "[ is missing closing ]"), ("[]", "Empty index value"),
     ("[foo]", "Invalid index: foo"), ("[#]", "Invalid hash: "), ("[#abc]", "Invalid hash: abc"),
     (f"[#{HASH}x]", f"Invalid hash: {HASH}x"), ("[\"\\x\"]", 'Only " and \\ can be escaped'),
-    ("foo", "Invalid operator: f"), ("@foo", "Unsupported annotation: @foo"), ("@key", "Cannot use @key annotation at beginning of path"),
+    ("foo", "Invalid operator: f"), ("@foo", "Unsupported annotation: @foo"),
+    ("@key", "Cannot use @key annotation at beginning of path"),
     (".foo@key", "Cannot use @key annotation on: .foo"), ("@at", "@at annotation requires a position argument"),
     ("@at()", "@at annotation requires a position argument"), ("@at(x)", "Invalid position: x"),
-    ("[1]@key(x)", "@key annotation does not support arguments"), ("@type(1)", "@type annotation does not support arguments"),
+    ("[1]@key(x)", "@key annotation does not support arguments"),
+    ("@type(1)", "@type annotation does not support arguments"),
     ("@target(1)", "@target annotation does not support arguments"),
 ])
 def test_path_parse_errors(text: str, message: str) -> None:

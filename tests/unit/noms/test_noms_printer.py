@@ -28,7 +28,8 @@ def vs() -> ValueStore:
     (1e6, "1e+06"), (1234567.0, "1.234567e+06"), (0.0001, "0.0001"), (1e-5, "1e-05"), (2.5e-5, "2.5e-05"),
     (1.5e-7, "1.5e-07"), (314159.26535, "314159.26535"), (3.1415926535e20, "3.1415926535e+20"), (1e20, "1e+20"),
     (1.2345678901234567e19, "1.2345678901234567e+19"), (1 / 3, "0.3333333333333333"),
-    (1.7976931348623157e308, "1.7976931348623157e+308"), (5e-324, "5e-324"), (-0.0, "-0"), (3.1415926535, "3.1415926535"),
+    (1.7976931348623157e308, "1.7976931348623157e+308"), (5e-324, "5e-324"), (-0.0, "-0"),
+    (3.1415926535, "3.1415926535"),
 ])
 def test_format_g(f: float, expected: str) -> None:
     assert format_g(f) == expected
@@ -108,7 +109,8 @@ def test_blobs(vs: ValueStore) -> None:
     assert encoded_value(new_blob(vs, bytes(range(17)))) == (
         "blob {  // 17 B\n  00 01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f\n  10\n}")
     text = encoded_value(new_blob(vs, bytes(range(256))))
-    assert text.startswith("blob {  // 256 B\n  00 01") and text.endswith("f0 f1 f2 f3 f4 f5 f6 f7 f8 f9 fa fb fc fd fe ff\n}")
+    assert text.startswith("blob {  // 256 B\n  00 01")
+    assert text.endswith("f0 f1 f2 f3 f4 f5 f6 f7 f8 f9 fa fb fc fd fe ff\n}")
     assert encoded_value(new_blob(vs, bytes(1600))).startswith("blob {  // 1.6 kB\n")
 
 
@@ -133,9 +135,9 @@ def test_max_lines_truncation(vs: ValueStore) -> None:
 
 def test_datetime_commenter() -> None:
     dt = Struct("DateTime", {"secSinceEpoch": Number(1501801626.877)})
-    assert encoded_value(dt, commenter=datetime_commenter(datetime.timezone.utc)) == (
+    assert encoded_value(dt, commenter=datetime_commenter(datetime.UTC)) == (
         "struct DateTime { // 2017-08-03T23:07:06Z\n  secSinceEpoch: 1.501801626877e+09,\n}")
     plus2 = datetime.timezone(datetime.timedelta(hours=2))
     assert format_rfc3339(0, plus2) == "1970-01-01T02:00:00+02:00"
     assert encoded_value(Struct("Other", {"secSinceEpoch": Number(0)}),
-                         commenter=datetime_commenter(datetime.timezone.utc)) == "struct Other {\n  secSinceEpoch: 0,\n}"
+                         commenter=datetime_commenter(datetime.UTC)) == "struct Other {\n  secSinceEpoch: 0,\n}"

@@ -37,7 +37,8 @@ def test_later_occurrence_of_a_named_struct_is_a_cycle(vs: ValueStore) -> None:
 
 def test_union_members_are_sorted_and_folded() -> None:
     raw = make_union_type([
-        make_struct_type("B", []), make_list_type(STRING_TYPE), STRING_TYPE, make_struct_type("A", [StructField("y", BOOL_TYPE)]),
+        make_struct_type("B", []), make_list_type(STRING_TYPE), STRING_TYPE,
+        make_struct_type("A", [StructField("y", BOOL_TYPE)]),
         NUMBER_TYPE, make_list_type(NUMBER_TYPE), BOOL_TYPE, NUMBER_TYPE])
     t = simplify_type(raw)
     assert encode_type(t).hex() == "0c0600010205" + "0c020102" + "0901410101790000" + "09014200"
@@ -48,8 +49,9 @@ def test_union_members_are_sorted_and_folded() -> None:
 def test_structs_of_one_name_merge_with_optional_fields(vs: ValueStore) -> None:
     lst = new_list(vs, [Struct("P", {"x": Number(1)}), Struct("P", {"y": String("a")})])
     assert encode_type(lst.type_of()).hex() == "05" + "0901500201780179010201" + "01"
-    s = simplify_type(make_union_type([make_struct_type("S1", [StructField("a", BOOL_TYPE), StructField("b", BOOL_TYPE)]),
-                                       make_struct_type("S1", [StructField("a", BOOL_TYPE)])]))
+    s = simplify_type(make_union_type([
+        make_struct_type("S1", [StructField("a", BOOL_TYPE), StructField("b", BOOL_TYPE)]),
+        make_struct_type("S1", [StructField("a", BOOL_TYPE)])]))
     assert describe_type(s) == "Struct S1 {\n  a: Bool,\n  b?: Bool,\n}"
 
 

@@ -1,0 +1,56 @@
+"""``nbsd status``: the daemon's ``stats`` reply as a page a person reads at a glance.
+
+Sizes and times in human units; the cache's state with its reason; the busiest
+stores only (``--json`` keeps every figure, including every store).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nbsd.units import duration, ratio, size
+
+TOP_STORES = 5
+
+
+def activity(figures: dict[str, int]) -> int:
+    """How busy a store has been: requests and writes, each commit counting as one."""
+    return figures["get_requests"] + figures["tables_written"] + figures["commits"] + figures["commits_lost"]
+
+
+def render(stats: dict[str, Any], top: int = TOP_STORES) -> str:
+    cache, files, index = stats["cache"], stats["open_files"], stats["index_cache"]
+    policy = stats["policy"]
+    served = cache["hits"] + cache["client_hits"]
+    lines = [
+        f"nbsd {stats['version']}, pid {stats['pid']}, up {duration(stats['uptime_s'])}, on {stats['endpoint']}",
+        f"metrics: {'http://' + stats['metrics'] + '/metrics' if stats['metrics'] else 'off'}",
+        f"local roots: {', '.join(policy['local_roots']) or 'none'}; AWS stores: "
+        f"{', '.join(policy['aws_stores']) or 'none'}; mem store: {'allowed' if policy['allow_mem'] else 'off'}",
+        f"sessions: {stats['sessions']}; requests: {_counts(stats['requests'])}",
+        f"errors: {_counts(stats['errors']) or 'none'}",
+        f"cache: {cache['state']}; {size(cache['bytes'])} of {size(cache['budget'])}, {cache['entries']} chunks; "
+        f"hit ratio {ratio(served, served + cache['misses'])} ({cache['hits']} daemon hits, {cache['client_hits']} "
+        f"client hits, {cache['misses']} misses); {cache['evictions']} evicted, {cache['corrupt']} corrupt",
+        f"index cache: {size(index['bytes'])} of {size(index['budget'])}, {index['tables']} tables",
+        f"open files: {files['tables']} table files of {files['table_budget']} allowed (max_open_files "
+        f"{files['budget']} - {files['reserved']} reserved - {files['threads']} threads); process descriptors "
+        f"{files['fds']} of {files['limit']} (sockets and pipes included)",
+        f"memory: {size(stats['memory']['rss'])} resident",
+        f"backend: {_counts(stats['backend']['requests']) or 'no requests'}; errors: "
+        f"{_counts(stats['backend']['errors']) or 'none'}",
+    ]
+    stores = sorted(stats["stores"].items(), key=lambda item: (-activity(item[1]), item[0]))
+    busy = [(key, fig) for key, fig in stores if activity(fig) or fig["sessions"]]
+    if busy:
+        lines.append(f"busiest stores ({min(top, len(busy))} of {len(stores)}):")
+    for key, fig in busy[:top]:
+        lines.append(f"  {key}: {fig['sessions']} sessions, {fig['chunks_requested']} chunks asked "
+                     f"({fig['chunks_from_cache']} from cache, {fig['chunks_fetched']} fetched, "
+                     f"{size(fig['bytes_fetched'])}), {fig['tables_written']} tables written "
+                     f"({size(fig['bytes_written'])}), {fig['commits']} commits, {fig['commits_lost']} lost")
+    return "\n".join(lines) + "\n"
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{key} {value}" for key, value in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
