@@ -19,7 +19,7 @@ def activity(figures: dict[str, int]) -> int:
 
 
 def render(stats: dict[str, Any], top: int = TOP_STORES) -> str:
-    cache, files, index = stats["cache"], stats["open_files"], stats["index_cache"]
+    cache, files, index, small = stats["cache"], stats["open_files"], stats["index_cache"], stats["small_table_cache"]
     policy = stats["policy"]
     served = cache["hits"] + cache["client_hits"]
     lines = [
@@ -32,11 +32,12 @@ def render(stats: dict[str, Any], top: int = TOP_STORES) -> str:
         f"cache: {cache['state']}; {size(cache['bytes'])} of {size(cache['budget'])}, {cache['entries']} chunks; "
         f"hit ratio {ratio(served, served + cache['misses'])} ({cache['hits']} daemon hits, {cache['client_hits']} "
         f"client hits, {cache['misses']} misses); {cache['evictions']} evicted, {cache['corrupt']} corrupt",
-        f"index cache: {size(index['bytes'])} of {size(index['budget'])}, {index['tables']} tables",
+        f"index cache: {size(index['bytes'])} of {size(index['budget'])}, {index['tables']} tables; small tables: "
+        f"{size(small['bytes'])} of {size(small['budget'])}, {small['tables']} tables",
         f"open files: {files['tables']} table files of {files['table_budget']} allowed (max_open_files "
         f"{files['budget']} - {files['reserved']} reserved - {files['threads']} threads); process descriptors "
         f"{files['fds']} of {files['limit']} (sockets and pipes included)",
-        f"memory: {size(stats['memory']['rss'])} resident",
+        f"memory: {_memory(stats['memory'])}",
         f"backend: {_counts(stats['backend']['requests']) or 'no requests'}; errors: "
         f"{_counts(stats['backend']['errors']) or 'none'}",
     ]
@@ -50,6 +51,13 @@ def render(stats: dict[str, Any], top: int = TOP_STORES) -> str:
                      f"{size(fig['bytes_fetched'])}), {fig['tables_written']} tables written "
                      f"({size(fig['bytes_written'])}), {fig['commits']} commits, {fig['commits_lost']} lost")
     return "\n".join(lines) + "\n"
+
+
+def _memory(memory: dict[str, int]) -> str:
+    text = f"{size(memory['rss'])} resident, {memory['threads']} threads"
+    if "heap_in_use" in memory:  # glibc's own figures (absent on other C libraries)
+        text += f"; malloc heap {size(memory['heap_in_use'])} in use, {size(memory['heap_free'])} free"
+    return text
 
 
 def _counts(counts: dict[str, int]) -> str:

@@ -116,9 +116,11 @@ def _stats(stores: dict[str, dict[str, int]]) -> dict[str, object]:
         "cache": {"hits": 90, "client_hits": 5, "misses": 5, "evictions": 0, "corrupt": 0, "bytes": 1288490188,
                   "budget": 8 << 30, "entries": 3, "state": "degraded: write failed: MapFullError: full"},
         "index_cache": {"bytes": 0, "budget": 64 << 20, "tables": 0},
+        "small_table_cache": {"bytes": 3 << 20, "budget": 32 << 20, "tables": 40},
         "open_files": {"tables": 3, "table_budget": 232, "budget": 256, "reserved": 8, "threads": 16, "fds": 40,
                        "limit": 4096},
-        "memory": {"rss": 50 << 20}, "backend": {"requests": {}, "errors": {}},
+        "memory": {"rss": 50 << 20, "threads": 21, "heap_in_use": 30 << 20, "heap_free": 2 << 20},
+        "backend": {"requests": {}, "errors": {}},
         "stores": {key: {**figures, **fig} for key, fig in stores.items()},
     }
 
@@ -130,4 +132,6 @@ def test_status_page() -> None:
     assert "cache: degraded: write failed: MapFullError: full; 1.2 GiB of 8.0 GiB, 3 chunks; hit ratio 95.0%" in text
     assert "errors: Forbidden 2, StoreNotFoundError 1" in text
     assert "open files: 3 table files of 232 allowed (max_open_files 256 - 8 reserved - 16 threads)" in text
+    assert "small tables: 3.0 MiB of 32.0 MiB, 40 tables" in text
+    assert "memory: 50.0 MiB resident, 21 threads; malloc heap 30.0 MiB in use, 2.0 MiB free" in text
     assert "busiest stores (2 of 10):\n  nbs:/srv/noms/9: " in text and "nbs:/srv/noms/7" not in text
