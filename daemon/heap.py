@@ -7,7 +7,9 @@ the kernel only when the free block there is large, so RSS ratchets up with ever
 burst and stays up. Two remedies, both no-ops where glibc is absent:
 
 * ``limit_arenas`` caps the number of arenas (as ``MALLOC_ARENA_MAX`` would) before
-  the worker threads start, so freed memory is reused across threads;
+  the worker threads start, so freed memory is reused across threads, and fixes the
+  mmap threshold: glibc otherwise raises it after each large free (up to 32 MiB), after
+  which table-sized buffers are carved from the heap and leave holes there;
 * ``release_free_memory`` asks glibc to hand free pages of every arena back to the
   kernel (``malloc_trim``); the daemon calls it from its periodic maintenance.
 """
@@ -21,8 +23,10 @@ from functools import cache
 
 log = logging.getLogger(__name__)
 
-M_ARENA_MAX = -8  # mallopt parameter number, from glibc's malloc.h
+M_ARENA_MAX = -8  # mallopt parameter numbers, from glibc's malloc.h
+M_MMAP_THRESHOLD = -3
 ARENAS = 2
+MMAP_THRESHOLD = 256 << 10  # blocks this large get their own mapping, returned to the kernel when freed
 
 
 @cache
@@ -37,13 +41,16 @@ def _libc() -> ctypes.CDLL | None:
 
 
 def limit_arenas(arenas: int = ARENAS) -> bool:
-    """Cap glibc's malloc arenas; True if the allocator accepted it."""
+    """Cap glibc's malloc arenas and fix its mmap threshold; True if the allocator accepted both."""
     libc = _libc()
     if libc is None:
         return False
-    accepted = bool(libc.mallopt(ctypes.c_int(M_ARENA_MAX), ctypes.c_int(arenas)))
-    if not accepted:
-        log.warning("glibc refused to cap malloc arenas at %d", arenas)
+    accepted = True
+    for parameter, value, what in ((M_ARENA_MAX, arenas, "the malloc arena cap"),
+                                   (M_MMAP_THRESHOLD, MMAP_THRESHOLD, "the mmap threshold")):
+        if not libc.mallopt(ctypes.c_int(parameter), ctypes.c_int(value)):
+            log.warning("glibc refused %s (%d)", what, value)
+            accepted = False
     return accepted
 
 
