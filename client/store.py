@@ -22,9 +22,9 @@ from nbs.addr import Addr, compute_addr
 from nbs.errors import StoreClosedError
 from nbs.forksafe import register
 from nbs.manifest import ManifestContents, TableSpec
-from nbs.mem_table import MemTable, check_chunk
+from nbs.mem_table import MemTable, check_and_hash, check_chunk
 from nbs.stats import Stats
-from nbs.table_writer import TableWriter
+from nbs.table_writer import build_table
 from nbsclient import protocol as p
 from nbsclient.connection import Connection
 from nbsclient.curve import ClientKeys
@@ -214,6 +214,25 @@ class DaemonStore:
         self._stats.put_latency.sample_time(started)
         return Addr(addr)
 
+    def put_many(self, chunks: Iterable[bytes]) -> list[Addr]:
+        """``[put(c) for c in chunks]``, hashed in batches on the CPU pool; nothing is put if any chunk is refused."""
+        started = time.perf_counter_ns()
+        items = list(chunks)
+        addrs = check_and_hash(items, self._memtable_size)
+        with self._lock:
+            if self._closed:
+                raise StoreClosedError(f"store {self.spec} is closed")
+            done = 0
+            while items:
+                if self._memtable is None:
+                    self._memtable = MemTable(self._memtable_size)
+                done = self._memtable.add_chunks(addrs, items, done)
+                if done == len(items):
+                    break
+                self._flush()
+        self._stats.put_latency.sample_time(started)
+        return addrs
+
     def _flush(self) -> None:
         """Send the memtable's chunks the store lacks as one table (caller holds the lock)."""
         memtable = self._memtable
@@ -224,12 +243,8 @@ class DaemonStore:
         absent: set[bytes] = set()
         for batch in _batches(addrs):
             absent.update(self._call(p.HAS, {"addrs": [bytes(a) for a in batch]})["absent"])
-        writer = TableWriter()
-        for a, data in memtable.extract():
-            if a in absent:
-                writer.add(a, data)
-        if len(writer):
-            table = writer.finish()
+        table = build_table((a, data) for a, data in memtable.extract() if a in absent)
+        if table.chunk_count:
             reply = self._call(p.WRITE_TABLE, {"data": table.data}, self._commit_timeout)
             spec = TableSpec(Addr(reply["name"]), int(reply["count"]))
             self._novel.insert(0, spec)

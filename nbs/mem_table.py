@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
+from nbs.addr import ADDR_SIZE, Addr
+from nbs.cpu_pool import map_batches
 from nbs.errors import ChunkError
 from nbs.stats import Stats
-from nbs.table_writer import TableWriter, WrittenTable
+from nbs.table_writer import WrittenTable, build_table
 
 
 def check_chunk(data: bytes, memtable_size: int) -> None:
@@ -16,6 +20,18 @@ def check_chunk(data: bytes, memtable_size: int) -> None:
         raise ChunkError("empty chunks cannot be stored")
     if len(data) > memtable_size:
         raise ChunkError(f"chunk of {len(data)} bytes is larger than the memtable ({memtable_size})")
+
+
+def check_and_hash(chunks: Sequence[bytes], memtable_size: int) -> list[Addr]:
+    """The addresses of ``chunks`` (hashed on the CPU pool), once every one of them may be stored."""
+    for data in chunks:
+        check_chunk(data, memtable_size)
+    return [addr for batch in map_batches(_addresses, chunks) for addr in batch]
+
+
+def _addresses(chunks: Sequence[bytes]) -> list[Addr]:
+    sha512 = hashlib.sha512
+    return [Addr(sha512(data).digest()[:ADDR_SIZE]) for data in chunks]
 
 
 class Haver(Protocol):
@@ -43,6 +59,23 @@ class MemTable:
         self._chunks[addr] = data
         self._total += len(data)
         return True
+
+    def add_chunks(self, addrs: Sequence[bytes], chunks: Sequence[bytes], start: int) -> int:
+        """Add ``chunks[start:]`` in order until one does not fit; the index of that one (or the length)."""
+        held = self._chunks
+        total, limit = self._total, self.max_data
+        for i in range(start, len(chunks)):
+            addr = addrs[i]
+            if addr in held:
+                continue
+            data = chunks[i]
+            if total + len(data) > limit:
+                self._total = total
+                return i
+            held[addr] = data
+            total += len(data)
+        self._total = total
+        return len(chunks)
 
     def count(self) -> int:
         return len(self._chunks)
@@ -76,12 +109,12 @@ class MemTable:
 
     def write(self, haver: Haver | None, stats: Stats | None) -> WrittenTable:
         """A table of the chunks ``haver`` lacks, in insertion order (may be empty)."""
-        absent = set(haver.has_many(list(self._chunks))) if haver is not None else None
-        writer = TableWriter()
-        for addr, data in self._chunks.items():
-            if absent is None or addr in absent:
-                writer.add(addr, data)
-        table = writer.finish()
+        chunks = self._chunks
+        if haver is None:
+            table = build_table(chunks.items())
+        else:
+            absent = set(haver.has_many(list(chunks)))
+            table = build_table((addr, data) for addr, data in chunks.items() if addr in absent)
         if stats is not None and table.chunk_count:
             stats.bytes_per_persist.sample(len(table.data))
             stats.compressed_chunk_bytes_per_persist.sample(table.compressed_len)

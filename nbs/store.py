@@ -24,7 +24,7 @@ from nbs.errors import StoreClosedError, TableNotFoundError
 from nbs.forksafe import register
 from nbs.manifest import NOMS_VERSION, ManifestContents, TableSpec
 from nbs.manifest_manager import ManifestManager
-from nbs.mem_table import MemTable, check_chunk
+from nbs.mem_table import MemTable, check_and_hash, check_chunk
 from nbs.stats import Stats, humanize_bytes
 from nbs.table_persister import TablePersister
 from nbs.table_set import TableSet
@@ -212,6 +212,27 @@ class NomsBlockStore:
             self._put_count += 1
         self._stats.put_latency.sample_time(started)
         return Addr(addr)
+
+    def put_many(self, chunks: Iterable[bytes]) -> list[Addr]:
+        """``[put(c) for c in chunks]``, hashed in batches on the CPU pool; nothing is put if any chunk is refused."""
+        started = time.perf_counter_ns()
+        items = list(chunks)
+        addrs = check_and_hash(items, self._memtable_size)
+        with self._lock:
+            if self._closed:
+                raise StoreClosedError(f"store {self._mm.name()} is closed")
+            done = 0
+            while items:
+                if self._memtable is None:
+                    self._memtable = MemTable(self._memtable_size)
+                done = self._memtable.add_chunks(addrs, items, done)
+                if done == len(items):
+                    break
+                self._tables = self._tables.prepend(self._memtable)
+                self._memtable = None
+            self._put_count += len(items)
+        self._stats.put_latency.sample_time(started)
+        return addrs
 
     def write_table(self, data: bytes) -> TableSpec:
         """Persist a complete table built elsewhere and add it to the pending (novel) tables.

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from nbs.addr import PREFIX_SIZE, Addr, compute_addr
+from nbs.cpu_pool import map_batches, split
 from nbs.errors import ChunkError, CorruptTableError
-from nbs.record import CRC_SIZE, RecordError, decode_record, encode_record
+from nbs.record import CRC_SIZE, EncodedRecords, RecordBatchError, decode_records, encode_record, encode_records
 from nbs.table_index import TableIndex, encode_index, name_of_suffixes, parse_table_index
 
 MAX_CHUNK_SIZE = 0xFFFFFFFF
@@ -33,17 +34,22 @@ class WrittenTable:
         """
         index = parse_table_index(data, "incoming table", len(data))
         name = name_of_suffixes(index.suffixes)
-        view = memoryview(data)
-        total = 0
-        for ordinal, addr in enumerate(index.addresses()):
-            start = index.offsets[ordinal]
+        addresses = index.addresses()
+        offsets, lengths = index.offsets, index.lengths
+
+        def verify(ordinals: Sequence[int]) -> int:
+            """Bytes held by the records of ``ordinals``, once each hashes to its address."""
+            spans = [(offsets[o], lengths[o]) for o in ordinals]
             try:
-                chunk = decode_record(view[start:start + index.lengths[ordinal]], index.max_chunk)
-            except RecordError as err:
-                raise CorruptTableError(str(name), f"record {ordinal}: {err}") from err
-            if compute_addr(chunk) != addr:
-                raise CorruptTableError(str(name), f"record {ordinal} does not hash to {Addr(addr)}")
-            total += len(chunk)
+                chunks = decode_records(data, spans, index.max_chunk)
+            except RecordBatchError as err:
+                raise CorruptTableError(str(name), f"record {ordinals[err.position]}: {err}") from err
+            for ordinal, chunk in zip(ordinals, chunks):
+                if compute_addr(chunk) != addresses[ordinal]:
+                    raise CorruptTableError(str(name), f"record {ordinal} does not hash to {Addr(addresses[ordinal])}")
+            return sum(map(len, chunks))
+
+        total = sum(map_batches(verify, range(index.chunk_count)))
         if total != index.total_uncompressed:
             raise CorruptTableError(str(name), f"footer says {index.total_uncompressed} bytes, records hold {total}")
         return cls(name, data, index.chunk_count, total, index.data_len - CRC_SIZE * index.chunk_count)
@@ -68,18 +74,19 @@ class TableWriter:
 
     def add(self, addr: bytes, chunk: bytes) -> None:
         """Append ``chunk`` (whose address is ``addr``) as the next ordinal."""
-        if not chunk:
-            raise ChunkError("empty chunks cannot be stored")
-        if len(chunk) > MAX_CHUNK_SIZE:
-            raise ChunkError(f"chunk of {len(chunk)} bytes exceeds the Snappy limit")
+        check_chunk_size(chunk)
         record, compressed = encode_record(chunk)
-        ordinal = len(self._lengths)
-        self._records.append(record)
-        self._tuples.append((int.from_bytes(addr[:PREFIX_SIZE], "big"), ordinal))
-        self._lengths.append(len(record))
-        self._suffixes.append(bytes(addr[PREFIX_SIZE:]))
-        self._uncompressed += len(chunk)
-        self._compressed += compressed
+        self.add_encoded((addr,), EncodedRecords(record, [len(record)], compressed), len(chunk))
+
+    def add_encoded(self, addrs: Sequence[bytes], records: EncodedRecords, uncompressed: int) -> None:
+        """Append records encoded elsewhere (``encode_records``) of chunks with ``addrs`` and ``uncompressed`` bytes."""
+        first = len(self._lengths)
+        self._records.append(records.data)
+        self._tuples.extend((int.from_bytes(a[:PREFIX_SIZE], "big"), first + i) for i, a in enumerate(addrs))
+        self._lengths.extend(records.lengths)
+        self._suffixes.extend(bytes(a[PREFIX_SIZE:]) for a in addrs)
+        self._uncompressed += uncompressed
+        self._compressed += records.compressed_len
 
     def finish(self) -> WrittenTable:
         """The complete table; with no chunks it is a bare footer (never persisted)."""
@@ -90,9 +97,25 @@ class TableWriter:
                             self._uncompressed, self._compressed)
 
 
+def check_chunk_size(chunk: bytes) -> None:
+    """Refuse what no table record can hold."""
+    if not chunk:
+        raise ChunkError("empty chunks cannot be stored")
+    if len(chunk) > MAX_CHUNK_SIZE:
+        raise ChunkError(f"chunk of {len(chunk)} bytes exceeds the Snappy limit")
+
+
 def build_table(chunks: Iterable[tuple[bytes, bytes]]) -> WrittenTable:
-    """A table of ``(address, chunk)`` pairs in the given order."""
+    """A table of ``(address, chunk)`` pairs in the given order, its records encoded on the CPU pool.
+
+    Byte for byte the table ``TableWriter.add`` of each pair would build.
+    """
+    pairs = list(chunks)
+    for _, chunk in pairs:
+        check_chunk_size(chunk)
+    batches = split(pairs)
+    encoded = map_batches(lambda batch: encode_records([chunk for _, chunk in batch]), pairs)
     writer = TableWriter()
-    for addr, chunk in chunks:
-        writer.add(addr, chunk)
+    for batch, records in zip(batches, encoded):
+        writer.add_encoded([addr for addr, _ in batch], records, sum(len(chunk) for _, chunk in batch))
     return writer.finish()
