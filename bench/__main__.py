@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench import aws, commits, import_export, reads, sync, writes
+from bench import aws, commits, import_export, reads, sync, throughput, writes
 from bench.common import Report, progress
 
 SUITES = {"import": import_export.run, "writes": writes.run, "commits": commits.run, "reads": reads.run,
-          "aws": aws.run, "sync": sync.run}
+          "aws": aws.run, "sync": sync.run, "throughput": throughput.run}
 
 
 def main() -> None:

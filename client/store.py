@@ -249,7 +249,7 @@ class DaemonStore:
             spec = TableSpec(Addr(reply["name"]), int(reply["count"]))
             self._novel.insert(0, spec)
             self._view = self._view | {bytes(spec.name)}
-            self._stats.bytes_per_persist.sample(len(table.data))
+            self._stats.bytes_per_persist.sample(table.size)
             self._stats.chunks_per_persist.sample(table.chunk_count)
             self._stats.persist_latency.sample_time(started)
         self._memtable = None

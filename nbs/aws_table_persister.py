@@ -134,7 +134,7 @@ class AWSTablePersister(TablePersister):
     def persist_table(self, table: WrittenTable, stats: Stats) -> ChunkSource:
         index = table.index()
         reader: ReaderAt
-        if self.limits.fits_in_dynamo(table.chunk_count, len(table.data)):
+        if self.limits.fits_in_dynamo(table.chunk_count, table.size):
             self.dynamo_tables.write(table.name, table.data)
             reader = DynamoReaderAt(self.dynamo_tables, table.name, stats)
         else:

@@ -72,7 +72,7 @@ class FSTablePersister(TablePersister):
 
     def persist_table(self, table: WrittenTable, stats: Stats) -> ChunkSource:
         index = table.index()
-        self._write_file(table.name, lambda write: write(table.data), index)
+        self._write_file(table.name, lambda write: [write(piece) for piece in table.pieces], index)
         return self.open(table.name, table.chunk_count, stats)
 
     def conjoin_all(self, sources: Sequence[ChunkSource], stats: Stats) -> ChunkSource:

@@ -116,7 +116,7 @@ class MemTable:
             absent = set(haver.has_many(list(chunks)))
             table = build_table((addr, data) for addr, data in chunks.items() if addr in absent)
         if stats is not None and table.chunk_count:
-            stats.bytes_per_persist.sample(len(table.data))
+            stats.bytes_per_persist.sample(table.size)
             stats.compressed_chunk_bytes_per_persist.sample(table.compressed_len)
             stats.uncompressed_chunk_bytes_per_persist.sample(table.uncompressed_len)
             stats.chunks_per_persist.sample(table.chunk_count)

@@ -72,6 +72,7 @@ class EncodedRecords(NamedTuple):
     data: bytes
     lengths: list[int]
     compressed_len: int
+    uncompressed_len: int
 
 
 def encode_records(chunks: Sequence[bytes]) -> EncodedRecords:
@@ -89,7 +90,7 @@ def encode_records(chunks: Sequence[bytes]) -> EncodedRecords:
         piece(compressed)
         piece(crc(compressed).to_bytes(CRC_SIZE, "big"))
         length(len(compressed) + CRC_SIZE)
-    return EncodedRecords(b"".join(pieces), lengths, sum(lengths) - CRC_SIZE * len(lengths))
+    return EncodedRecords(b"".join(pieces), lengths, sum(lengths) - CRC_SIZE * len(lengths), sum(map(len, chunks)))
 
 
 def decode_records(data: bytes | memoryview, spans: Sequence[tuple[int, int]], max_len: int) -> list[bytes]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+from array import array
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from nbs.addr import PREFIX_SIZE, Addr, compute_addr
 from nbs.cpu_pool import map_batches, split
@@ -16,13 +18,28 @@ MAX_CHUNK_SIZE = 0xFFFFFFFF
 
 @dataclass(frozen=True)
 class WrittenTable:
-    """A finished table: its name, bytes and the figures persisters sample."""
+    """A finished table: its name, bytes and the figures persisters sample.
+
+    The bytes are kept as the pieces they were built in (batches of records,
+    then the index), which persisters write one after another: joining a
+    table of many megabytes only to write it would copy it once more.
+    """
 
     name: Addr
-    data: bytes
+    pieces: tuple[bytes, ...]
     chunk_count: int
     uncompressed_len: int
     compressed_len: int
+    parsed: TableIndex | None = field(default=None, compare=False, repr=False)
+
+    @functools.cached_property
+    def data(self) -> bytes:
+        """The whole table as one byte string."""
+        return self.pieces[0] if len(self.pieces) == 1 else b"".join(self.pieces)
+
+    @property
+    def size(self) -> int:
+        return sum(map(len, self.pieces))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> WrittenTable:
@@ -52,9 +69,11 @@ class WrittenTable:
         total = sum(map_batches(verify, range(index.chunk_count)))
         if total != index.total_uncompressed:
             raise CorruptTableError(str(name), f"footer says {index.total_uncompressed} bytes, records hold {total}")
-        return cls(name, data, index.chunk_count, total, index.data_len - CRC_SIZE * index.chunk_count)
+        return cls(name, (data,), index.chunk_count, total, index.data_len - CRC_SIZE * index.chunk_count, index)
 
     def index(self) -> TableIndex:
+        if self.parsed is not None:
+            return self.parsed
         return parse_table_index(self.data, str(self.name), len(self.data))
 
 
@@ -76,25 +95,31 @@ class TableWriter:
         """Append ``chunk`` (whose address is ``addr``) as the next ordinal."""
         check_chunk_size(chunk)
         record, compressed = encode_record(chunk)
-        self.add_encoded((addr,), EncodedRecords(record, [len(record)], compressed), len(chunk))
+        self.add_encoded((addr,), EncodedRecords(record, [len(record)], compressed, len(chunk)))
 
-    def add_encoded(self, addrs: Sequence[bytes], records: EncodedRecords, uncompressed: int) -> None:
-        """Append records encoded elsewhere (``encode_records``) of chunks with ``addrs`` and ``uncompressed`` bytes."""
+    def add_encoded(self, addrs: Sequence[bytes], records: EncodedRecords) -> None:
+        """Append records encoded elsewhere (``encode_records``) of chunks with addresses ``addrs``."""
         first = len(self._lengths)
         self._records.append(records.data)
         self._tuples.extend((int.from_bytes(a[:PREFIX_SIZE], "big"), first + i) for i, a in enumerate(addrs))
         self._lengths.extend(records.lengths)
         self._suffixes.extend(bytes(a[PREFIX_SIZE:]) for a in addrs)
-        self._uncompressed += uncompressed
+        self._uncompressed += records.uncompressed_len
         self._compressed += records.compressed_len
 
     def finish(self) -> WrittenTable:
         """The complete table; with no chunks it is a bare footer (never persisted)."""
         suffixes = b"".join(self._suffixes)
-        index = encode_index(self._tuples, self._lengths, suffixes, self._uncompressed)
-        data = b"".join(self._records) + index
-        return WrittenTable(name_of_suffixes(suffixes), data, len(self._lengths),
-                            self._uncompressed, self._compressed)
+        count = len(self._lengths)
+        order = sorted(self._tuples)
+        encoded_index = encode_index(order, self._lengths, suffixes, self._uncompressed)
+        parsed = None
+        if count:
+            prefixes, ordinals = zip(*order)
+            parsed = TableIndex(count, self._uncompressed, array("Q", prefixes), array("I", ordinals),
+                                array("I", self._lengths), suffixes)
+        return WrittenTable(name_of_suffixes(suffixes), (*self._records, encoded_index), count,
+                            self._uncompressed, self._compressed, parsed)
 
 
 def check_chunk_size(chunk: bytes) -> None:
@@ -117,5 +142,5 @@ def build_table(chunks: Iterable[tuple[bytes, bytes]]) -> WrittenTable:
     encoded = map_batches(lambda batch: encode_records([chunk for _, chunk in batch]), pairs)
     writer = TableWriter()
     for batch, records in zip(batches, encoded):
-        writer.add_encoded([addr for addr, _ in batch], records, sum(len(chunk) for _, chunk in batch))
+        writer.add_encoded([addr for addr, _ in batch], records)
     return writer.finish()
