@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from nbs.addr import Addr
-from nbs.chunk_source import FILE_BLOCK_SIZE, ChunkSource, EmptyChunkSource, ReaderAt, TableChunkSource
+from nbs.chunk_source import FILE_BLOCK_SIZE, FILE_MAX_READ, ChunkSource, EmptyChunkSource, ReaderAt, TableChunkSource
 from nbs.durable_files import Writer, remove_quietly, rename_into_place, write_temp
 from nbs.errors import CorruptTableError, StoreIOError, TableNotFoundError
 from nbs.fd_cache import FDCache
@@ -96,7 +96,7 @@ class FSTablePersister(TablePersister):
             index = self._load_index(path, name, chunk_count)
         if index.chunk_count != chunk_count:
             raise CorruptTableError(str(name), f"has {index.chunk_count} chunks, manifest says {chunk_count}")
-        return TableChunkSource(name, index, FileReaderAt(path, self.fd_cache, stats), FILE_BLOCK_SIZE)
+        return TableChunkSource(name, index, FileReaderAt(path, self.fd_cache, stats), FILE_BLOCK_SIZE, FILE_MAX_READ)
 
     def _load_index(self, path: str, name: Addr, chunk_count: int) -> TableIndex:
         fd = ref_table_file(self.fd_cache, path)
