@@ -17,14 +17,15 @@ import hashlib
 import json
 import os
 import random
-import resource
 import statistics
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 
 import cramjam
 import crc32c
+import psutil
 
 from bench.common import Figure, Report, progress, run_parallel
 from nbs.addr import Addr
@@ -120,20 +121,32 @@ def median_rate(total: int, run: Callable[[int], float]) -> float:
 
 
 def import_rss(args: tuple[str, int, int]) -> tuple[int, int]:
-    """Peak RSS growth (bytes) of importing ``total`` bytes in ``put_many`` batches, and the RSS before."""
+    """Peak RSS growth (bytes, sampled every 10 ms) of importing ``total`` bytes in ``put_many`` batches,
+    and the RSS before it."""
     directory, total, memtable_size = args
+    proc = psutil.Process()
     store = new_local_store(directory, memtable_size, sync=False)
     block = random.Random(5).randbytes(CHUNK)
     batch = 1024
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    before = proc.memory_info().rss
+    peak = [before]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.01):
+            peak[0] = max(peak[0], proc.memory_info().rss)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     last = None
     for start in range(0, total // CHUNK, batch):
         chunks = [(start + i).to_bytes(8, "big") + block[8:] for i in range(batch)]
         last = store.put_many(chunks)[-1]
     assert last is not None and store.commit(last, store.root())
     store.close()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return peak - before, before
+    done.set()
+    sampler.join()
+    return peak[0] - before, before
 
 
 def run(report: Report, quick: bool) -> None:

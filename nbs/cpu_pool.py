@@ -11,8 +11,12 @@ forked child starts threads of its own (``IOPool`` does both).
 
 from __future__ import annotations
 
+import functools
+import itertools
 import os
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from typing import TypeVar
 
 from nbs.io_pool import IOPool
@@ -31,12 +35,31 @@ def split(items: Sequence[T], size: int = BATCH_CHUNKS) -> list[Sequence[T]]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-def map_batches(fn: Callable[[Sequence[T]], R], items: Sequence[T], size: int = BATCH_CHUNKS) -> list[R]:
-    """``fn`` of each batch of ``items``, in order; batches run concurrently on the pool.
+def imap_batches(fn: Callable[[Sequence[T]], R], items: Sequence[T], size: int = BATCH_CHUNKS) -> Iterator[R]:
+    """``fn`` of each batch of ``items``, yielded in order as they finish on the pool.
 
-    A single batch runs in the calling thread: handing it over would only add latency.
+    A few batches run ahead of the consumer (so it can write one while the next
+    are encoded) but no more: a slow consumer bounds the memory in flight.  A
+    single batch runs in the calling thread: handing it over would only add latency.
     """
     batches = split(items, size)
     if len(batches) <= 1 or CPU_THREADS == 1:
-        return [fn(batch) for batch in batches]
-    return CPU_POOL.map(fn, batches)
+        yield from map(fn, batches)
+        return
+    waiting = iter(batches)
+    running: deque[Future[R]] = deque(CPU_POOL.submit(functools.partial(fn, batch))
+                                      for batch in itertools.islice(waiting, 2 * CPU_THREADS))
+    try:
+        while running:
+            result = running.popleft().result()
+            for batch in itertools.islice(waiting, 1):
+                running.append(CPU_POOL.submit(functools.partial(fn, batch)))
+            yield result
+    finally:
+        for future in running:
+            future.cancel()
+
+
+def map_batches(fn: Callable[[Sequence[T]], R], items: Sequence[T], size: int = BATCH_CHUNKS) -> list[R]:
+    """``fn`` of each batch of ``items``, in order; batches run concurrently on the pool."""
+    return list(imap_batches(fn, items, size))

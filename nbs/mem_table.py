@@ -11,7 +11,7 @@ from nbs.addr import ADDR_SIZE, Addr
 from nbs.cpu_pool import map_batches
 from nbs.errors import ChunkError
 from nbs.stats import Stats
-from nbs.table_writer import WrittenTable, build_table
+from nbs.table_writer import TableStream, WrittenTable
 
 
 def check_chunk(data: bytes, memtable_size: int) -> None:
@@ -107,17 +107,26 @@ class MemTable:
     def extract(self) -> Iterator[tuple[bytes, bytes]]:
         return iter(list(self._chunks.items()))
 
-    def write(self, haver: Haver | None, stats: Stats | None) -> WrittenTable:
-        """A table of the chunks ``haver`` lacks, in insertion order (may be empty)."""
+    def stream(self, haver: Haver | None) -> TableStream:
+        """The table of the chunks ``haver`` lacks, in insertion order (may be empty), to be encoded as written."""
         chunks = self._chunks
         if haver is None:
-            table = build_table(chunks.items())
-        else:
-            absent = set(haver.has_many(list(chunks)))
-            table = build_table((addr, data) for addr, data in chunks.items() if addr in absent)
-        if stats is not None and table.chunk_count:
-            stats.bytes_per_persist.sample(table.size)
-            stats.compressed_chunk_bytes_per_persist.sample(table.compressed_len)
-            stats.uncompressed_chunk_bytes_per_persist.sample(table.uncompressed_len)
-            stats.chunks_per_persist.sample(table.chunk_count)
+            return TableStream(chunks.items())
+        absent = set(haver.has_many(list(chunks)))
+        return TableStream((addr, data) for addr, data in chunks.items() if addr in absent)
+
+    def write(self, haver: Haver | None, stats: Stats | None) -> WrittenTable:
+        """The finished table of ``stream``, its figures sampled into ``stats``."""
+        table = self.stream(haver).table
+        if stats is not None:
+            sample_persist(table, stats)
         return table
+
+
+def sample_persist(table: WrittenTable, stats: Stats) -> None:
+    """The figures Go samples for each persisted table (none for an empty one)."""
+    if table.chunk_count:
+        stats.bytes_per_persist.sample(table.size)
+        stats.compressed_chunk_bytes_per_persist.sample(table.compressed_len)
+        stats.uncompressed_chunk_bytes_per_persist.sample(table.uncompressed_len)
+        stats.chunks_per_persist.sample(table.chunk_count)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import functools
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from nbs.addr import PREFIX_SIZE, Addr, compute_addr
-from nbs.cpu_pool import map_batches, split
+from nbs.cpu_pool import imap_batches, map_batches, split
 from nbs.errors import ChunkError, CorruptTableError
 from nbs.record import CRC_SIZE, EncodedRecords, RecordBatchError, decode_records, encode_record, encode_records
 from nbs.table_index import TableIndex, encode_index, name_of_suffixes, parse_table_index
@@ -130,17 +130,48 @@ def check_chunk_size(chunk: bytes) -> None:
         raise ChunkError(f"chunk of {len(chunk)} bytes exceeds the Snappy limit")
 
 
-def build_table(chunks: Iterable[tuple[bytes, bytes]]) -> WrittenTable:
-    """A table of ``(address, chunk)`` pairs in the given order, its records encoded on the CPU pool.
+class TableStream:
+    """A table whose records are encoded on the CPU pool while the ones before them are written.
 
-    Byte for byte the table ``TableWriter.add`` of each pair would build.
+    The name (the hash of the suffix block) is known before any record is
+    encoded, so a persister can start writing at once.  ``pieces`` yields the
+    records batch by batch, in order, then the index; afterwards ``table`` is
+    the finished table.  The bytes are those ``TableWriter.add`` of each pair
+    would build.
     """
-    pairs = list(chunks)
-    for _, chunk in pairs:
-        check_chunk_size(chunk)
-    batches = split(pairs)
-    encoded = map_batches(lambda batch: encode_records([chunk for _, chunk in batch]), pairs)
-    writer = TableWriter()
-    for batch, records in zip(batches, encoded):
-        writer.add_encoded([addr for addr, _ in batch], records)
-    return writer.finish()
+
+    def __init__(self, chunks: Iterable[tuple[bytes, bytes]]) -> None:
+        self._pairs = list(chunks)
+        for _, chunk in self._pairs:
+            check_chunk_size(chunk)
+        self.name = name_of_suffixes(b"".join(bytes(addr[PREFIX_SIZE:]) for addr, _ in self._pairs))
+        self.chunk_count = len(self._pairs)
+        self._table: WrittenTable | None = None
+
+    def pieces(self) -> Iterator[bytes]:
+        """The table's bytes in order, encoded as they are asked for; only once."""
+        writer = TableWriter()
+        for batch, records in zip(split(self._pairs), imap_batches(_encode_pairs, self._pairs)):
+            writer.add_encoded([addr for addr, _ in batch], records)
+            yield records.data
+        self._table = table = writer.finish()
+        self._pairs = []
+        yield table.pieces[-1]
+
+    @property
+    def table(self) -> WrittenTable:
+        """The finished table (encoding it now if ``pieces`` has not been read)."""
+        if self._table is None:
+            for _ in self.pieces():
+                pass
+        assert self._table is not None
+        return self._table
+
+
+def _encode_pairs(pairs: Sequence[tuple[bytes, bytes]]) -> EncodedRecords:
+    return encode_records([chunk for _, chunk in pairs])
+
+
+def build_table(chunks: Iterable[tuple[bytes, bytes]]) -> WrittenTable:
+    """A table of ``(address, chunk)`` pairs in the given order, its records encoded on the CPU pool."""
+    return TableStream(chunks).table
