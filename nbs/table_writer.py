@@ -146,6 +146,7 @@ class TableStream:
             check_chunk_size(chunk)
         self.name = name_of_suffixes(b"".join(bytes(addr[PREFIX_SIZE:]) for addr, _ in self._pairs))
         self.chunk_count = len(self._pairs)
+        self.uncompressed_len = sum(len(chunk) for _, chunk in self._pairs)
         self._table: WrittenTable | None = None
 
     def pieces(self) -> Iterator[bytes]:
