@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import functools
+import struct
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from nbs.addr import PREFIX_SIZE, Addr, compute_addr
+from nbs.addr import ADDR_SIZE, PREFIX_SIZE, Addr, compute_addr
 from nbs.cpu_pool import imap_batches, map_batches, split
 from nbs.errors import ChunkError, CorruptTableError
 from nbs.record import CRC_SIZE, EncodedRecords, RecordBatchError, decode_records, encode_record, encode_records
-from nbs.table_index import TableIndex, encode_index, name_of_suffixes, parse_table_index
+from nbs.table_index import TableIndex, encode_sorted_index, name_of_suffixes, parse_table_index
 
 MAX_CHUNK_SIZE = 0xFFFFFFFF
+_ADDR_PARTS = struct.Struct(f">Q{ADDR_SIZE - PREFIX_SIZE}s")  # an address as (prefix, suffix)
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ class TableWriter:
 
     def __init__(self) -> None:
         self._records: list[bytes] = []
-        self._tuples: list[tuple[int, int]] = []
+        self._prefixes = array("Q")
         self._lengths: list[int] = []
         self._suffixes: list[bytes] = []
         self._uncompressed = 0
@@ -99,11 +101,11 @@ class TableWriter:
 
     def add_encoded(self, addrs: Sequence[bytes], records: EncodedRecords) -> None:
         """Append records encoded elsewhere (``encode_records``) of chunks with addresses ``addrs``."""
-        first = len(self._lengths)
+        prefixes, suffixes = zip(*_ADDR_PARTS.iter_unpack(b"".join(addrs)))
         self._records.append(records.data)
-        self._tuples.extend((int.from_bytes(a[:PREFIX_SIZE], "big"), first + i) for i, a in enumerate(addrs))
+        self._prefixes.extend(prefixes)
         self._lengths.extend(records.lengths)
-        self._suffixes.extend(bytes(a[PREFIX_SIZE:]) for a in addrs)
+        self._suffixes.extend(suffixes)
         self._uncompressed += records.uncompressed_len
         self._compressed += records.compressed_len
 
@@ -111,13 +113,13 @@ class TableWriter:
         """The complete table; with no chunks it is a bare footer (never persisted)."""
         suffixes = b"".join(self._suffixes)
         count = len(self._lengths)
-        order = sorted(self._tuples)
-        encoded_index = encode_index(order, self._lengths, suffixes, self._uncompressed)
+        # Sorting ordinals by prefix keeps equal prefixes in ordinal order: the (prefix, ordinal) order.
+        ordinals = array("I", sorted(range(count), key=self._prefixes.__getitem__))
+        prefixes = array("Q", map(self._prefixes.__getitem__, ordinals))
+        encoded_index = encode_sorted_index(prefixes, ordinals, self._lengths, suffixes, self._uncompressed)
         parsed = None
         if count:
-            prefixes, ordinals = zip(*order)
-            parsed = TableIndex(count, self._uncompressed, array("Q", prefixes), array("I", ordinals),
-                                array("I", self._lengths), suffixes)
+            parsed = TableIndex(count, self._uncompressed, prefixes, ordinals, array("I", self._lengths), suffixes)
         return WrittenTable(name_of_suffixes(suffixes), (*self._records, encoded_index), count,
                             self._uncompressed, self._compressed, parsed)
 
@@ -141,22 +143,27 @@ class TableStream:
     """
 
     def __init__(self, chunks: Iterable[tuple[bytes, bytes]]) -> None:
-        self._pairs = list(chunks)
-        for _, chunk in self._pairs:
-            check_chunk_size(chunk)
-        self.name = name_of_suffixes(b"".join(bytes(addr[PREFIX_SIZE:]) for addr, _ in self._pairs))
-        self.chunk_count = len(self._pairs)
-        self.uncompressed_len = sum(len(chunk) for _, chunk in self._pairs)
+        pairs = list(chunks)
+        self._addrs: Sequence[bytes] = [addr for addr, _ in pairs]
+        self._chunks: Sequence[bytes] = [chunk for _, chunk in pairs]
+        lengths = list(map(len, self._chunks))
+        if lengths and (min(lengths) == 0 or max(lengths) > MAX_CHUNK_SIZE):
+            for chunk in self._chunks:
+                check_chunk_size(chunk)
+        suffixes = [suffix for _, suffix in _ADDR_PARTS.iter_unpack(b"".join(self._addrs))]
+        self.name = name_of_suffixes(b"".join(suffixes))
+        self.chunk_count = len(pairs)
+        self.uncompressed_len = sum(lengths)
         self._table: WrittenTable | None = None
 
     def pieces(self) -> Iterator[bytes]:
         """The table's bytes in order, encoded as they are asked for; only once."""
         writer = TableWriter()
-        for batch, records in zip(split(self._pairs), imap_batches(_encode_pairs, self._pairs)):
-            writer.add_encoded([addr for addr, _ in batch], records)
+        for addrs, records in zip(split(self._addrs), imap_batches(encode_records, self._chunks)):
+            writer.add_encoded(addrs, records)
             yield records.data
         self._table = table = writer.finish()
-        self._pairs = []
+        self._addrs = self._chunks = ()
         yield table.pieces[-1]
 
     @property
@@ -167,10 +174,6 @@ class TableStream:
                 pass
         assert self._table is not None
         return self._table
-
-
-def _encode_pairs(pairs: Sequence[tuple[bytes, bytes]]) -> EncodedRecords:
-    return encode_records([chunk for _, chunk in pairs])
 
 
 def build_table(chunks: Iterable[tuple[bytes, bytes]]) -> WrittenTable:
