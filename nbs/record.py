@@ -105,15 +105,13 @@ def decode_records(data: bytes | memoryview, spans: Sequence[tuple[int, int]], m
     for offset, length in spans:
         end = offset + length - CRC_SIZE
         compressed = view[offset:end]
+        if length <= CRC_SIZE or crc(compressed) != int.from_bytes(view[end:end + CRC_SIZE], "big"):
+            raise RecordBatchError(len(out), f"record of {length} bytes: CRC-32C mismatch or too short")
         try:
-            if length <= CRC_SIZE or crc(compressed) != int.from_bytes(view[end:end + CRC_SIZE], "big"):
-                raise RecordError(f"record of {length} bytes: CRC-32C mismatch or too short")
             size = decompressed_len(compressed)
             if size > max_len or size == 0:
-                raise RecordError(f"record claims {size} uncompressed bytes (limit {max_len})")
+                raise RecordBatchError(len(out), f"record claims {size} uncompressed bytes (limit {max_len})")
             keep(decompress(compressed).read())
         except cramjam.DecompressionError as err:
             raise RecordBatchError(len(out), f"bad Snappy data: {err}") from err
-        except RecordError as err:
-            raise RecordBatchError(len(out), str(err)) from err
     return out
