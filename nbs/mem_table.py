@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
-from nbs.addr import ADDR_SIZE, Addr
+from nbs.addr import Addr, addresses_of
 from nbs.cpu_pool import map_batches
 from nbs.errors import ChunkError
 from nbs.stats import Stats
@@ -24,14 +22,11 @@ def check_chunk(data: bytes, memtable_size: int) -> None:
 
 def check_and_hash(chunks: Sequence[bytes], memtable_size: int) -> list[Addr]:
     """The addresses of ``chunks`` (hashed on the CPU pool), once every one of them may be stored."""
-    for data in chunks:
-        check_chunk(data, memtable_size)
-    return [addr for batch in map_batches(_addresses, chunks) for addr in batch]
-
-
-def _addresses(chunks: Sequence[bytes]) -> list[Addr]:
-    sha512 = hashlib.sha512
-    return [Addr(sha512(data).digest()[:ADDR_SIZE]) for data in chunks]
+    lengths = list(map(len, chunks))
+    if lengths and (min(lengths) == 0 or max(lengths) > memtable_size):
+        for data in chunks:
+            check_chunk(data, memtable_size)
+    return [addr for batch in map_batches(addresses_of, chunks) for addr in batch]
 
 
 class Haver(Protocol):
@@ -111,9 +106,10 @@ class MemTable:
         """The table of the chunks ``haver`` lacks, in insertion order (may be empty), to be encoded as written."""
         chunks = self._chunks
         if haver is None:
-            return TableStream(chunks.items())
+            return TableStream(list(chunks), list(chunks.values()))
         absent = set(haver.has_many(list(chunks)))
-        return TableStream((addr, data) for addr, data in chunks.items() if addr in absent)
+        kept = [addr for addr in chunks if addr in absent]
+        return TableStream(kept, [chunks[addr] for addr in kept])
 
     def write(self, haver: Haver | None, stats: Stats | None) -> WrittenTable:
         """The finished table of ``stream``, its figures sampled into ``stats``."""

@@ -142,17 +142,16 @@ class TableStream:
     would build.
     """
 
-    def __init__(self, chunks: Iterable[tuple[bytes, bytes]]) -> None:
-        pairs = list(chunks)
-        self._addrs: Sequence[bytes] = [addr for addr, _ in pairs]
-        self._chunks: Sequence[bytes] = [chunk for _, chunk in pairs]
-        lengths = list(map(len, self._chunks))
+    def __init__(self, addrs: Sequence[bytes], chunks: Sequence[bytes]) -> None:
+        """The table of ``chunks[i]`` under ``addrs[i]``, in that order."""
+        self._addrs, self._chunks = addrs, chunks
+        lengths = list(map(len, chunks))
         if lengths and (min(lengths) == 0 or max(lengths) > MAX_CHUNK_SIZE):
             for chunk in self._chunks:
                 check_chunk_size(chunk)
         suffixes = [suffix for _, suffix in _ADDR_PARTS.iter_unpack(b"".join(self._addrs))]
         self.name = name_of_suffixes(b"".join(suffixes))
-        self.chunk_count = len(pairs)
+        self.chunk_count = len(chunks)
         self.uncompressed_len = sum(lengths)
         self._table: WrittenTable | None = None
 
@@ -178,4 +177,5 @@ class TableStream:
 
 def build_table(chunks: Iterable[tuple[bytes, bytes]]) -> WrittenTable:
     """A table of ``(address, chunk)`` pairs in the given order, its records encoded on the CPU pool."""
-    return TableStream(chunks).table
+    pairs = list(chunks)
+    return TableStream([addr for addr, _ in pairs], [chunk for _, chunk in pairs]).table
