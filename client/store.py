@@ -22,7 +22,7 @@ from nbs.addr import Addr, compute_addr
 from nbs.errors import StoreClosedError
 from nbs.forksafe import register
 from nbs.manifest import ManifestContents, TableSpec
-from nbs.mem_table import MemTable, check_and_hash, check_chunk
+from nbs.mem_table import MemTable, check_and_hash, check_chunk, fill_memtables
 from nbs.stats import Stats
 from nbs.table_writer import build_table
 from nbsclient import protocol as p
@@ -222,16 +222,14 @@ class DaemonStore:
         with self._lock:
             if self._closed:
                 raise StoreClosedError(f"store {self.spec} is closed")
-            done = 0
-            while items:
-                if self._memtable is None:
-                    self._memtable = MemTable(self._memtable_size)
-                done = self._memtable.add_chunks(addrs, items, done)
-                if done == len(items):
-                    break
-                self._flush()
+            self._memtable = fill_memtables(self._memtable, self._memtable_size, addrs, items, self._spill)
         self._stats.put_latency.sample_time(started)
         return addrs
+
+    def _spill(self, memtable: MemTable) -> None:
+        """A full memtable is sent now (caller holds the lock)."""
+        self._memtable = memtable
+        self._flush()
 
     def _flush(self) -> None:
         """Send the memtable's chunks the store lacks as one table (caller holds the lock)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
 from nbs.addr import Addr, addresses_of
@@ -27,6 +27,23 @@ def check_and_hash(chunks: Sequence[bytes], memtable_size: int) -> list[Addr]:
         for data in chunks:
             check_chunk(data, memtable_size)
     return [addr for batch in map_batches(addresses_of, chunks) for addr in batch]
+
+
+def fill_memtables(current: MemTable | None, size: int, addrs: Sequence[bytes], chunks: Sequence[bytes],
+                   spill: Callable[[MemTable], object]) -> MemTable | None:
+    """Add every chunk to ``current`` (a new memtable of ``size`` if None); each full one goes to ``spill``.
+
+    Returns the memtable still filling, None only if there was nothing to add.
+    """
+    done = 0
+    while done < len(chunks):
+        if current is None:
+            current = MemTable(size)
+        done = current.add_chunks(addrs, chunks, done)
+        if done < len(chunks):
+            spill(current)
+            current = None
+    return current
 
 
 class Haver(Protocol):

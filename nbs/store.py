@@ -24,7 +24,7 @@ from nbs.errors import StoreClosedError, TableNotFoundError
 from nbs.forksafe import register
 from nbs.manifest import NOMS_VERSION, ManifestContents, TableSpec
 from nbs.manifest_manager import ManifestManager
-from nbs.mem_table import MemTable, check_and_hash, check_chunk
+from nbs.mem_table import MemTable, check_and_hash, check_chunk, fill_memtables
 from nbs.stats import Stats, humanize_bytes
 from nbs.table_persister import TablePersister
 from nbs.table_set import TableSet
@@ -221,18 +221,14 @@ class NomsBlockStore:
         with self._lock:
             if self._closed:
                 raise StoreClosedError(f"store {self._mm.name()} is closed")
-            done = 0
-            while items:
-                if self._memtable is None:
-                    self._memtable = MemTable(self._memtable_size)
-                done = self._memtable.add_chunks(addrs, items, done)
-                if done == len(items):
-                    break
-                self._tables = self._tables.prepend(self._memtable)
-                self._memtable = None
+            self._memtable = fill_memtables(self._memtable, self._memtable_size, addrs, items, self._spill)
             self._put_count += len(items)
         self._stats.put_latency.sample_time(started)
         return addrs
+
+    def _spill(self, memtable: MemTable) -> None:
+        """A full memtable starts persisting (caller holds the lock)."""
+        self._tables = self._tables.prepend(memtable)
 
     def write_table(self, data: bytes) -> TableSpec:
         """Persist a complete table built elsewhere and add it to the pending (novel) tables.
