@@ -3,8 +3,8 @@
 hashlib (on inputs of 2 KiB and more) and cramjam release the GIL, so threads
 working through batches of chunks use every core without copying a chunk.
 Processes lose here: every chunk would be pickled to a worker and its
-record pickled back (measured on 4 KiB chunks: 2 worker processes encode at
-about a third of the speed of 2 threads).  Batches amortise the cost of a
+record pickled back (measured on 4 KiB chunks: 2 worker processes encoded at
+about half the speed of 2 threads).  Batches amortise the cost of a
 task over many chunks.  Work submitted from a pool thread runs inline, and a
 forked child starts threads of its own (``IOPool`` does both).
 """
