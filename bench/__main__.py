@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench import aws, commits, import_export, reads, soak, sync, table_count, writes
+from bench import aws, commits, import_export, reads, soak, sync, table_count, throughput, writes
 from bench.common import Report, progress
 
 SUITES = {"import": import_export.run, "writes": writes.run, "commits": commits.run, "reads": reads.run,
-          "aws": aws.run, "sync": sync.run, "tables": table_count.run,
+          "aws": aws.run, "sync": sync.run, "throughput": throughput.run, "tables": table_count.run,
           "soak": soak.run}
 
 

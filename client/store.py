@@ -22,10 +22,10 @@ from nbs.addr import Addr, compute_addr
 from nbs.errors import SpecError, StoreClosedError
 from nbs.forksafe import register
 from nbs.manifest import ManifestContents, TableSpec
-from nbs.mem_table import MemTable, check_chunk
+from nbs.mem_table import MemTable, check_and_hash, check_chunk, fill_memtables
 from nbs.spec import StoreSpec, local_path, parse_store_spec
 from nbs.stats import Stats
-from nbs.table_writer import TableWriter
+from nbs.table_writer import build_table
 from nbsclient import protocol as p
 from nbsclient.connection import Connection
 from nbsclient.curve import ClientKeys
@@ -237,6 +237,23 @@ class DaemonStore:
         self._stats.put_latency.sample_time(started)
         return Addr(addr)
 
+    def put_many(self, chunks: Iterable[bytes]) -> list[Addr]:
+        """``[put(c) for c in chunks]``, hashed in batches on the CPU pool; nothing is put if any chunk is refused."""
+        started = time.perf_counter_ns()
+        items = list(chunks)
+        addrs = check_and_hash(items, self._memtable_size)
+        with self._lock:
+            if self._closed:
+                raise StoreClosedError(f"store {self.spec} is closed")
+            self._memtable = fill_memtables(self._memtable, self._memtable_size, addrs, items, self._spill)
+        self._stats.put_latency.sample_time(started)
+        return addrs
+
+    def _spill(self, memtable: MemTable) -> None:
+        """A full memtable is sent now (caller holds the lock)."""
+        self._memtable = memtable
+        self._flush()
+
     def _flush(self) -> None:
         """Send the memtable's chunks the store lacks as one table (caller holds the lock)."""
         memtable = self._memtable
@@ -247,17 +264,13 @@ class DaemonStore:
         absent: set[bytes] = set()
         for batch in _batches(addrs):
             absent.update(self._call(p.HAS, {"addrs": [bytes(a) for a in batch]})["absent"])
-        writer = TableWriter()
-        for a, data in memtable.extract():
-            if a in absent:
-                writer.add(a, data)
-        if len(writer):
-            table = writer.finish()
+        table = build_table((a, data) for a, data in memtable.extract() if a in absent)
+        if table.chunk_count:
             reply = self._call(p.WRITE_TABLE, {"data": table.data}, self._commit_timeout)
             spec = TableSpec(Addr(reply["name"]), int(reply["count"]))
             self._novel.insert(0, spec)
             self._view = self._view | {bytes(spec.name)}
-            self._stats.bytes_per_persist.sample(len(table.data))
+            self._stats.bytes_per_persist.sample(table.size)
             self._stats.chunks_per_persist.sample(table.chunk_count)
             self._stats.persist_latency.sample_time(started)
         self._memtable = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import Sequence
 
 from nbs.errors import AddressError
 
@@ -34,6 +35,12 @@ def encode_base32(raw: bytes) -> str:
 def compute_addr(data: bytes | bytearray | memoryview) -> bytes:
     """The raw 20-byte address of ``data`` (hot-path form of ``Addr.of``)."""
     return hashlib.sha512(data).digest()[:ADDR_SIZE]
+
+
+def addresses_of(chunks: Sequence[bytes]) -> list[Addr]:
+    """``Addr.of`` of each chunk; a digest prefix is 20 bytes by construction, so none is length-checked."""
+    new, sha512 = bytes.__new__, hashlib.sha512
+    return [new(Addr, sha512(data).digest()[:ADDR_SIZE]) for data in chunks]
 
 
 def validate_addr_text(text: str) -> bool:

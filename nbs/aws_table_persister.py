@@ -16,10 +16,11 @@ Go refuses uploads of more than 10,000 parts, so a table above
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -34,9 +35,9 @@ from nbs.index_cache import IndexCache
 from nbs.manifest import TableSpec
 from nbs.s3_objects import CopyPart, S3Objects, S3ReaderAt
 from nbs.stats import Stats
-from nbs.table_index import TableIndex, parse_table_index, tail_size
+from nbs.table_index import FOOTER_SIZE, INDEX_ENTRY_SIZE, TableIndex, parse_table_index, tail_size
 from nbs.table_persister import CompactionPlan, PlannedSource, TablePersister, copy_chunk_regions, plan_conjoin
-from nbs.table_writer import WrittenTable
+from nbs.table_writer import TableStream, WrittenTable
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,29 @@ def fit_parts(plan: CompactionPlan, limits: AWSLimits) -> tuple[list[CopyPart], 
         part_max = min(2 * part_max, S3_MAX_PART_SIZE)
 
 
+def cut_parts(pieces: Iterable[bytes], target: int) -> Iterator[tuple[bytes, int, int, bool]]:
+    """``(data, offset, length, final)`` of upload parts of a stream of bytes, as ``part_ranges`` cuts them.
+
+    A part of ``target`` bytes is cut once at least twice that much is held,
+    so the last part takes the remainder (``target`` to ``2 * target`` bytes,
+    or less when the whole stream is smaller); ``final`` marks it.
+    """
+    held: list[bytes | memoryview] = []
+    size = 0
+    for piece in pieces:
+        held.append(piece)
+        size += len(piece)
+        if size >= 2 * target:
+            data = b"".join(held)
+            offset = 0
+            while size - offset >= 2 * target:
+                yield data, offset, target, False
+                offset += target
+            held, size = [memoryview(data)[offset:]], size - offset
+    data = b"".join(held)
+    yield data, 0, len(data), True
+
+
 class AWSTablePersister(TablePersister):
     """Persists, conjoins and opens tables in one S3 bucket and one DynamoDB table."""
 
@@ -134,7 +158,7 @@ class AWSTablePersister(TablePersister):
     def persist_table(self, table: WrittenTable, stats: Stats) -> ChunkSource:
         index = table.index()
         reader: ReaderAt
-        if self.limits.fits_in_dynamo(table.chunk_count, len(table.data)):
+        if self.limits.fits_in_dynamo(table.chunk_count, table.size):
             self.dynamo_tables.write(table.name, table.data)
             reader = DynamoReaderAt(self.dynamo_tables, table.name, stats)
         else:
@@ -148,6 +172,23 @@ class AWSTablePersister(TablePersister):
             self._cache(table.name, lambda write: write(data))
             reader = S3ReaderAt(self.objects, table.name, stats)
         return self._source(table.name, index, reader)
+
+    def persist_stream(self, stream: TableStream, stats: Stats) -> ChunkSource:
+        """Upload each part as soon as its records are encoded (tables that may go to DynamoDB are built first)."""
+        if self.limits.may_be_in_dynamo(stream.chunk_count):
+            return self.persist_table(stream.table, stats)
+        # Each record is at most its chunk plus snappy's worst-case growth (n / 6 + 32) and a CRC; then the index.
+        most = stream.uncompressed_len * 7 // 6 + stream.chunk_count * (36 + INDEX_ENTRY_SIZE) + FOOTER_SIZE
+        parts = cut_parts(stream.pieces(), max(self.limits.part_target, -(-most // MAX_PARTS)))
+        data, offset, length, final = next(parts)
+        if final:
+            self.objects.put(stream.name, data)
+        else:
+            self.objects.upload(stream.name, (self.objects.bytes_part(*part[:3])
+                                              for part in itertools.chain([(data, offset, length, final)], parts)))
+        table = stream.table
+        self._cache(table.name, lambda write: [write(piece) for piece in table.pieces])
+        return self._source(table.name, table.index(), S3ReaderAt(self.objects, table.name, stats))
 
     def conjoin_all(self, sources: Sequence[ChunkSource], stats: Stats) -> ChunkSource:
         plan = plan_conjoin(sources, stats)

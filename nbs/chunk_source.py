@@ -14,13 +14,15 @@ from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
 from nbs.addr import EMPTY_ADDR, Addr
+from nbs.cpu_pool import BATCH_CHUNKS, CPU_POOL
 from nbs.errors import CorruptTableError
-from nbs.record import RecordError, decode_record
+from nbs.record import RecordBatchError, RecordError, decode_record, decode_records
 from nbs.stats import Histogram
 from nbs.table_index import TableIndex
 
 FILE_BLOCK_SIZE = 4096
 S3_BLOCK_SIZE = 512 * 1024
+FILE_MAX_READ = 1 << 20  # a coalesced file read stops growing here
 
 
 class ReaderAt(abc.ABC):
@@ -152,14 +154,29 @@ class _Read(NamedTuple):
     addr: bytes
 
 
-class TableChunkSource(ChunkSource):
-    """A persisted table: a parsed index plus positioned reads of its records."""
+class _Decode(NamedTuple):
+    """Records of one physical read to decode together: ``reads`` within ``data``, which starts at ``start``."""
 
-    def __init__(self, name: Addr, index: TableIndex, reader: ReaderAt, block_size: int) -> None:
+    start: int
+    data: bytes
+    reads: Sequence[_Read]
+
+
+class TableChunkSource(ChunkSource):
+    """A persisted table: a parsed index plus positioned reads of its records.
+
+    A batched get coalesces records into physical reads (Go's rule: gaps of up
+    to ``block_size`` bytes are read through; here also at most ``max_read``
+    bytes a read, if set) and decodes their records in batches on the CPU pool.
+    """
+
+    def __init__(self, name: Addr, index: TableIndex, reader: ReaderAt, block_size: int,
+                 max_read: int = 0) -> None:
         self._name = name
         self._index = index
         self._reader = reader
         self.block_size = block_size
+        self.max_read = max_read
         self._label = str(name)
 
     @property
@@ -210,17 +227,25 @@ class TableChunkSource(ChunkSource):
         self._read_all([_Read(offsets[o], lengths[o], a) for o, a in located], found)
 
     def _read_all(self, reads: list[_Read], found: dict[bytes, bytes]) -> None:
-        batches = self._coalesce(reads, self.block_size)
-        ranges = [(batch[0].offset, batch[-1].offset + batch[-1].length - batch[0].offset)
-                  for batch in batches]
+        """Read coalesced ranges (at most ``max_read`` bytes each) and decode their records in batches on the
+        CPU pool."""
+        batches = self._coalesce(reads, self.block_size, self.max_read)
+        ranges = [(batch[0].offset, batch[-1].offset + batch[-1].length - batch[0].offset) for batch in batches]
+        work: list[_Decode] = []
         for (start, length), batch, data in zip(ranges, batches, self._reader.read_ranges(ranges)):
             if len(data) != length:
                 raise CorruptTableError(self._label, f"short read of {len(data)}/{length} bytes at {start}")
-            view = memoryview(data)
-            decode = self._decode
-            for r in batch:
-                rel = r.offset - start
-                found[r.addr] = decode(view[rel:rel + r.length], r.addr)
+            work.extend(_Decode(start, data, batch[i:i + BATCH_CHUNKS]) for i in range(0, len(batch), BATCH_CHUNKS))
+        decoded = CPU_POOL.map(self._decode_reads, work) if len(work) > 1 else [self._decode_reads(work[0])]
+        for item, chunks in zip(work, decoded):
+            found.update(zip([r.addr for r in item.reads], chunks))
+
+    def _decode_reads(self, item: _Decode) -> list[bytes]:
+        start = item.start
+        try:
+            return decode_records(item.data, [(r.offset - start, r.length) for r in item.reads], self._index.max_chunk)
+        except RecordBatchError as err:
+            raise CorruptTableError(self._label, f"chunk {Addr(item.reads[err.position].addr)}: {err}") from err
 
     def calc_reads(self, addrs: Sequence[bytes]) -> tuple[int, list[bytes]]:
         index = self._index
@@ -231,7 +256,7 @@ class TableChunkSource(ChunkSource):
             if not ordinals:
                 missing.append(a)
             reads.extend(_Read(index.offsets[o], index.lengths[o], a) for o in ordinals)
-        return (len(self._coalesce(reads, self.block_size)) if reads else 0), missing
+        return (len(self._coalesce(reads, self.block_size, self.max_read)) if reads else 0), missing
 
     def extract(self) -> Iterator[tuple[bytes, bytes]]:
         index = self._index
@@ -263,14 +288,20 @@ class TableChunkSource(ChunkSource):
         return reads, missing
 
     @staticmethod
-    def _coalesce(reads: list[_Read], block_size: int) -> list[list[_Read]]:
-        """Group reads into physical reads: a gap of up to ``block_size`` bytes is read through."""
+    def _coalesce(reads: list[_Read], block_size: int, max_read: int) -> list[list[_Read]]:
+        """Group reads into physical reads: a gap of up to ``block_size`` bytes is read through.
+
+        With ``max_read``, a physical read that would grow past it ends (a longer record is read alone).
+        """
         reads.sort()
+        limit = max_read or 1 << 62
         batches: list[list[_Read]] = []
         batch = [reads[0]]
-        end = reads[0].offset + reads[0].length
+        start = reads[0].offset
+        end = start + reads[0].length
         for r in reads[1:]:
-            if r.offset - end > block_size:
+            if r.offset - end > block_size or r.offset + r.length - start > limit:
+                start = r.offset
                 batches.append(batch)
                 batch = [r]
             else:

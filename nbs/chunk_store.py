@@ -32,6 +32,9 @@ class ChunkStore(Protocol):
     def put(self, data: bytes) -> Addr:
         """Buffer a chunk and return its address (durable after the next successful commit)."""
 
+    def put_many(self, chunks: Iterable[bytes]) -> list[Addr]:
+        """``[put(c) for c in chunks]`` in one call (hashed in parallel); nothing is put if any chunk is refused."""
+
     def count(self) -> int:
         """Chunks stored, pending ones included (duplicates across tables counted)."""
 

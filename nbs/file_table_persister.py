@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from nbs.addr import Addr
-from nbs.chunk_source import FILE_BLOCK_SIZE, ChunkSource, EmptyChunkSource, ReaderAt, TableChunkSource
+from nbs.chunk_source import FILE_BLOCK_SIZE, FILE_MAX_READ, ChunkSource, EmptyChunkSource, ReaderAt, TableChunkSource
 from nbs.durable_files import Writer, remove_quietly, rename_into_place, write_temp
 from nbs.errors import CorruptTableError, StoreIOError, TableNotFoundError
 from nbs.fd_cache import FDCache
@@ -21,7 +21,7 @@ from nbs.index_cache import IndexCache
 from nbs.stats import Stats
 from nbs.table_index import TableIndex, parse_table_index, tail_size
 from nbs.table_persister import TablePersister, copy_chunk_regions, plan_conjoin
-from nbs.table_writer import WrittenTable
+from nbs.table_writer import TableStream, WrittenTable
 
 TABLE_TEMP_PREFIX = "nbs_table_"
 
@@ -71,9 +71,14 @@ class FSTablePersister(TablePersister):
         return os.path.join(self.directory, str(name))
 
     def persist_table(self, table: WrittenTable, stats: Stats) -> ChunkSource:
-        index = table.index()
-        self._write_file(table.name, lambda write: write(table.data), index)
+        self._write_file(table.name, lambda write: [write(piece) for piece in table.pieces], table.index)
         return self.open(table.name, table.chunk_count, stats)
+
+    def persist_stream(self, stream: TableStream, stats: Stats) -> ChunkSource:
+        """Write each batch of records while the next ones are encoded."""
+        self._write_file(stream.name, lambda write: [write(piece) for piece in stream.pieces()],
+                         lambda: stream.table.index())
+        return self.open(stream.name, stream.chunk_count, stats)
 
     def conjoin_all(self, sources: Sequence[ChunkSource], stats: Stats) -> ChunkSource:
         plan = plan_conjoin(sources, stats)
@@ -85,7 +90,7 @@ class FSTablePersister(TablePersister):
             write(plan.merged_index)
 
         index = parse_table_index(plan.merged_index, str(plan.name))
-        self._write_file(plan.name, emit, index)
+        self._write_file(plan.name, emit, lambda: index)
         return self.open(plan.name, plan.chunk_count, stats)
 
     def open(self, name: Addr, chunk_count: int, stats: Stats) -> ChunkSource:
@@ -96,7 +101,7 @@ class FSTablePersister(TablePersister):
             index = self._load_index(path, name, chunk_count)
         if index.chunk_count != chunk_count:
             raise CorruptTableError(str(name), f"has {index.chunk_count} chunks, manifest says {chunk_count}")
-        return TableChunkSource(name, index, FileReaderAt(path, self.fd_cache, stats), FILE_BLOCK_SIZE)
+        return TableChunkSource(name, index, FileReaderAt(path, self.fd_cache, stats), FILE_BLOCK_SIZE, FILE_MAX_READ)
 
     def _load_index(self, path: str, name: Addr, chunk_count: int) -> TableIndex:
         fd = ref_table_file(self.fd_cache, path)
@@ -112,10 +117,11 @@ class FSTablePersister(TablePersister):
             self.fd_cache.unref_file(path)
         return parse_table_index(tail, str(name), size)
 
-    def _write_file(self, name: Addr, emit: Callable[[Writer], object], index: TableIndex) -> None:
+    def _write_file(self, name: Addr, emit: Callable[[Writer], object], index: Callable[[], TableIndex]) -> None:
+        """Write a table file, then cache its index (known once ``emit`` has run)."""
         write_via_temp(self.directory, self._path(name), emit, self.sync)
         if self.index_cache is not None:
-            self.index_cache.put_locked(name, index)
+            self.index_cache.put_locked(name, index())
 
 
 def write_via_temp(directory: str, path: str, emit: Callable[[Writer], object], sync: bool) -> int:

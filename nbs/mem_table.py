@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
+from nbs.addr import Addr, addresses_of
+from nbs.cpu_pool import map_batches
 from nbs.errors import ChunkError
 from nbs.stats import Stats
-from nbs.table_writer import TableWriter, WrittenTable
+from nbs.table_writer import TableStream, WrittenTable
 
 
 def check_chunk(data: bytes, memtable_size: int) -> None:
@@ -16,6 +18,32 @@ def check_chunk(data: bytes, memtable_size: int) -> None:
         raise ChunkError("empty chunks cannot be stored")
     if len(data) > memtable_size:
         raise ChunkError(f"chunk of {len(data)} bytes is larger than the memtable ({memtable_size})")
+
+
+def check_and_hash(chunks: Sequence[bytes], memtable_size: int) -> list[Addr]:
+    """The addresses of ``chunks`` (hashed on the CPU pool), once every one of them may be stored."""
+    lengths = list(map(len, chunks))
+    if lengths and (min(lengths) == 0 or max(lengths) > memtable_size):
+        for data in chunks:
+            check_chunk(data, memtable_size)
+    return [addr for batch in map_batches(addresses_of, chunks) for addr in batch]
+
+
+def fill_memtables(current: MemTable | None, size: int, addrs: Sequence[bytes], chunks: Sequence[bytes],
+                   spill: Callable[[MemTable], object]) -> MemTable | None:
+    """Add every chunk to ``current`` (a new memtable of ``size`` if None); each full one goes to ``spill``.
+
+    Returns the memtable still filling, None only if there was nothing to add.
+    """
+    done = 0
+    while done < len(chunks):
+        if current is None:
+            current = MemTable(size)
+        done = current.add_chunks(addrs, chunks, done)
+        if done < len(chunks):
+            spill(current)
+            current = None
+    return current
 
 
 class Haver(Protocol):
@@ -43,6 +71,23 @@ class MemTable:
         self._chunks[addr] = data
         self._total += len(data)
         return True
+
+    def add_chunks(self, addrs: Sequence[bytes], chunks: Sequence[bytes], start: int) -> int:
+        """Add ``chunks[start:]`` in order until one does not fit; the index of that one (or the length)."""
+        held = self._chunks
+        total, limit = self._total, self.max_data
+        for i in range(start, len(chunks)):
+            addr = addrs[i]
+            if addr in held:
+                continue
+            data = chunks[i]
+            if total + len(data) > limit:
+                self._total = total
+                return i
+            held[addr] = data
+            total += len(data)
+        self._total = total
+        return len(chunks)
 
     def count(self) -> int:
         return len(self._chunks)
@@ -74,17 +119,27 @@ class MemTable:
     def extract(self) -> Iterator[tuple[bytes, bytes]]:
         return iter(list(self._chunks.items()))
 
+    def stream(self, haver: Haver | None) -> TableStream:
+        """The table of the chunks ``haver`` lacks, in insertion order (may be empty), to be encoded as written."""
+        chunks = self._chunks
+        if haver is None:
+            return TableStream(list(chunks), list(chunks.values()))
+        absent = set(haver.has_many(list(chunks)))
+        kept = [addr for addr in chunks if addr in absent]
+        return TableStream(kept, [chunks[addr] for addr in kept])
+
     def write(self, haver: Haver | None, stats: Stats | None) -> WrittenTable:
-        """A table of the chunks ``haver`` lacks, in insertion order (may be empty)."""
-        absent = set(haver.has_many(list(self._chunks))) if haver is not None else None
-        writer = TableWriter()
-        for addr, data in self._chunks.items():
-            if absent is None or addr in absent:
-                writer.add(addr, data)
-        table = writer.finish()
-        if stats is not None and table.chunk_count:
-            stats.bytes_per_persist.sample(len(table.data))
-            stats.compressed_chunk_bytes_per_persist.sample(table.compressed_len)
-            stats.uncompressed_chunk_bytes_per_persist.sample(table.uncompressed_len)
-            stats.chunks_per_persist.sample(table.chunk_count)
+        """The finished table of ``stream``, its figures sampled into ``stats``."""
+        table = self.stream(haver).table
+        if stats is not None:
+            sample_persist(table, stats)
         return table
+
+
+def sample_persist(table: WrittenTable, stats: Stats) -> None:
+    """The figures Go samples for each persisted table (none for an empty one)."""
+    if table.chunk_count:
+        stats.bytes_per_persist.sample(table.size)
+        stats.compressed_chunk_bytes_per_persist.sample(table.compressed_len)
+        stats.uncompressed_chunk_bytes_per_persist.sample(table.uncompressed_len)
+        stats.chunks_per_persist.sample(table.chunk_count)

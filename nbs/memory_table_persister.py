@@ -11,7 +11,8 @@ import threading
 from collections.abc import Sequence
 
 from nbs.addr import Addr
-from nbs.chunk_source import FILE_BLOCK_SIZE, BytesReaderAt, ChunkSource, EmptyChunkSource, TableChunkSource
+from nbs.chunk_source import (FILE_BLOCK_SIZE, FILE_MAX_READ, BytesReaderAt, ChunkSource, EmptyChunkSource,
+                              TableChunkSource)
 from nbs.errors import StoreFullError, TableNotFoundError
 from nbs.forksafe import register
 from nbs.stats import Stats
@@ -66,4 +67,4 @@ class MemoryTablePersister(TablePersister):
     def _source(name: Addr, data: bytes, stats: Stats) -> ChunkSource:
         index = parse_table_index(data, str(name), len(data))
         reader = BytesReaderAt(data, stats.mem_read_latency, stats.mem_bytes_per_read)
-        return TableChunkSource(name, index, reader, FILE_BLOCK_SIZE)
+        return TableChunkSource(name, index, reader, FILE_BLOCK_SIZE, FILE_MAX_READ)

@@ -25,7 +25,8 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -38,7 +39,7 @@ from nbs.errors import (AccessDeniedError, AWSError, AWSUnavailableError, Corrup
                         TableNotFoundError)
 from nbs.forksafe import Semaphore
 from nbs.fs_table_cache import FSTableCache
-from nbs.io_pool import IOPool, limited
+from nbs.io_pool import IOPool, finish_all, limited
 from nbs.stats import Stats
 
 if TYPE_CHECKING:
@@ -188,21 +189,30 @@ class S3Objects:
             return reply["CopyPartResult"]["ETag"]
         return send
 
-    def upload(self, name: Addr, parts: Sequence[UploadPart]) -> None:
-        """Multipart-upload ``parts`` (numbered from 1) as object ``name``; abort on any failure."""
+    def upload(self, name: Addr, parts: Iterable[UploadPart]) -> None:
+        """Multipart-upload ``parts`` (numbered from 1) as object ``name``; abort on any failure.
+
+        Each part is sent as soon as ``parts`` yields it, so a caller still
+        producing the later parts overlaps with the upload of the earlier ones.
+        """
         key = str(name)
         where = f"s3://{self.bucket}/{key}"
         with aws_call(f"CreateMultipartUpload {where}"):
             upload_id = self.s3.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
+        sent: list[Future[str]] = []
         try:
-            etags = self.pool.all([functools.partial(send, key, upload_id, number)
-                                   for number, send in enumerate(parts, 1)])
+            for number, send in enumerate(parts, 1):
+                sent.append(self.pool.submit(functools.partial(send, key, upload_id, number)))
+            finish_all(sent)
             with aws_call(f"CompleteMultipartUpload {where}"):
                 self.s3.complete_multipart_upload(
                     Bucket=self.bucket, Key=key, UploadId=upload_id,
-                    MultipartUpload={"Parts": [{"ETag": etag, "PartNumber": number}
-                                               for number, etag in enumerate(etags, 1)]})
+                    MultipartUpload={"Parts": [{"ETag": f.result(), "PartNumber": number}
+                                               for number, f in enumerate(sent, 1)]})
         except BaseException:
+            for f in sent:
+                f.cancel()
+            wait(sent)  # no part still running when the upload is aborted
             self._abort(where, key, upload_id)
             raise
 

@@ -24,7 +24,7 @@ from nbs.errors import StoreClosedError, TableNotFoundError
 from nbs.forksafe import register
 from nbs.manifest import NOMS_VERSION, ManifestContents, TableSpec
 from nbs.manifest_manager import ManifestManager
-from nbs.mem_table import MemTable, check_chunk
+from nbs.mem_table import MemTable, check_and_hash, check_chunk, fill_memtables
 from nbs.stats import Stats, humanize_bytes
 from nbs.table_persister import TablePersister
 from nbs.table_set import TableSet
@@ -221,6 +221,23 @@ class NomsBlockStore:
             self._put_count += 1
         self._stats.put_latency.sample_time(started)
         return Addr(addr)
+
+    def put_many(self, chunks: Iterable[bytes]) -> list[Addr]:
+        """``[put(c) for c in chunks]``, hashed in batches on the CPU pool; nothing is put if any chunk is refused."""
+        started = time.perf_counter_ns()
+        items = list(chunks)
+        addrs = check_and_hash(items, self._memtable_size)
+        with self._lock:
+            if self._closed:
+                raise StoreClosedError(f"store {self._mm.name()} is closed")
+            self._memtable = fill_memtables(self._memtable, self._memtable_size, addrs, items, self._spill)
+            self._put_count += len(items)
+        self._stats.put_latency.sample_time(started)
+        return addrs
+
+    def _spill(self, memtable: MemTable) -> None:
+        """A full memtable starts persisting (caller holds the lock)."""
+        self._tables = self._tables.prepend(memtable)
 
     def write_table(self, data: bytes) -> TableSpec:
         """Persist a complete table built elsewhere and add it to the pending (novel) tables.

@@ -68,10 +68,17 @@ def name_of_suffixes(suffixes: bytes) -> Addr:
 def encode_index(prefix_tuples: Iterable[tuple[int, int]], lengths: Sequence[int],
                  suffixes: bytes, total_uncompressed: int) -> bytes:
     """Serialize an index and footer; ``prefix_tuples`` is sorted here by (prefix, ordinal)."""
-    count = len(lengths)
-    tuples = b"".join(itertools.starmap(_TUPLE.pack, sorted(prefix_tuples)))
+    ordered = sorted(prefix_tuples)
+    return encode_sorted_index([p for p, _ in ordered], [o for _, o in ordered], lengths, suffixes,
+                               total_uncompressed)
+
+
+def encode_sorted_index(prefixes: Sequence[int], ordinals: Sequence[int], lengths: Sequence[int],
+                        suffixes: bytes, total_uncompressed: int) -> bytes:
+    """Serialize an index and footer whose prefix map is already sorted by (prefix, ordinal)."""
+    tuples = b"".join(map(_TUPLE.pack, prefixes, ordinals))
     return b"".join((tuples, _be_bytes(array("I", lengths)), suffixes,
-                     _FOOTER.pack(count, total_uncompressed, MAGIC)))
+                     _FOOTER.pack(len(lengths), total_uncompressed, MAGIC)))
 
 
 def read_footer(tail: bytes | memoryview, table: str) -> tuple[int, int]:

@@ -10,10 +10,10 @@ from nbs.addr import Addr
 from nbs.chunk_source import ChunkSource, EmptyChunkSource
 from nbs.index_cache import IndexCache
 from nbs.manifest import TableSpec
-from nbs.mem_table import Haver, MemTable
+from nbs.mem_table import Haver, MemTable, sample_persist
 from nbs.stats import Stats
 from nbs.table_index import encode_index, name_of_suffixes
-from nbs.table_writer import WrittenTable
+from nbs.table_writer import TableStream, WrittenTable
 
 
 class TablePersister(abc.ABC):
@@ -27,10 +27,16 @@ class TablePersister(abc.ABC):
 
     def persist(self, memtable: MemTable, haver: Haver | None, stats: Stats) -> ChunkSource:
         """Write the chunks of ``memtable`` that ``haver`` lacks; empty source if none."""
-        table = memtable.write(haver, stats)
-        if table.chunk_count == 0:
+        stream = memtable.stream(haver)
+        if stream.chunk_count == 0:
             return EmptyChunkSource()
-        return self.persist_table(table, stats)
+        source = self.persist_stream(stream, stats)
+        sample_persist(stream.table, stats)
+        return source
+
+    def persist_stream(self, stream: TableStream, stats: Stats) -> ChunkSource:
+        """Store a non-empty table while it is encoded; by default once it is finished."""
+        return self.persist_table(stream.table, stats)
 
     @abc.abstractmethod
     def persist_table(self, table: WrittenTable, stats: Stats) -> ChunkSource:

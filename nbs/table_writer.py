@@ -2,26 +2,46 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+import functools
+import struct
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 
-from nbs.addr import PREFIX_SIZE, Addr, compute_addr
+from nbs.addr import ADDR_SIZE, PREFIX_SIZE, Addr, compute_addr
+from nbs.cpu_pool import imap_batches, map_batches, split
 from nbs.errors import ChunkError, CorruptTableError
-from nbs.record import CRC_SIZE, RecordError, decode_record, encode_record
-from nbs.table_index import TableIndex, encode_index, name_of_suffixes, parse_table_index
+from nbs.record import CRC_SIZE, EncodedRecords, RecordBatchError, decode_records, encode_record, encode_records
+from nbs.table_index import TableIndex, encode_sorted_index, name_of_suffixes, parse_table_index
 
 MAX_CHUNK_SIZE = 0xFFFFFFFF
+_ADDR_PARTS = struct.Struct(f">Q{ADDR_SIZE - PREFIX_SIZE}s")  # an address as (prefix, suffix)
 
 
 @dataclass(frozen=True)
 class WrittenTable:
-    """A finished table: its name, bytes and the figures persisters sample."""
+    """A finished table: its name, bytes and the figures persisters sample.
+
+    The bytes are kept as the pieces they were built in (batches of records,
+    then the index), which persisters write one after another: joining a
+    table of many megabytes only to write it would copy it once more.
+    """
 
     name: Addr
-    data: bytes
+    pieces: tuple[bytes, ...]
     chunk_count: int
     uncompressed_len: int
     compressed_len: int
+    parsed: TableIndex | None = field(default=None, compare=False, repr=False)
+
+    @functools.cached_property
+    def data(self) -> bytes:
+        """The whole table as one byte string."""
+        return self.pieces[0] if len(self.pieces) == 1 else b"".join(self.pieces)
+
+    @property
+    def size(self) -> int:
+        return sum(map(len, self.pieces))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> WrittenTable:
@@ -33,22 +53,29 @@ class WrittenTable:
         """
         index = parse_table_index(data, "incoming table", len(data))
         name = name_of_suffixes(index.suffixes)
-        view = memoryview(data)
-        total = 0
-        for ordinal, addr in enumerate(index.addresses()):
-            start = index.offsets[ordinal]
+        addresses = index.addresses()
+        offsets, lengths = index.offsets, index.lengths
+
+        def verify(ordinals: Sequence[int]) -> int:
+            """Bytes held by the records of ``ordinals``, once each hashes to its address."""
+            spans = [(offsets[o], lengths[o]) for o in ordinals]
             try:
-                chunk = decode_record(view[start:start + index.lengths[ordinal]], index.max_chunk)
-            except RecordError as err:
-                raise CorruptTableError(str(name), f"record {ordinal}: {err}") from err
-            if compute_addr(chunk) != addr:
-                raise CorruptTableError(str(name), f"record {ordinal} does not hash to {Addr(addr)}")
-            total += len(chunk)
+                chunks = decode_records(data, spans, index.max_chunk)
+            except RecordBatchError as err:
+                raise CorruptTableError(str(name), f"record {ordinals[err.position]}: {err}") from err
+            for ordinal, chunk in zip(ordinals, chunks):
+                if compute_addr(chunk) != addresses[ordinal]:
+                    raise CorruptTableError(str(name), f"record {ordinal} does not hash to {Addr(addresses[ordinal])}")
+            return sum(map(len, chunks))
+
+        total = sum(map_batches(verify, range(index.chunk_count)))
         if total != index.total_uncompressed:
             raise CorruptTableError(str(name), f"footer says {index.total_uncompressed} bytes, records hold {total}")
-        return cls(name, data, index.chunk_count, total, index.data_len - CRC_SIZE * index.chunk_count)
+        return cls(name, (data,), index.chunk_count, total, index.data_len - CRC_SIZE * index.chunk_count, index)
 
     def index(self) -> TableIndex:
+        if self.parsed is not None:
+            return self.parsed
         return parse_table_index(self.data, str(self.name), len(self.data))
 
 
@@ -57,7 +84,7 @@ class TableWriter:
 
     def __init__(self) -> None:
         self._records: list[bytes] = []
-        self._tuples: list[tuple[int, int]] = []
+        self._prefixes = array("Q")
         self._lengths: list[int] = []
         self._suffixes: list[bytes] = []
         self._uncompressed = 0
@@ -68,31 +95,87 @@ class TableWriter:
 
     def add(self, addr: bytes, chunk: bytes) -> None:
         """Append ``chunk`` (whose address is ``addr``) as the next ordinal."""
-        if not chunk:
-            raise ChunkError("empty chunks cannot be stored")
-        if len(chunk) > MAX_CHUNK_SIZE:
-            raise ChunkError(f"chunk of {len(chunk)} bytes exceeds the Snappy limit")
+        check_chunk_size(chunk)
         record, compressed = encode_record(chunk)
-        ordinal = len(self._lengths)
-        self._records.append(record)
-        self._tuples.append((int.from_bytes(addr[:PREFIX_SIZE], "big"), ordinal))
-        self._lengths.append(len(record))
-        self._suffixes.append(bytes(addr[PREFIX_SIZE:]))
-        self._uncompressed += len(chunk)
-        self._compressed += compressed
+        self.add_encoded((addr,), EncodedRecords(record, [len(record)], compressed, len(chunk)))
+
+    def add_encoded(self, addrs: Sequence[bytes], records: EncodedRecords) -> None:
+        """Append records encoded elsewhere (``encode_records``) of chunks with addresses ``addrs``."""
+        prefixes, suffixes = zip(*_ADDR_PARTS.iter_unpack(b"".join(addrs)))
+        self._records.append(records.data)
+        self._prefixes.extend(prefixes)
+        self._lengths.extend(records.lengths)
+        self._suffixes.extend(suffixes)
+        self._uncompressed += records.uncompressed_len
+        self._compressed += records.compressed_len
 
     def finish(self) -> WrittenTable:
         """The complete table; with no chunks it is a bare footer (never persisted)."""
         suffixes = b"".join(self._suffixes)
-        index = encode_index(self._tuples, self._lengths, suffixes, self._uncompressed)
-        data = b"".join(self._records) + index
-        return WrittenTable(name_of_suffixes(suffixes), data, len(self._lengths),
-                            self._uncompressed, self._compressed)
+        count = len(self._lengths)
+        # Sorting ordinals by prefix keeps equal prefixes in ordinal order: the (prefix, ordinal) order.
+        ordinals = array("I", sorted(range(count), key=self._prefixes.__getitem__))
+        prefixes = array("Q", map(self._prefixes.__getitem__, ordinals))
+        encoded_index = encode_sorted_index(prefixes, ordinals, self._lengths, suffixes, self._uncompressed)
+        parsed = None
+        if count:
+            parsed = TableIndex(count, self._uncompressed, prefixes, ordinals, array("I", self._lengths), suffixes)
+        return WrittenTable(name_of_suffixes(suffixes), (*self._records, encoded_index), count,
+                            self._uncompressed, self._compressed, parsed)
+
+
+def check_chunk_size(chunk: bytes) -> None:
+    """Refuse what no table record can hold."""
+    if not chunk:
+        raise ChunkError("empty chunks cannot be stored")
+    if len(chunk) > MAX_CHUNK_SIZE:
+        raise ChunkError(f"chunk of {len(chunk)} bytes exceeds the Snappy limit")
+
+
+class TableStream:
+    """A table whose records are encoded on the CPU pool while the ones before them are written.
+
+    The name (the hash of the suffix block) is known before any record is
+    encoded, so a persister can start writing at once.  ``pieces`` yields the
+    records batch by batch, in order, then the index; afterwards ``table`` is
+    the finished table.  The bytes are those ``TableWriter.add`` of each pair
+    would build.
+    """
+
+    def __init__(self, addrs: Sequence[bytes], chunks: Sequence[bytes]) -> None:
+        """The table of ``chunks[i]`` under ``addrs[i]``, in that order."""
+        self._addrs, self._chunks = addrs, chunks
+        lengths = list(map(len, chunks))
+        if lengths and (min(lengths) == 0 or max(lengths) > MAX_CHUNK_SIZE):
+            for chunk in self._chunks:
+                check_chunk_size(chunk)
+        suffixes = [suffix for _, suffix in _ADDR_PARTS.iter_unpack(b"".join(self._addrs))]
+        self.name = name_of_suffixes(b"".join(suffixes))
+        self.chunk_count = len(chunks)
+        self.uncompressed_len = sum(lengths)
+        self._table: WrittenTable | None = None
+
+    def pieces(self) -> Iterator[bytes]:
+        """The table's bytes in order, encoded as they are asked for; only once."""
+        writer = TableWriter()
+        for addrs, records in zip(split(self._addrs), imap_batches(encode_records, self._chunks)):
+            writer.add_encoded(addrs, records)
+            yield records.data
+        self._table = table = writer.finish()
+        self._addrs = self._chunks = ()
+        yield table.pieces[-1]
+
+    @property
+    def table(self) -> WrittenTable:
+        """The finished table (encoding it now if ``pieces`` has not been read)."""
+        if self._table is None:
+            for _ in self.pieces():
+                pass
+        assert self._table is not None
+        return self._table
 
 
 def build_table(chunks: Iterable[tuple[bytes, bytes]]) -> WrittenTable:
-    """A table of ``(address, chunk)`` pairs in the given order."""
-    writer = TableWriter()
-    for addr, chunk in chunks:
-        writer.add(addr, chunk)
-    return writer.finish()
+    """A table of ``(address, chunk)`` pairs in the given order, its records encoded on the CPU pool."""
+    pairs = list(chunks)
+    return TableStream([addr for addr, _ in pairs], [chunk for _, chunk in pairs]).table

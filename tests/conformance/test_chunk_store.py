@@ -203,3 +203,42 @@ def test_concurrent_puts_from_threads(backend: Backend) -> None:
     everything = [a for group in addrs for a in group]
     assert other.has_many(everything) == set()
     assert other.count() >= 4 * per_thread
+
+
+def test_put_many_returns_addresses_in_order_and_stores_duplicates_once(backend: Backend) -> None:
+    s = backend.open()
+    chunks = [b"many-%d" % (i % 7) for i in range(20)]
+    addrs = s.put_many(chunks)
+    assert addrs == [Addr.of(c) for c in chunks] and all(isinstance(a, Addr) for a in addrs)
+    assert s.count() == 7
+    assert s.get_many(addrs) == {Addr.of(c): c for c in chunks}
+    assert s.put_many([]) == []
+    assert s.commit(addrs[0], s.root())
+    assert backend.open().get_many(addrs) == {Addr.of(c): c for c in chunks}
+
+
+def test_put_many_over_many_memtables(backend: Backend) -> None:
+    s = backend.open(SMALL_MEMTABLE)
+    chunks = [os.urandom(700) for _ in range(600)]  # more than one batch of the CPU pool
+    addrs = s.put_many(chunks)
+    assert s.commit(addrs[-1], s.root())
+    other = backend.open()
+    assert other.get_many(addrs) == dict(zip(addrs, chunks))
+    assert other.count() == 600
+
+
+def test_put_many_refuses_all_when_one_chunk_is_invalid(backend: Backend) -> None:
+    s = backend.open(SMALL_MEMTABLE)
+    good = [b"fine-%d" % i for i in range(5)]
+    for bad in (b"", b"x" * (SMALL_MEMTABLE + 1)):
+        with pytest.raises(ChunkError):
+            s.put_many([*good, bad])
+    assert s.count() == 0
+    assert s.get_many([Addr.of(c) for c in good]) == {}
+
+
+def test_put_many_on_a_closed_store(backend: Backend) -> None:
+    s = backend.open()
+    s.close()
+    with pytest.raises(StoreClosedError):
+        s.put_many([b"late"])

@@ -85,3 +85,21 @@ def test_corrupted_table_sent_to_the_daemon_is_refused(nbsd_daemon: Daemon, flip
             store._call(p.WRITE_TABLE, {"data": bytes(data)})
         assert type(err.value).__name__ == "CorruptTableError"
         assert not store.has(Addr.of(b"a" * 50))
+
+
+def test_table_filing_a_chunk_under_a_wrong_address_is_refused_by_the_daemon(nbsd_daemon: Daemon) -> None:
+    """Verification runs in batches on the daemon's threads: a lie in the last batch is still caught."""
+    import nbsclient
+    from nbs.cpu_pool import BATCH_CHUNKS
+    from nbs.table_writer import TableWriter
+
+    chunks = [os.urandom(200) for _ in range(3 * BATCH_CHUNKS)]
+    wrong = Addr.of(b"a chunk the client never sent")
+    writer = TableWriter()
+    for i, chunk in enumerate(chunks):
+        writer.add(wrong if i == len(chunks) - 2 else Addr.of(chunk), chunk)
+    with nbsclient.connect(nbsd_daemon.store_path("lying-table"), nbsd_daemon.endpoint) as store:
+        with pytest.raises(NBSError, match="does not hash to") as err:
+            store._call(p.WRITE_TABLE, {"data": writer.finish().data})
+        assert type(err.value).__name__ == "CorruptTableError"
+        assert store.has_many([wrong, Addr.of(chunks[0])]) == {wrong, Addr.of(chunks[0])}

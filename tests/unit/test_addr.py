@@ -1,6 +1,6 @@
 import pytest
 
-from nbs.addr import EMPTY_ADDR, Addr, as_addr, encode_base32, validate_addr_text
+from nbs.addr import EMPTY_ADDR, Addr, addresses_of, as_addr, encode_base32, validate_addr_text
 from nbs.errors import AddressError
 
 VECTORS = [
@@ -60,3 +60,10 @@ def test_validate_addr_text_follows_go_padding_rules() -> None:
     assert not validate_addr_text("boo")
     assert not validate_addr_text("nbs_table_x")
     assert encode_base32(b"\x00" * 5) == "00000000"
+
+
+def test_addresses_of_many_chunks() -> None:
+    chunks = [b"", b"abc", b"x" * 5000]
+    found = addresses_of(chunks)
+    assert found == [Addr.of(c) for c in chunks] and all(type(a) is Addr for a in found)
+    assert addresses_of([]) == []

@@ -7,6 +7,7 @@ beyond 10,000 parts and abort behaviour.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from pathlib import Path
@@ -15,8 +16,8 @@ from typing import Any
 import pytest
 
 from nbs.addr import Addr
-from nbs.aws_table_persister import (DYNAMO_ITEM_OVERHEAD, MAX_PARTS, AWSLimits, AWSTablePersister, divide_plan,
-                                     fit_parts, part_ranges, split_on_max_size)
+from nbs.aws_table_persister import (DYNAMO_ITEM_OVERHEAD, MAX_PARTS, AWSLimits, AWSTablePersister, cut_parts,
+                                     divide_plan, fit_parts, part_ranges, split_on_max_size)
 from nbs.chunk_source import BytesReaderAt, ChunkSource, TableChunkSource
 from nbs.dynamo_table_store import DynamoTableStore
 from nbs.errors import AWSError
@@ -457,3 +458,12 @@ def test_open_many_opens_concurrently_and_in_order(pool: IOPool) -> None:
     opened = persister.open_many([TableSpec(s.name, 1) for s in sources], Stats())
     assert [s.name for s in opened] == [s.name for s in sources]
     assert s3.gets == 8
+
+
+@pytest.mark.parametrize("total", [1, 99, 100, 199, 200, 201, 399, 400, 1234])
+@pytest.mark.parametrize("piece", [1, 7, 100, 333, 5000])
+def test_streamed_parts_are_cut_as_part_ranges_cuts_the_whole(total: int, piece: int) -> None:
+    data = os.urandom(total)
+    parts = list(cut_parts((data[i:i + piece] for i in range(0, total, piece)), 100))
+    assert [bytes(d[o:o + n]) for d, o, n, _ in parts] == [data[o:o + n] for o, n in part_ranges(total, 100)]
+    assert [final for *_, final in parts] == [False] * (len(parts) - 1) + [True]

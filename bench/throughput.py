@@ -1,0 +1,254 @@
+"""Throughput at the hardware limit (issue 16): local writes and reads, and writes via nbsd, on mixed chunks.
+
+Data: 25,000 chunks of 4 KiB, half random, half repetitive JSON-like.  The
+baseline of local writes and reads is the one-core limit: the bare per-chunk
+pipeline over the same chunks, in the same run, in one thread - for writes
+SHA-512, snappy (cramjam raw), CRC-32C and one file write per chunk; for reads
+one positioned file read, CRC-32C and snappy decompression per chunk.  Writes
+are ``put_many`` of all chunks + ``commit``; reads are one ``get_many`` of all
+from a reopened store (warm page cache).  Each figure is the median of a few
+repetitions.  A separate process imports a large payload in batches and
+reports its peak RSS against the memtable size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+
+import cramjam
+import crc32c
+import psutil
+
+from bench.common import Figure, Report, progress, run_parallel
+from nbs.addr import Addr
+from nbs.chunk_store import ChunkStore
+from nbs.factory import new_local_store
+from nbsd.runner import DaemonProcess
+
+CHUNK = 4096
+COUNT = 25_000
+REPEATS = 5
+MIB = 1 << 20
+
+
+def mixed_chunks(count: int, seed: int) -> list[bytes]:
+    """Distinct 4 KiB chunks: even ones random, odd ones repetitive JSON-like records."""
+    rng = random.Random(seed)
+    chunks = []
+    for i in range(count):
+        if i % 2 == 0:
+            chunks.append(rng.randbytes(CHUNK))
+        else:
+            rows = [{"id": i * 64 + j, "name": f"user-{i}-{j}", "active": j % 3 == 0, "tags": ["a", "b"],
+                     "score": j * 7 % 101} for j in range(40)]
+            chunks.append(json.dumps(rows).encode()[:CHUNK].ljust(CHUNK, b" "))
+    return chunks
+
+
+def write_limit(chunks: list[bytes], path: str, sync: bool) -> tuple[float, list[tuple[int, int]]]:
+    """Seconds of the one-core write pipeline, and the (offset, length) of each record it wrote."""
+    sha512, compress, crc = hashlib.sha512, cramjam.snappy.compress_raw, crc32c.crc32c
+    spans = []
+    offset = 0
+    started = time.perf_counter()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        for chunk in chunks:
+            sha512(chunk).digest()
+            compressed = bytes(compress(chunk))
+            record = compressed + crc(compressed).to_bytes(4, "big")
+            os.write(fd, record)
+            spans.append((offset, len(record)))
+            offset += len(record)
+        if sync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    return time.perf_counter() - started, spans
+
+
+def read_limit(path: str, spans: list[tuple[int, int]], keep: bool) -> float:
+    """Seconds of the one-core read pipeline over the records ``write_limit`` wrote.
+
+    With ``keep`` every chunk is kept as bytes until the end, as a ``get_many``
+    must: that pays for fresh memory (page faults), which the bare pipeline reuses.
+    """
+    crc, decompress = crc32c.crc32c, cramjam.snappy.decompress_raw
+    kept = []
+    started = time.perf_counter()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for offset, length in spans:
+            record = memoryview(os.pread(fd, length, offset))
+            if crc(record[:-4]) != int.from_bytes(record[-4:], "big"):
+                raise AssertionError("CRC mismatch in the read limit")
+            chunk = decompress(record[:-4])
+            if keep:
+                kept.append(chunk.read())
+    finally:
+        os.close(fd)
+    elapsed = time.perf_counter() - started
+    assert len(kept) == (len(spans) if keep else 0)
+    return elapsed
+
+
+def put_all_and_commit(store: ChunkStore, chunks: list[bytes]) -> tuple[float, list[Addr]]:
+    started = time.perf_counter()
+    addrs = store.put_many(chunks)
+    assert store.commit(addrs[-1], store.root())
+    return time.perf_counter() - started, addrs
+
+
+def put_each_and_commit(store: ChunkStore, chunks: list[bytes]) -> float:
+    started = time.perf_counter()
+    addrs = [store.put(c) for c in chunks]
+    assert store.commit(addrs[-1], store.root())
+    return time.perf_counter() - started
+
+
+def get_all(directory: str, addrs: list[Addr]) -> float:
+    started = time.perf_counter()
+    store = new_local_store(directory)
+    found = store.get_many(addrs)
+    elapsed = time.perf_counter() - started
+    assert len(found) == len(addrs)
+    store.close()
+    return elapsed
+
+
+def median_rates(total: int, *runs: Callable[[int], float]) -> list[float]:
+    """MB/s of the median of ``REPEATS`` timed runs of each of ``runs`` (``run(i)`` returns seconds).
+
+    The runs take turns (a, b, a, b, ...), so a figure and its baseline share
+    the machine's noise: it is shared with other work and varies by 2x and more.
+    """
+    seconds: list[list[float]] = [[] for _ in runs]
+    for i in range(REPEATS):
+        for timed, run in zip(seconds, runs):
+            timed.append(run(i))
+    return [total / statistics.median(timed) / 1e6 for timed in seconds]
+
+
+def import_rss(args: tuple[str, int, int]) -> tuple[int, int]:
+    """Peak RSS growth (bytes, sampled every 10 ms) of importing ``total`` bytes in ``put_many`` batches,
+    and the RSS before it."""
+    directory, total, memtable_size = args
+    proc = psutil.Process()
+    store = new_local_store(directory, memtable_size, sync=False)
+    block = random.Random(5).randbytes(CHUNK)
+    batch = 1024
+    before = proc.memory_info().rss
+    peak = [before]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.01):
+            peak[0] = max(peak[0], proc.memory_info().rss)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    last = None
+    for start in range(0, total // CHUNK, batch):
+        chunks = [(start + i).to_bytes(8, "big") + block[8:] for i in range(batch)]
+        last = store.put_many(chunks)[-1]
+    assert last is not None and store.commit(last, store.root())
+    store.close()
+    done.set()
+    sampler.join()
+    return peak[0] - before, before
+
+
+def run(report: Report, quick: bool) -> None:
+    count = 5_000 if quick else COUNT
+    total = count * CHUNK
+    section = f"throughput {count} x 4 KiB mixed"
+    progress(f"[{section}]")
+    chunks = mixed_chunks(count, seed=16)
+    workdir = tempfile.mkdtemp(prefix="nbs-bench-tp-")
+    limit_file = os.path.join(workdir, "limit")
+    spans: list[tuple[int, int]] = []
+
+    def limit(sync: bool) -> Callable[[int], float]:
+        def once(i: int) -> float:
+            seconds, spans[:] = write_limit(chunks, limit_file, sync)
+            return seconds
+        return once
+
+    def store_write(sync: bool, each: bool = False) -> Callable[[int], float]:
+        def once(i: int) -> float:
+            directory = os.path.join(workdir, f"w-{sync}-{each}-{i}")
+            os.makedirs(directory)
+            store = new_local_store(directory, sync=sync)
+            seconds = put_each_and_commit(store, chunks) if each else put_all_and_commit(store, chunks)[0]
+            store.close()
+            shutil.rmtree(directory)
+            return seconds
+        return once
+
+    write_limit_rate, write_rate, each_rate = median_rates(total, limit(False), store_write(False),
+                                                          store_write(False, True))
+    report.add(Figure(section, "local put_many+commit (sync=False)", write_rate, "MB/s",
+                      "one-core write limit", write_limit_rate, ">= 1.0x", write_rate >= write_limit_rate))
+    report.add(Figure(section, "local put loop+commit (sync=False)", each_rate,
+                      "MB/s", "one-core write limit", write_limit_rate))
+    synced_limit, synced = median_rates(total, limit(True), store_write(True))
+    report.add(Figure(section, "local put_many+commit (sync=True)", synced, "MB/s",
+                      "one-core write limit + fsync", synced_limit))
+
+    read_dir = os.path.join(workdir, "read")
+    os.makedirs(read_dir)
+    addrs = put_all_and_commit(new_local_store(read_dir, sync=False), chunks)[1]
+    read_limit_rate, kept_limit_rate, read_rate = median_rates(
+        total, lambda i: read_limit(limit_file, spans, keep=False), lambda i: read_limit(limit_file, spans, keep=True),
+        lambda i: get_all(read_dir, addrs))
+    report.add(Figure(section, "local get_many all (reopened)", read_rate, "MB/s", "one-core read limit",
+                      read_limit_rate, ">= 0.6x", read_rate >= 0.6 * read_limit_rate))
+    report.add(Figure(section, "local get_many all (reopened), vs chunks kept", read_rate, "MB/s",
+                      "one-core read limit keeping the chunks", kept_limit_rate))
+
+    _via_nbsd(report, section, workdir, chunks, total)
+    _import_memory(report, workdir, (64 if quick else 1024) * MIB, 64 * MIB)
+    shutil.rmtree(workdir)
+
+
+def _via_nbsd(report: Report, section: str, workdir: str, chunks: list[bytes], total: int) -> None:
+    import nbsclient
+
+    with DaemonProcess(os.path.join(workdir, "nbsd")) as daemon:
+        def direct(i: int) -> float:
+            directory = os.path.join(daemon.stores, f"direct-{i}")
+            os.makedirs(directory)
+            store = new_local_store(directory)
+            seconds = put_all_and_commit(store, chunks)[0]
+            store.close()
+            shutil.rmtree(directory)
+            return seconds
+
+        def via(i: int) -> float:
+            with nbsclient.connect(os.path.join(daemon.stores, f"via-{i}"), daemon.endpoint,
+                                   commit_timeout=600.0) as store:
+                return put_all_and_commit(store, chunks)[0]
+
+        direct_rate, via_rate = median_rates(total, direct, via)
+    report.add(Figure(section, "put_many+commit via nbsd", via_rate, "MB/s", "local direct", direct_rate,
+                      ">= 0.9x", via_rate >= 0.9 * direct_rate))
+
+
+def _import_memory(report: Report, workdir: str, total: int, memtable_size: int) -> None:
+    section = f"import {total >> 20} MiB, memtable {memtable_size >> 20} MiB"
+    progress(f"[{section}]")
+    directory = os.path.join(workdir, "import")
+    os.makedirs(directory)
+    growth, before = run_parallel(import_rss, [(directory, total, memtable_size)])[0]
+    report.add(Figure(section, "peak RSS growth during import", growth / MIB, "MiB", "memtable size",
+                      memtable_size / MIB))
+    report.add(Figure(section, "RSS before import", before / MIB, "MiB"))

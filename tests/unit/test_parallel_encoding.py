@@ -1,0 +1,177 @@
+"""Batched, parallel encoding and decoding of records: the same bytes as the one-chunk path and as Go."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+
+from nbs.addr import Addr
+from nbs.chunk_source import BytesReaderAt, TableChunkSource
+from nbs.cpu_pool import BATCH_CHUNKS, CPU_POOL, map_batches
+from nbs.errors import CorruptTableError
+from nbs.record import RecordBatchError, decode_records, encode_record, encode_records
+from nbs.table_index import parse_table_index
+from nbs.table_writer import TableWriter, WrittenTable, build_table
+from tests.forking import in_child
+from tests.helpers import FIXTURES
+
+
+def mixed_chunks(count: int) -> list[bytes]:
+    """Random, repetitive and tiny chunks of varied sizes, all distinct."""
+    chunks = []
+    for i in range(count):
+        kind = i % 3
+        if kind == 0:
+            chunks.append(os.urandom(1 + i % 5000))
+        elif kind == 1:
+            chunks.append(b'{"id": %d, "name": "n"}' % i * (1 + i % 60))
+        else:
+            chunks.append(b"%d" % i)
+    return chunks
+
+
+def spans_of(lengths: list[int]) -> list[tuple[int, int]]:
+    spans, offset = [], 0
+    for length in lengths:
+        spans.append((offset, length))
+        offset += length
+    return spans
+
+
+def test_encode_records_is_the_records_of_each_chunk_joined() -> None:
+    chunks = mixed_chunks(50)
+    encoded = encode_records(chunks)
+    singles = [encode_record(c) for c in chunks]
+    assert encoded.data == b"".join(record for record, _ in singles)
+    assert encoded.lengths == [len(record) for record, _ in singles]
+    assert encoded.compressed_len == sum(compressed for _, compressed in singles)
+    assert encoded.uncompressed_len == sum(map(len, chunks))
+    assert decode_records(encoded.data, spans_of(encoded.lengths), 1 << 20) == chunks
+
+
+def test_decode_records_names_the_bad_record() -> None:
+    chunks = mixed_chunks(10)
+    encoded = encode_records(chunks)
+    spans = spans_of(encoded.lengths)
+    data = bytearray(encoded.data)
+    data[spans[6][0]] ^= 0xFF
+    with pytest.raises(RecordBatchError) as err:
+        decode_records(bytes(data), spans, 1 << 20)
+    assert err.value.position == 6
+
+
+def test_parallel_table_is_byte_identical_to_the_serial_one() -> None:
+    chunks = mixed_chunks(5 * BATCH_CHUNKS + 17)
+    pairs = [(Addr.of(c), c) for c in chunks]
+    writer = TableWriter()
+    for addr, chunk in pairs:
+        writer.add(addr, chunk)
+    serial = writer.finish()
+    parallel = build_table(pairs)
+    assert parallel.data == serial.data and parallel.name == serial.name
+    assert (parallel.chunk_count, parallel.uncompressed_len, parallel.compressed_len) == (
+        serial.chunk_count, serial.uncompressed_len, serial.compressed_len)
+    built, parsed = parallel.index(), parse_table_index(serial.data, "serial", len(serial.data))
+    for field in ("chunk_count", "total_uncompressed", "prefixes", "ordinals", "lengths", "offsets", "suffixes"):
+        assert getattr(built, field) == getattr(parsed, field), field
+
+
+@pytest.mark.parametrize("fixture", ["local-small", "local-multitable"])
+def test_go_tables_rebuilt_from_their_chunks_are_byte_identical(fixture: str) -> None:
+    store = FIXTURES / fixture / "store"
+    tables = [p for p in store.iterdir() if p.name not in ("LOCK", "manifest")]
+    assert tables
+    for path in tables:
+        data = path.read_bytes()
+        index = parse_table_index(data, path.name, len(data))
+        source = TableChunkSource(Addr.parse(path.name), index, BytesReaderAt(data), 4096)
+        assert build_table(source.extract()).data == data, path.name
+
+
+def multi_batch_table(lie_at: int | None = None) -> tuple[list[bytes], bytes]:
+    """A table spanning several verification batches; with ``lie_at``, that record is filed under another address."""
+    chunks = mixed_chunks(3 * BATCH_CHUNKS)
+    writer = TableWriter()
+    for i, chunk in enumerate(chunks):
+        writer.add(Addr.of(b"not %d" % i) if i == lie_at else Addr.of(chunk), chunk)
+    return chunks, writer.finish().data
+
+
+def test_incoming_table_is_verified_in_every_batch() -> None:
+    chunks, data = multi_batch_table()
+    table = WrittenTable.from_bytes(data)
+    assert table.chunk_count == len(chunks) and table.uncompressed_len == sum(map(len, chunks))
+    lie = 2 * BATCH_CHUNKS + 5
+    with pytest.raises(CorruptTableError, match=f"record {lie} does not hash to"):
+        WrittenTable.from_bytes(multi_batch_table(lie)[1])
+
+
+def test_incoming_table_with_a_bad_record_in_a_late_batch_names_it() -> None:
+    chunks, data = multi_batch_table()
+    index = parse_table_index(data, "t", len(data))
+    bad = 2 * BATCH_CHUNKS + 9
+    damaged = bytearray(data)
+    damaged[index.offsets[bad]] ^= 0xFF
+    with pytest.raises(CorruptTableError, match=f"record {bad}:"):
+        WrittenTable.from_bytes(bytes(damaged))
+
+
+class CountingReader(BytesReaderAt):
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.reads: list[tuple[int, int]] = []
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        self.reads.append((offset, length))
+        return super().read_at(offset, length)
+
+
+def test_get_many_reads_at_most_max_read_bytes_at_once_and_decodes_every_batch() -> None:
+    chunks = [os.urandom(3000) for _ in range(2 * BATCH_CHUNKS + 3)]
+    table = build_table((Addr.of(c), c) for c in chunks)
+    reader = CountingReader(table.data)
+    source = TableChunkSource(table.name, table.index(), reader, 4096, max_read=64 << 10)
+    found: dict[bytes, bytes] = {}
+    missing = source.get_many([Addr.of(c) for c in chunks] + [Addr.of(b"absent")], found)
+    assert missing == [Addr.of(b"absent")]
+    assert found == {Addr.of(c): c for c in chunks}
+    assert len(reader.reads) > 1 and max(length for _, length in reader.reads) <= 64 << 10
+    reader.reads.clear()
+    source.max_read = 0
+    source.get_many([Addr.of(c) for c in chunks], {})
+    assert len(reader.reads) == 1  # without a limit, adjacent records make one read
+
+
+def test_get_many_names_a_corrupt_chunk_found_in_a_late_batch() -> None:
+    chunks = [os.urandom(100) for _ in range(3 * BATCH_CHUNKS)]
+    table = build_table((Addr.of(c), c) for c in chunks)
+    index = table.index()
+    damaged = bytearray(table.data)
+    damaged[index.offsets[2 * BATCH_CHUNKS + 1] + 1] ^= 0xFF
+    source = TableChunkSource(table.name, index, BytesReaderAt(bytes(damaged)), 4096)
+    with pytest.raises(CorruptTableError, match=str(Addr.of(chunks[2 * BATCH_CHUNKS + 1]))):
+        source.get_many([Addr.of(c) for c in chunks], {})
+
+
+def test_batches_run_on_several_threads() -> None:
+    if CPU_POOL.threads < 2:
+        pytest.skip("one CPU: the pool has one thread")
+    barrier = threading.Barrier(2, timeout=10)
+
+    def batch(items: object) -> str:
+        barrier.wait()  # passes only if two batches run at once
+        return threading.current_thread().name
+
+    names = map_batches(batch, list(range(2 * BATCH_CHUNKS)))
+    assert len(names) == 2 and all(name.startswith("nbs-cpu") for name in names)
+
+
+def test_cpu_pool_used_before_fork_works_in_the_child() -> None:
+    chunks = mixed_chunks(3 * BATCH_CHUNKS)
+    expected = build_table((Addr.of(c), c) for c in chunks).data
+    time.sleep(0.2)  # the parent's pool threads go idle; the child must start its own
+    assert in_child(lambda: build_table((Addr.of(c), c) for c in chunks).data == expected, timeout=30)
+    assert build_table((Addr.of(c), c) for c in chunks).data == expected
