@@ -262,7 +262,7 @@ def _daemon(workdir: str, extra: list[str]) -> Iterator[DaemonProcess]:
 
 
 def run(report: Report, quick: bool) -> None:
-    minutes = 1.0 if quick else float(os.environ.get("NBS_SOAK_MINUTES", "5"))
+    minutes = 1.0 if quick else float(os.environ.get("NBS_SOAK_MINUTES", "10"))
     workdir = tempfile.mkdtemp(prefix="nbs-bench-soak-")
     local = os.path.join(workdir, "local")
     with _daemon(local, []) as daemon:
