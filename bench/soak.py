@@ -3,7 +3,11 @@
 Worker processes open stores through nbsd, write chunks, commit roots that
 chain to their predecessors, and read back both their own chunks and a hot
 set larger than the cache (so eviction runs). Stores grow past the conjoin
-threshold. Afterwards every store's root chain is walked: every commit a
+threshold. Each worker cycles through a fixed set of chunk contents, so once
+the stores hold them they stop growing (a put of a chunk a store holds adds
+nothing) while every commit still adds a table and conjoins keep running: an
+open store's indexes take memory per chunk, and a store that grows for ever
+would hide a leak behind its own growth. Afterwards every store's root chain is walked: every commit a
 worker saw succeed must be in it, and nothing else. The daemon's resident
 memory is sampled throughout; the figure that matters is the slope over the
 last two thirds of the run (a leak keeps climbing, a warm-up levels off).
@@ -27,10 +31,12 @@ from bench.common import Figure, Report, progress, run_parallel
 from nbs.addr import Addr
 from nbs.chunk_store import ChunkStore
 from nbs.factory import new_local_store
+from nbs.store import NomsBlockStore
 from nbsd.runner import DaemonProcess
 
 CHUNK = 4096
 HOT_CHUNKS = 2000  # per store: with 8 stores, 64 MiB against a 32 MiB cache
+DISTINCT_CHUNKS = 1000  # per worker: the contents it cycles through
 CACHE_SIZE = "32MiB"
 INDEX_CACHE_SIZE = "16MiB"  # small budgets fill early, so what grows after that is not a cache filling up
 SMALL_TABLE_CACHE_SIZE = "16MiB"
@@ -78,7 +84,7 @@ def soak_worker(args: tuple[int, list[str], str, float]) -> WorkerTally:
                 batch = []
                 for _ in range(rng.randint(8, 32)):
                     seq += 1
-                    batch.append((store.put(chunk_bytes(worker, seq)), seq))
+                    batch.append((store.put(chunk_bytes(worker, seq % DISTINCT_CHUNKS)), seq % DISTINCT_CHUNKS))
                 _commit_root(store, spec, worker, seq, tally)
                 written[spec].extend(batch)
                 mine = rng.sample(written[spec], min(64, len(written[spec])))
@@ -160,7 +166,7 @@ def slope_mb_per_min(samples: list[tuple[float, int]]) -> float:
 
 
 def _phase(report: Report, section: str, daemon: DaemonProcess, specs: list[str], workers: int, minutes: float,
-           open_direct: Callable[[str], ChunkStore], tables: Callable[[str], int]) -> None:
+           open_direct: Callable[[str], ChunkStore], tables: Callable[[str], tuple[int, int]]) -> None:
     progress(f"[{section}]")
     for index, spec in enumerate(specs):  # the hot set, written directly
         store = open_direct(spec)
@@ -171,7 +177,8 @@ def _phase(report: Report, section: str, daemon: DaemonProcess, specs: list[str]
     sampler = Sampler(daemon.pid)
     idle = sampler.sample()
     deadline = time.time() + minutes * 60
-    last_tables = {spec: tables(spec) for spec in specs}
+    last_tables = {spec: tables(spec)[0] for spec in specs}
+    held: list[tuple[float, int]] = []  # (time, chunks in all the stores)
     conjoins = 0
     with sampler:
         pool = threading.Thread(target=lambda: tallies.extend(
@@ -180,10 +187,13 @@ def _phase(report: Report, section: str, daemon: DaemonProcess, specs: list[str]
         pool.start()
         while pool.is_alive():
             pool.join(5.0)
+            total = 0
             for spec in specs:
-                count = tables(spec)
+                count, chunks = tables(spec)
                 conjoins += count < last_tables[spec]  # only a conjoin shrinks a store's table list
                 last_tables[spec] = count
+                total += chunks
+            held.append((time.time(), total))
     committed = [c for t in tallies for c in t.commits]
     missing = extra = 0
     for spec in specs:
@@ -203,6 +213,9 @@ def _phase(report: Report, section: str, daemon: DaemonProcess, specs: list[str]
                       "races"))
     report.add(Figure(section, "store opens", sum(t.opens for t in tallies), "opens"))
     report.add(Figure(section, "conjoins seen", conjoins, "conjoins", target=">= 1", met=conjoins >= 1))
+    third = held[len(held) // 3][1] if held else 0
+    report.add(Figure(section, "chunks in the stores at end", held[-1][1] if held else 0, "chunks",
+                      "at one third", third))
     _memory_figures(report, section, idle, sampler.samples, minutes)
     _budget_figures(report, section, daemon.endpoint)
 
@@ -281,10 +294,10 @@ def run(report: Report, quick: bool) -> None:
         def open_aws(spec: str) -> ChunkStore:
             return new_aws_store(place.table, names[spec], place.bucket, s3, ddb)
 
-        def aws_tables(spec: str) -> int:
+        def aws_tables(spec: str) -> tuple[int, int]:
             store = new_aws_store(place.table, names[spec], place.bucket, s3, ddb)
             try:
-                return len(store.upstream.specs)
+                return _size(store)
             finally:
                 store.close()
 
@@ -292,9 +305,15 @@ def run(report: Report, quick: bool) -> None:
                open_aws, aws_tables)
 
 
-def _local_tables(path: str) -> int:
+def _size(store: NomsBlockStore) -> tuple[int, int]:
+    """A store's tables and the chunks they hold."""
+    specs = store.upstream.specs
+    return len(specs), sum(spec.chunk_count for spec in specs)
+
+
+def _local_tables(path: str) -> tuple[int, int]:
     store = new_local_store(path)
     try:
-        return len(store.upstream.specs)
+        return _size(store)
     finally:
         store.close()
