@@ -162,6 +162,20 @@ class _Decode(NamedTuple):
     reads: Sequence[_Read]
 
 
+def _tasks(work: list[_Decode]) -> list[list[_Decode]]:
+    """Consecutive reads grouped into pool tasks of up to ``BATCH_CHUNKS`` records: scattered reads (one
+    record each) handed over one by one would cost more in hand-offs than their decoding."""
+    tasks: list[list[_Decode]] = [[]]
+    records = 0
+    for item in work:
+        if tasks[-1] and records + len(item.reads) > BATCH_CHUNKS:
+            tasks.append([])
+            records = 0
+        tasks[-1].append(item)
+        records += len(item.reads)
+    return tasks
+
+
 class TableChunkSource(ChunkSource):
     """A persisted table: a parsed index plus positioned reads of its records.
 
@@ -236,9 +250,14 @@ class TableChunkSource(ChunkSource):
             if len(data) != length:
                 raise CorruptTableError(self._label, f"short read of {len(data)}/{length} bytes at {start}")
             work.extend(_Decode(start, data, batch[i:i + BATCH_CHUNKS]) for i in range(0, len(batch), BATCH_CHUNKS))
-        decoded = CPU_POOL.map(self._decode_reads, work) if len(work) > 1 else [self._decode_reads(work[0])]
-        for item, chunks in zip(work, decoded):
-            found.update(zip([r.addr for r in item.reads], chunks))
+        tasks = _tasks(work)
+        decoded = CPU_POOL.map(self._decode_task, tasks) if len(tasks) > 1 else [self._decode_task(tasks[0])]
+        for task, chunk_lists in zip(tasks, decoded):
+            for item, chunks in zip(task, chunk_lists):
+                found.update(zip([r.addr for r in item.reads], chunks))
+
+    def _decode_task(self, task: Sequence[_Decode]) -> list[list[bytes]]:
+        return [self._decode_reads(item) for item in task]
 
     def _decode_reads(self, item: _Decode) -> list[bytes]:
         start = item.start
