@@ -93,7 +93,7 @@ def test_index_cache_loads_once_under_concurrency() -> None:
     for th in threads:
         th.join()
     assert len(loads) == 1
-    assert cache.total_size == 3 * 36
+    assert cache.total_size == parse_table_index(t.data, "t").memory_size  # charged once
 
 
 @pytest.fixture
@@ -172,3 +172,11 @@ def test_fd_cache_discard_closes_only_idle_files(files: list[str]) -> None:
     assert os.pread(busy, 5, 0) == b"file0"
     with pytest.raises(OSError):
         os.fstat(idle)
+
+
+def test_an_index_is_charged_what_it_holds_in_memory_not_only_go_s_36_bytes_per_chunk() -> None:
+    small = parse_table_index(build_table((Addr.of(c), c) for c in TEST_CHUNKS).data, "small")
+    chunks = [bytes([i % 256, i // 256]) * 8 for i in range(5000)]
+    big = parse_table_index(build_table((Addr.of(c), c) for c in chunks).data, "big")
+    assert small.memory_size > 5 * 36 * small.chunk_count  # objects and the cache entry, not the arrays, dominate
+    assert 36 * big.chunk_count < big.memory_size < 40 * big.chunk_count + 2048
