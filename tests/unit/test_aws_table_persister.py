@@ -59,7 +59,7 @@ def has_all(source: ChunkSource, chunks: list[bytes]) -> bool:
 
 def cached_index() -> IndexCache:
     """An index cache already holding the test table's index."""
-    cache = IndexCache(1024)
+    cache = IndexCache(1 << 20)
     cache.put(TABLE.name, parse_table_index(TABLE.data, "t", len(TABLE.data)))
     return cache
 
@@ -122,7 +122,7 @@ def test_small_s3_table_costs_two_dynamo_reads_before_s3(pool: IOPool) -> None:
 
 
 def test_persist_to_s3_in_multiple_parts(pool: IOPool) -> None:
-    s3, cache = FakeS3(), IndexCache(1024)
+    s3, cache = FakeS3(), IndexCache(1 << 20)
     half = len(TABLE.data) // 2
     source = make(pool, AWSLimits(part_target=half, part_min=0, part_max=0, item_max=0, chunk_max=0),
                   s3=s3, index_cache=cache).persist(memtable_of(TEST_CHUNKS), None, Stats())
@@ -342,7 +342,7 @@ CONJOIN_LIMITS = AWSLimits(part_target=1024, part_min=1024, part_max=5 * 1024, i
 
 @pytest.fixture
 def conjoin_env(pool: IOPool) -> tuple[AWSTablePersister, FakeS3, FakeDDB, IndexCache]:
-    s3, ddb, cache = FakeS3(), FakeDDB(), IndexCache(1024)
+    s3, ddb, cache = FakeS3(), FakeDDB(), IndexCache(1 << 20)
     return make(pool, CONJOIN_LIMITS, s3, ddb, cache, rate_limit=Semaphore(8)), s3, ddb, cache
 
 

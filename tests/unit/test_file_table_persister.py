@@ -62,7 +62,7 @@ def test_persist_no_data(tmp_path: Path) -> None:
 
 def test_cache_on_persist(tmp_path: Path) -> None:
     fd_cache = FDCache(1)
-    p = FSTablePersister(str(tmp_path), fd_cache, IndexCache(1024))
+    p = FSTablePersister(str(tmp_path), fd_cache, IndexCache(1 << 20))
     src = p.persist(memtable_of(TEST_CHUNKS), None, Stats())
     src.get(Addr.of(TEST_CHUNKS[0]))  # opens the descriptor
     os.unlink(tmp_path / str(src.name))
