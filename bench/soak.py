@@ -20,6 +20,7 @@ import random
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor, wait
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -84,7 +85,8 @@ def soak_worker(args: tuple[int, list[str], str, float]) -> WorkerTally:
                 batch = []
                 for _ in range(rng.randint(8, 32)):
                     seq += 1
-                    batch.append((store.put(chunk_bytes(worker, seq % DISTINCT_CHUNKS)), seq % DISTINCT_CHUNKS))
+                    content = seq % DISTINCT_CHUNKS
+                    batch.append((store.put(chunk_bytes(worker, content)), content))
                 _commit_root(store, spec, worker, seq, tally)
                 written[spec].extend(batch)
                 mine = rng.sample(written[spec], min(64, len(written[spec])))
@@ -166,7 +168,7 @@ def slope_mb_per_min(samples: list[tuple[float, int]]) -> float:
 
 
 def _phase(report: Report, section: str, daemon: DaemonProcess, specs: list[str], workers: int, minutes: float,
-           open_direct: Callable[[str], ChunkStore], tables: Callable[[str], tuple[int, int]]) -> None:
+           open_direct: Callable[[str], ChunkStore], size: Callable[[str], tuple[int, int]]) -> None:
     progress(f"[{section}]")
     for index, spec in enumerate(specs):  # the hot set, written directly
         store = open_direct(spec)
@@ -177,23 +179,22 @@ def _phase(report: Report, section: str, daemon: DaemonProcess, specs: list[str]
     sampler = Sampler(daemon.pid)
     idle = sampler.sample()
     deadline = time.time() + minutes * 60
-    last_tables = {spec: tables(spec)[0] for spec in specs}
+    last_tables = {spec: size(spec)[0] for spec in specs}
     held: list[tuple[float, int]] = []  # (time, chunks in all the stores)
     conjoins = 0
-    with sampler:
-        pool = threading.Thread(target=lambda: tallies.extend(
-            run_parallel(soak_worker, [(w, specs, daemon.endpoint, deadline) for w in range(workers)])))
-        tallies: list[WorkerTally] = []
-        pool.start()
-        while pool.is_alive():
-            pool.join(5.0)
+    with sampler, ThreadPoolExecutor(1) as runner:
+        running = runner.submit(run_parallel, soak_worker,
+                                [(w, specs, daemon.endpoint, deadline) for w in range(workers)])
+        while not running.done():
+            wait([running], timeout=5.0)
             total = 0
             for spec in specs:
-                count, chunks = tables(spec)
+                count, chunks = size(spec)
                 conjoins += count < last_tables[spec]  # only a conjoin shrinks a store's table list
                 last_tables[spec] = count
                 total += chunks
             held.append((time.time(), total))
+        tallies: list[WorkerTally] = running.result()  # a worker's failure ends the soak here, not as "0 wrong"
     committed = [c for t in tallies for c in t.commits]
     missing = extra = 0
     for spec in specs:
@@ -283,7 +284,7 @@ def run(report: Report, quick: bool) -> None:
         for spec in specs:
             os.makedirs(spec)
         _phase(report, f"soak local, 8 workers, 8 stores, {minutes:g} min", daemon, specs, 8, minutes,
-               new_local_store, _local_tables)
+               new_local_store, _local_size)
     with moto_place(workdir) as place, _daemon(os.path.join(workdir, "aws"),
                                                ["--aws-endpoint", place.server.endpoint, "--aws-store", "*"]) as d:
         from nbs.aws_factory import new_aws_store
@@ -294,7 +295,7 @@ def run(report: Report, quick: bool) -> None:
         def open_aws(spec: str) -> ChunkStore:
             return new_aws_store(place.table, names[spec], place.bucket, s3, ddb)
 
-        def aws_tables(spec: str) -> tuple[int, int]:
+        def aws_size(spec: str) -> tuple[int, int]:
             store = new_aws_store(place.table, names[spec], place.bucket, s3, ddb)
             try:
                 return _size(store)
@@ -302,7 +303,7 @@ def run(report: Report, quick: bool) -> None:
                 store.close()
 
         _phase(report, f"soak AWS on moto, 4 workers, 2 stores, {minutes:g} min", d, list(names), 4, minutes,
-               open_aws, aws_tables)
+               open_aws, aws_size)
 
 
 def _size(store: NomsBlockStore) -> tuple[int, int]:
@@ -311,7 +312,7 @@ def _size(store: NomsBlockStore) -> tuple[int, int]:
     return len(specs), sum(spec.chunk_count for spec in specs)
 
 
-def _local_tables(path: str) -> tuple[int, int]:
+def _local_size(path: str) -> tuple[int, int]:
     store = new_local_store(path)
     try:
         return _size(store)

@@ -6,7 +6,7 @@ from its own malloc arena (up to eight per core) and returns the top of an arena
 the kernel only when the free block there is large, so RSS ratchets up with every
 burst and stays up. Two remedies, both no-ops where glibc is absent:
 
-* ``limit_arenas`` caps the number of arenas (as ``MALLOC_ARENA_MAX`` would) before
+* ``tune_allocator`` caps the number of arenas (as ``MALLOC_ARENA_MAX`` would) before
   the worker threads start, so freed memory is reused across threads, and fixes the
   mmap threshold: glibc otherwise raises it after each large free (up to 32 MiB), after
   which table-sized buffers are carved from the heap and leave holes there;
@@ -29,6 +29,11 @@ ARENAS = 2
 MMAP_THRESHOLD = 256 << 10  # blocks this large get their own mapping, returned to the kernel when freed
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
 @cache
 def _libc() -> ctypes.CDLL | None:
     name = ctypes.util.find_library("c")
@@ -37,10 +42,12 @@ def _libc() -> ctypes.CDLL | None:
     libc = ctypes.CDLL(name)
     if not (hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt")):
         return None  # not glibc (e.g. musl): nothing to tune
+    if hasattr(libc, "mallinfo2"):  # glibc 2.33 and later
+        libc.mallinfo2.restype = _MallInfo2
     return libc
 
 
-def limit_arenas(arenas: int = ARENAS) -> bool:
+def tune_allocator(arenas: int = ARENAS) -> bool:
     """Cap glibc's malloc arenas and fix its mmap threshold; True if the allocator accepted both."""
     libc = _libc()
     if libc is None:
@@ -62,10 +69,6 @@ def release_free_memory() -> bool:
     return bool(libc.malloc_trim(ctypes.c_size_t(0)))
 
 
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_size_t) for name in (
-        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
-
 
 def heap_figures() -> dict[str, int]:
     """glibc's own account of the heap (all arenas): bytes in use, free inside it, and in mmap'd blocks.
@@ -76,7 +79,6 @@ def heap_figures() -> dict[str, int]:
     libc = _libc()
     if libc is None or not hasattr(libc, "mallinfo2"):
         return {}
-    libc.mallinfo2.restype = _MallInfo2
     info = libc.mallinfo2()
     return {"heap_in_use": info.uordblks, "heap_free": info.fordblks, "mmapped": info.hblkhd,
             "heap_size": info.arena}

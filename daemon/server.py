@@ -26,7 +26,7 @@ from nbsclient.sockets import send_frame
 from nbsd.cache import ChunkCache
 from nbsd.config import Config, ConfigError
 from nbsd.curve import CurveServer
-from nbsd.heap import limit_arenas, release_free_memory
+from nbsd.heap import tune_allocator, release_free_memory
 from nbsd.logs import set_level
 from nbsd.metrics import MetricsServer
 from nbsd.owner_lock import LockHeldError, take_owner_lock
@@ -59,7 +59,7 @@ class AlreadyRunningError(StartupError):
 class Server:
     def __init__(self, config: Config, load_config: Callable[[], Config] | None = None) -> None:
         """``load_config`` reads the configuration again, for a reload (``reload.set()``, on SIGHUP)."""
-        limit_arenas()  # before any worker thread exists: each would get an arena of its own
+        tune_allocator()  # before any worker thread exists: each would get an arena of its own
         self.config = config
         self._load_config = load_config
         self.stop = threading.Event()

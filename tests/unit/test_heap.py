@@ -25,4 +25,4 @@ def test_free_pages_in_the_middle_of_the_heap_go_back_to_the_kernel() -> None:
 
 
 def test_arena_cap_is_accepted() -> None:
-    assert heap.limit_arenas(8)  # this process's own setting is not the daemon's: a generous cap
+    assert heap.tune_allocator(8)  # this process's own setting is not the daemon's: a generous cap
