@@ -26,7 +26,7 @@ from __future__ import annotations
 import threading
 import weakref
 from array import array
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from nbs.addr import PREFIX_SIZE, SUFFIX_SIZE
 from nbs.chunk_source import TableChunkSource
@@ -134,49 +134,57 @@ class ChunkDirectory:
 
     def locate(self, addr: bytes, view: View) -> tuple[TableChunkSource, int] | None:
         """The table of ``view`` holding ``addr`` and its ordinal there, or None."""
-        keys, entries, mask = self._slots
-        key = int.from_bytes(addr[:_KEY_SIZE], "big")
-        suffix = addr[PREFIX_SIZE:]
-        table_of = self._table_of
-        slot = key & mask
-        while True:
-            entry = entries[slot]
-            if not entry:
-                return None
-            if keys[slot] == key:
-                number = table_of[entry]
-                table = view.get(number)
-                if table is not None:
-                    _, ordinals, suffixes, first = self._tables[number]
-                    ordinal = ordinals[entry - first]
-                    start = ordinal * SUFFIX_SIZE
-                    if suffixes[start:start + SUFFIX_SIZE] == suffix:
-                        return table, ordinal
-            slot = (slot + 1) & mask
+        for _, table, ordinal in self._probe((addr,), view):
+            return (table, ordinal) if table is not None else None
+        return None
 
     def locate_many(self, addrs: Sequence[bytes], view: View
                     ) -> tuple[dict[TableChunkSource, Located], list[bytes]]:
         """Addresses grouped by the table of ``view`` holding them, and those none holds."""
         groups: dict[TableChunkSource, Located] = {}
         missing: list[bytes] = []
-        locate = self.locate
-        for addr in addrs:
-            found = locate(addr, view)
-            if found is None:
+        for addr, table, ordinal in self._probe(addrs, view):
+            if table is None:
                 missing.append(addr)
+                continue
+            group = groups.get(table)
+            if group is None:
+                groups[table] = [(ordinal, addr)]
             else:
-                table, ordinal = found
-                group = groups.get(table)
-                if group is None:
-                    groups[table] = [(ordinal, addr)]
-                else:
-                    group.append((ordinal, addr))
+                group.append((ordinal, addr))
         return groups, missing
 
     def absent(self, addrs: Sequence[bytes], view: View) -> list[bytes]:
         """The addresses of ``addrs`` no table of ``view`` holds."""
-        locate = self.locate
-        return [a for a in addrs if locate(a, view) is None]
+        return [addr for addr, table, _ in self._probe(addrs, view) if table is None]
+
+    def _probe(self, addrs: Sequence[bytes], view: View) -> Iterator[tuple[bytes, TableChunkSource | None, int]]:
+        """``(address, table of view holding it or None, ordinal there)`` of each address.
+
+        One loop over all addresses with everything in locals: this runs once
+        per chunk read, and a call per address cost more than the probe itself.
+        """
+        keys, entries, mask = self._slots
+        table_of, tables, in_view, from_bytes = self._table_of, self._tables, view.get, int.from_bytes
+        for addr in addrs:
+            key = from_bytes(addr[:_KEY_SIZE], "big")
+            slot = key & mask
+            while True:
+                entry = entries[slot]
+                if not entry:
+                    yield addr, None, 0
+                    break
+                if keys[slot] == key:
+                    number = table_of[entry]
+                    table = in_view(number)
+                    if table is not None:
+                        _, ordinals, suffixes, first = tables[number]
+                        ordinal = ordinals[entry - first]
+                        start = ordinal * SUFFIX_SIZE
+                        if suffixes[start:start + SUFFIX_SIZE] == addr[PREFIX_SIZE:]:
+                            yield addr, table, ordinal
+                            break
+                slot = (slot + 1) & mask
 
 
 def _insert(keys: array, entries: array, mask: int, prefixes: Sequence[int], first: int) -> None:  # type: ignore[type-arg]

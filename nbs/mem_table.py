@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
-from nbs.addr import Addr, addresses_of
-from nbs.cpu_pool import map_batches
+from nbs.addr import Addr
+from nbs.chunk_jobs import hash_all
 from nbs.errors import ChunkError
 from nbs.stats import Stats
 from nbs.table_writer import TableStream, WrittenTable
@@ -21,12 +21,12 @@ def check_chunk(data: bytes, memtable_size: int) -> None:
 
 
 def check_and_hash(chunks: Sequence[bytes], memtable_size: int) -> list[Addr]:
-    """The addresses of ``chunks`` (hashed on the CPU pool), once every one of them may be stored."""
+    """The addresses of ``chunks`` (hashed by the chunk workers), once every one of them may be stored."""
     lengths = list(map(len, chunks))
     if lengths and (min(lengths) == 0 or max(lengths) > memtable_size):
         for data in chunks:
             check_chunk(data, memtable_size)
-    return [addr for batch in map_batches(addresses_of, chunks) for addr in batch]
+    return hash_all(chunks)
 
 
 def fill_memtables(current: MemTable | None, size: int, addrs: Sequence[bytes], chunks: Sequence[bytes],

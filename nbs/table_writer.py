@@ -8,10 +8,10 @@ from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from nbs.addr import ADDR_SIZE, PREFIX_SIZE, Addr, compute_addr
-from nbs.cpu_pool import imap_batches, map_batches, split
+from nbs.addr import ADDR_SIZE, PREFIX_SIZE, Addr
+from nbs.chunk_jobs import encode_all, verify_all
 from nbs.errors import ChunkError, CorruptTableError
-from nbs.record import CRC_SIZE, EncodedRecords, RecordBatchError, decode_records, encode_record, encode_records
+from nbs.record import CRC_SIZE, EncodedRecords, RecordBatchError, encode_record
 from nbs.table_index import TableIndex, encode_sorted_index, name_of_suffixes, parse_table_index
 
 MAX_CHUNK_SIZE = 0xFFFFFFFF
@@ -53,22 +53,10 @@ class WrittenTable:
         """
         index = parse_table_index(data, "incoming table", len(data))
         name = name_of_suffixes(index.suffixes)
-        addresses = index.addresses()
-        offsets, lengths = index.offsets, index.lengths
-
-        def verify(ordinals: Sequence[int]) -> int:
-            """Bytes held by the records of ``ordinals``, once each hashes to its address."""
-            spans = [(offsets[o], lengths[o]) for o in ordinals]
-            try:
-                chunks = decode_records(data, spans, index.max_chunk)
-            except RecordBatchError as err:
-                raise CorruptTableError(str(name), f"record {ordinals[err.position]}: {err}") from err
-            for ordinal, chunk in zip(ordinals, chunks):
-                if compute_addr(chunk) != addresses[ordinal]:
-                    raise CorruptTableError(str(name), f"record {ordinal} does not hash to {Addr(addresses[ordinal])}")
-            return sum(map(len, chunks))
-
-        total = sum(map_batches(verify, range(index.chunk_count)))
+        try:
+            total = verify_all(memoryview(data)[:index.data_len], index.lengths, index.addresses(), index.max_chunk)
+        except RecordBatchError as err:
+            raise CorruptTableError(str(name), f"record {err.position}: {err}") from err
         if total != index.total_uncompressed:
             raise CorruptTableError(str(name), f"footer says {index.total_uncompressed} bytes, records hold {total}")
         return cls(name, (data,), index.chunk_count, total, index.data_len - CRC_SIZE * index.chunk_count, index)
@@ -158,8 +146,8 @@ class TableStream:
     def pieces(self) -> Iterator[bytes]:
         """The table's bytes in order, encoded as they are asked for; only once."""
         writer = TableWriter()
-        for addrs, records in zip(split(self._addrs), imap_batches(encode_records, self._chunks)):
-            writer.add_encoded(addrs, records)
+        for start, records in encode_all(self._chunks):
+            writer.add_encoded(self._addrs[start:start + len(records.lengths)], records)
             yield records.data
         self._table = table = writer.finish()
         self._addrs = self._chunks = ()

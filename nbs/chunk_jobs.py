@@ -1,0 +1,134 @@
+"""Batch operations on chunks, run by the chunk workers (or here): hash, encode, verify.
+
+Each job does exactly what its in-thread form does (``addresses_of``,
+``encode_records``, ``decode_records`` plus a hash check), so the bytes of
+a table never depend on where its records were encoded.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator, Sequence
+
+from nbs import chunk_worker as wire
+from nbs.addr import ADDR_SIZE, Addr, addresses_of, compute_addr
+from nbs.chunk_workers import ChunkWorker, Job, batches, run_jobs
+from nbs.record import EncodedRecords, RecordBatchError, decode_records, encode_records
+
+
+class HashJob(Job[list[Addr]]):
+    def __init__(self, chunks: Sequence[bytes], lengths: Sequence[int]) -> None:
+        super().__init__(sum(lengths))
+        self.chunks, self.lengths = chunks, lengths
+
+    def send(self, worker: ChunkWorker) -> None:
+        worker.send(wire.HASH, self.chunks, self.lengths, ADDR_SIZE * len(self.chunks))
+
+    def receive(self, worker: ChunkWorker) -> list[Addr]:
+        digests, _ = worker.receive()
+        new = bytes.__new__
+        return [new(Addr, digests[i:i + ADDR_SIZE]) for i in range(0, len(digests), ADDR_SIZE)]
+
+    def run_here(self) -> list[Addr]:
+        return addresses_of(self.chunks)
+
+
+class EncodeJob(Job[EncodedRecords]):
+    def __init__(self, chunks: Sequence[bytes], lengths: Sequence[int]) -> None:
+        super().__init__(sum(lengths))
+        self.chunks, self.lengths = chunks, lengths
+
+    def send(self, worker: ChunkWorker) -> None:
+        worker.send(wire.ENCODE, self.chunks, self.lengths, 4 * len(self.chunks))
+
+    def receive(self, worker: ChunkWorker) -> EncodedRecords:
+        answer, records = worker.receive()
+        lengths = list(struct.unpack(f"<{len(self.chunks)}I", answer))
+        size = sum(lengths)
+        data = bytes(records[:size])
+        return EncodedRecords(data, lengths, size - wire.CRC_SIZE * len(lengths), self.input_size)
+
+    def run_here(self) -> EncodedRecords:
+        return encode_records(self.chunks)
+
+
+class VerifyJob(Job[int]):
+    """Records laid back to back from ``start`` in ``data``, each to hash to its given address."""
+
+    def __init__(self, data: memoryview, start: int, lengths: Sequence[int], addrs: Sequence[bytes],
+                 max_len: int) -> None:
+        super().__init__(sum(lengths))
+        self.data, self.start, self.lengths, self.addrs, self.max_len = data, start, lengths, addrs, max_len
+
+    def send(self, worker: ChunkWorker) -> None:
+        records = self.data[self.start:self.start + self.input_size]
+        worker.send(wire.VERIFY, [records], self.lengths, wire.VERDICT.size,
+                    extra=struct.pack("<Q", self.max_len) + b"".join(self.addrs))
+
+    def receive(self, worker: ChunkWorker) -> int:
+        position, problem, total = wire.VERDICT.unpack(worker.receive()[0])
+        if problem == wire.OK:
+            return int(total)
+        raise RecordBatchError(position, _PROBLEMS.get(problem, "bad record").format(size=total,
+                                                                                     limit=self.max_len))
+
+    def run_here(self) -> int:
+        spans, at = [], self.start
+        for length in self.lengths:
+            spans.append((at, length))
+            at += length
+        chunks = decode_records(self.data, spans, self.max_len)
+        for position, (chunk, addr) in enumerate(zip(chunks, self.addrs)):
+            if compute_addr(chunk) != addr:
+                raise RecordBatchError(position, "does not hash to its address")
+        return sum(map(len, chunks))
+
+
+_PROBLEMS = {
+    wire.BAD_RECORD: "CRC-32C mismatch or too short",
+    wire.BAD_SNAPPY: "bad Snappy data",
+    wire.BAD_SIZE: "record claims {size} uncompressed bytes (limit {limit})",
+    wire.BAD_ADDRESS: "does not hash to its address",
+}
+
+
+
+def hash_all(chunks: Sequence[bytes]) -> list[Addr]:
+    """``addresses_of(chunks)``, batches hashed by the chunk workers."""
+    lengths = list(map(len, chunks))
+    jobs = [HashJob(chunks[start:end], lengths[start:end]) for start, end in batches(lengths)]
+    return [addr for batch in run_jobs(jobs) for addr in batch]
+
+
+def encode_all(chunks: Sequence[bytes]) -> Iterator[tuple[int, EncodedRecords]]:
+    """``encode_records`` of consecutive batches of ``chunks``, in order, each with the index of its first chunk.
+
+    Batches are encoded a few ahead of the consumer, no more: a slow
+    consumer (a file or an upload) bounds the encoded bytes in flight.
+    """
+    lengths = list(map(len, chunks))
+    spans = batches(lengths)
+    jobs = [EncodeJob(chunks[start:end], lengths[start:end]) for start, end in spans]
+    for (start, _), records in zip(spans, run_jobs(jobs)):
+        yield start, records
+
+
+def verify_all(data: bytes | memoryview, lengths: Sequence[int], addrs: Sequence[bytes], max_len: int) -> int:
+    """The bytes the records back to back in ``data`` hold, once each has passed its CRC and hashes to its address.
+
+    Raises ``RecordBatchError`` naming the position of the first bad record.
+    """
+    view, offsets, at = memoryview(data), [], 0
+    for length in lengths:
+        offsets.append(at)
+        at += length
+    spans = batches(lengths)
+    results = run_jobs([VerifyJob(view, offsets[start], lengths[start:end], addrs[start:end], max_len)
+                        for start, end in spans])
+    total = 0
+    for start, _ in spans:
+        try:
+            total += next(results)
+        except RecordBatchError as err:
+            raise RecordBatchError(start + err.position, str(err)) from err
+    return total

@@ -1,0 +1,354 @@
+"""The per-process pool of chunk worker processes (``nbs/chunk_worker.py``) and the batches they run.
+
+Hashing, encoding and verifying many small chunks use the machine's other
+cores only through processes (the worker module says why threads cannot).
+Batches go to leased workers, a few in flight, and come back in order.
+Anything a worker cannot do - none was started, all are busy with another
+thread's batches, a batch too large for the shared memory, a worker that
+died or stopped answering - is done in the calling thread instead, so the
+pool only ever makes work faster, never fails it (a broken worker is logged
+and replaced on a later lease).
+
+``NBS_CHUNK_WORKERS`` sets the number of workers per process (default: the
+number of CPUs; 0 turns them off, as does a single CPU).  They are started
+on the first batch big enough to need them and exit when their parent does.
+A forked child never uses its parent's workers: it starts its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import mmap
+import os
+import select
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from typing import Generic, TypeVar
+
+from nbs import chunk_worker as wire
+from nbs.forksafe import register
+
+log = logging.getLogger(__name__)
+R = TypeVar("R")
+
+WORKERS_ENV = "NBS_CHUNK_WORKERS"
+BATCH_CHUNKS = 256  # chunks per request: about 1 MiB of 4 KiB chunks, so the pipe messages stay small
+BATCH_BYTES = 4 << 20  # input bytes per request: bounds the shared memory of a worker
+REPLY_TIMEOUT_S = 30.0  # a worker silent this long on one batch is taken for hung
+SLOTS = 2  # batches in flight per worker
+
+
+class WorkerFailed(Exception):
+    """A chunk worker died, hung or answered nonsense; its batch is redone in the calling thread."""
+
+
+def configured_workers() -> int:
+    """Workers per process from ``NBS_CHUNK_WORKERS`` (default: one per CPU, none on one CPU)."""
+    cpus = os.cpu_count() or 1
+    text = os.environ.get(WORKERS_ENV, "")
+    try:
+        count = int(text) if text else (cpus if cpus > 1 else 0)
+    except ValueError:
+        log.warning("%s=%r is not a number: chunk workers are off", WORKERS_ENV, text)
+        return 0
+    return max(0, min(count, 64))
+
+
+class SharedMemory:
+    """A ``memfd`` of ``SLOTS`` regions of ``stride`` bytes, mapped here; pages exist once touched."""
+
+    def __init__(self, name: str, stride: int) -> None:
+        self.stride = stride
+        self.fd = os.memfd_create(name)
+        try:
+            os.ftruncate(self.fd, SLOTS * stride)
+            self.map = mmap.mmap(self.fd, SLOTS * stride)
+        except OSError:
+            os.close(self.fd)
+            raise
+
+    def write(self, slot: int, pieces: Sequence[bytes | memoryview]) -> None:
+        """Lay ``pieces`` back to back in ``slot`` (one join and one copy beat a copy per piece)."""
+        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        start = slot * self.stride
+        self.map[start:start + len(data)] = data
+
+    def region(self, slot: int) -> memoryview:
+        return memoryview(self.map)[slot * self.stride:(slot + 1) * self.stride]
+
+    def close(self) -> None:
+        self.map.close()
+        os.close(self.fd)
+
+
+class ChunkWorker:
+    """One worker process, its request and reply pipes, and its shared memory for ``SLOTS`` batches.
+
+    Two batches in flight let the worker start the next while this process
+    copies in the one after it and reads the last answer.  Answers come in
+    the order of the requests, and a slot is written again only once the
+    answer to its last batch has been read.
+    """
+
+    def __init__(self) -> None:
+        self.inputs = SharedMemory("nbs-chunks-in", BATCH_BYTES)
+        self.outputs = SharedMemory("nbs-chunks-out", wire.max_encoded_len(BATCH_BYTES) + 40 * BATCH_CHUNKS)
+        fds = (self.inputs.fd, self.outputs.fd)
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, wire.__file__, *map(str, fds), str(self.inputs.stride), str(self.outputs.stride)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=fds,
+                start_new_session=True)  # a Ctrl-C for the parent must not hit it mid-batch
+        except OSError:
+            self.inputs.close()
+            self.outputs.close()
+            raise
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self._requests, self._replies = self.process.stdin.fileno(), self.process.stdout.fileno()
+        self._sent = 0
+        self.broken = False
+        self._owed: deque[tuple[int, int]] = deque()  # (answer size, slot) of each request not yet answered
+
+    def send(self, op: int, pieces: Sequence[bytes | memoryview], lengths: Sequence[int], reply_size: int,
+             extra: bytes = b"") -> None:
+        """Put ``pieces`` (the chunks or records, back to back) in a free slot and ask for ``op`` on them.
+
+        ``reply_size`` is the length of the answer ``receive`` will read for it.
+        """
+        slot = self._sent % SLOTS
+        try:
+            self.inputs.write(slot, pieces)
+            _write_all(self._requests, wire.REQUEST.pack(op, slot, len(lengths), sum(lengths))
+                       + struct.pack(f"<{len(lengths)}I", *lengths) + extra)
+        except OSError as err:
+            raise WorkerFailed(f"sending a batch: {err}") from err
+        self._sent += 1
+        self._owed.append((reply_size, slot))
+
+    def receive(self) -> tuple[bytes, memoryview]:
+        """The answer to the oldest request, within ``REPLY_TIMEOUT_S``, and its slot's output region."""
+        size, slot = self._owed.popleft()
+        deadline = time.monotonic() + REPLY_TIMEOUT_S
+        parts, got = [], 0
+        while got < size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([self._replies], [], [], remaining)[0]:
+                raise WorkerFailed(f"no answer within {REPLY_TIMEOUT_S:.0f} s")
+            part = os.read(self._replies, size - got)
+            if not part:
+                raise WorkerFailed(f"worker exited with status {self.process.poll()}")
+            parts.append(part)
+            got += len(part)
+        return b"".join(parts), self.outputs.region(slot)
+
+    def stop(self) -> None:
+        """End the process (it exits when its stdin closes) and free the shared memory."""
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                stream.close()
+        try:
+            self.process.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.inputs.close()
+        self.outputs.close()
+
+    def abandon(self) -> None:
+        """In a forked child: let go of the parent's worker without touching it."""
+        for fd in (self._requests, self._replies, self.inputs.fd, self.outputs.fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.process.returncode = 0  # not our child: never wait for it
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+class Job(ABC, Generic[R]):
+    """One batch: what to send a worker, how to read its answer, and how to do it here instead."""
+
+    def __init__(self, input_size: int) -> None:
+        self.input_size = input_size
+
+    def fits(self) -> bool:
+        """Whether a worker may take it: its input fits the bound on shared memory."""
+        return self.input_size <= BATCH_BYTES
+
+    @abstractmethod
+    def send(self, worker: ChunkWorker) -> None: ...
+
+    @abstractmethod
+    def receive(self, worker: ChunkWorker) -> R: ...
+
+    @abstractmethod
+    def run_here(self) -> R: ...
+
+
+class ChunkWorkers:
+    """The workers of this process, leased to one caller at a time each."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self._lock = threading.Lock()
+        self._idle: list[ChunkWorker] = []
+        self._started = 0
+        self._failures = 0
+        register(self)
+
+    def after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()
+        for worker in self._idle:
+            worker.abandon()
+        self._idle = []
+        self._started = 0
+
+    def lease(self, wanted: int) -> list[ChunkWorker]:
+        """Up to ``wanted`` workers, starting any not yet running; none if every one is busy."""
+        with self._lock:
+            taken = [self._idle.pop() for _ in range(min(wanted, len(self._idle)))]
+            while len(taken) < wanted and self._started < self.count:
+                try:
+                    taken.append(ChunkWorker())
+                except OSError as err:
+                    log.warning("cannot start a chunk worker (%s): working in this thread", err)
+                    break
+                self._started += 1
+            return taken
+
+    def give_back(self, worker: ChunkWorker, broken: bool) -> None:
+        if broken:
+            worker.stop()
+            with self._lock:
+                self._started -= 1
+                self._failures += 1
+            return
+        with self._lock:
+            self._idle.append(worker)
+
+    @property
+    def failures(self) -> int:
+        """Workers found dead or hung since this process started them."""
+        return self._failures
+
+    def shutdown(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+            self._started -= len(idle)
+        for worker in idle:
+            worker.stop()
+
+    def run(self, jobs: Sequence[Job[R]]) -> Iterator[R]:
+        """Each job's result, in order; up to ``SLOTS`` batches in flight per leased worker, the rest here."""
+        leased = self.lease(min(self.count, len(jobs))) if len(jobs) > 1 else []
+        if not leased:
+            yield from (job.run_here() for job in jobs)
+            return
+        free: deque[ChunkWorker] = deque(worker for _ in range(SLOTS) for worker in leased)  # one per free slot
+        flying: deque[tuple[Job[R], ChunkWorker | None]] = deque()
+        waiting = iter(jobs)
+        try:
+            self._start_more(waiting, free, flying)
+            while flying:
+                job, worker = flying.popleft()
+                result = self._finish(job, worker, free)
+                self._start_more(waiting, free, flying)
+                yield result
+        finally:
+            for _, worker in flying:  # abandoned early: collect the answers owed, do no more work
+                if worker is not None and not worker.broken:
+                    self._drain(worker)
+            for worker in leased:
+                if not worker.broken:
+                    self.give_back(worker, broken=False)
+
+    def _start_more(self, waiting: Iterator[Job[R]], free: deque[ChunkWorker],
+                    flying: deque[tuple[Job[R], ChunkWorker | None]]) -> None:
+        """Send waiting jobs while a slot is free (a job too big for a worker waits its turn to run here)."""
+        while free:
+            job = next(waiting, None)
+            if job is None:
+                return
+            worker = None
+            while job.fits() and free and worker is None:
+                worker = free.popleft()
+                worker = None if worker.broken else worker
+            if worker is not None:
+                try:
+                    job.send(worker)
+                except WorkerFailed as err:
+                    self._broken(worker, err)
+                    worker = None
+            flying.append((job, worker))
+
+    def _finish(self, job: Job[R], worker: ChunkWorker | None, free: deque[ChunkWorker]) -> R:
+        if worker is None or worker.broken:
+            return job.run_here()
+        try:
+            result = job.receive(worker)
+        except WorkerFailed as err:
+            self._broken(worker, err)
+            return job.run_here()
+        except BaseException:
+            free.append(worker)  # it answered; the answer was refused (a verdict of a bad record)
+            raise
+        free.append(worker)
+        return result
+
+    def _drain(self, worker: ChunkWorker) -> None:
+        try:
+            worker.receive()
+        except WorkerFailed as err:
+            self._broken(worker, err)
+
+    def _broken(self, worker: ChunkWorker, err: WorkerFailed) -> None:
+        log.warning("chunk worker %d failed (%s): its batches are done in this thread", worker.process.pid, err)
+        worker.broken = True
+        self.give_back(worker, broken=True)
+
+
+def batches(lengths: Sequence[int]) -> list[tuple[int, int]]:
+    """``(start, end)`` of consecutive batches of at most ``BATCH_CHUNKS`` items and ``BATCH_BYTES`` bytes.
+
+    A single item over ``BATCH_BYTES`` is a batch of its own (done in the calling thread).
+    """
+    spans = []
+    start = size = 0
+    for i, length in enumerate(lengths):
+        if i > start and (i - start == BATCH_CHUNKS or size + length > BATCH_BYTES):
+            spans.append((start, i))
+            start, size = i, 0
+        size += length
+    if start < len(lengths):
+        spans.append((start, len(lengths)))
+    return spans
+
+
+_POOL: ChunkWorkers | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def pool() -> ChunkWorkers:
+    """This process's workers (the same object in a forked child, which starts workers of its own)."""
+    global _POOL
+    if _POOL is None:
+        with _POOL_LOCK:
+            if _POOL is None:
+                _POOL = ChunkWorkers(configured_workers())
+    return _POOL
+
+
+def run_jobs(jobs: Sequence[Job[R]]) -> Iterator[R]:
+    return pool().run(jobs)
+

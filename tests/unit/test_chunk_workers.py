@@ -1,0 +1,180 @@
+"""Chunk worker processes: the same bytes as in-thread work, and never a failure of their own.
+
+These start real worker processes (``nbs/chunk_worker.py``) over real memfds
+and pipes; faults are real too (a killed or stopped worker).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+
+import psutil
+import pytest
+
+import nbs.chunk_workers as workers
+from nbs.addr import Addr, addresses_of
+from nbs.chunk_jobs import encode_all, hash_all, verify_all
+from nbs.record import RecordBatchError, encode_records
+from tests.forking import in_child
+
+
+def mixed(count: int) -> list[bytes]:
+    """Distinct chunks from 1 byte to 9 KiB, random and repetitive."""
+    return [os.urandom(1 + i * 37 % 9000) if i % 2 else b"row %d;" % i * (1 + i % 300) for i in range(count)]
+
+
+@pytest.fixture
+def pool(monkeypatch: pytest.MonkeyPatch) -> Iterator[workers.ChunkWorkers]:
+    """A pool of two workers of this test's own."""
+    fresh = workers.ChunkWorkers(2)
+    monkeypatch.setattr(workers, "_POOL", fresh)
+    yield fresh
+    fresh.shutdown()
+
+
+def worker_pids() -> set[int]:
+    return {p.pid for p in psutil.Process().children() if any("chunk_worker" in a for a in p.cmdline())}
+
+
+def records_of(chunks: list[bytes]) -> tuple[bytes, list[int]]:
+    encoded = [records for _, records in encode_all(chunks)]
+    return b"".join(r.data for r in encoded), [n for r in encoded for n in r.lengths]
+
+
+@pytest.mark.parametrize("count", [0, 2, 1, 4])
+def test_workers_give_the_bytes_of_in_thread_work(monkeypatch: pytest.MonkeyPatch, count: int) -> None:
+    fresh = workers.ChunkWorkers(count)
+    monkeypatch.setattr(workers, "_POOL", fresh)
+    chunks = mixed(3 * workers.BATCH_CHUNKS + 17)
+    try:
+        assert hash_all(chunks) == addresses_of(chunks)
+        data, lengths = records_of(chunks)
+        expected = encode_records(chunks)
+        assert data == expected.data and lengths == expected.lengths
+        assert verify_all(data, lengths, addresses_of(chunks), 9000) == sum(map(len, chunks))
+        assert len(worker_pids()) == min(count, 4)  # the batches went to that many processes
+    finally:
+        fresh.shutdown()
+    assert not worker_pids()
+
+
+def test_batches_are_bounded_by_count_and_bytes_and_a_huge_chunk_stays_here(pool: workers.ChunkWorkers) -> None:
+    big = workers.BATCH_BYTES + 1
+    assert workers.batches([1] * 600) == [(0, 256), (256, 512), (512, 600)]
+    assert workers.batches([workers.BATCH_BYTES // 2] * 3 + [big, 5]) == [(0, 2), (2, 3), (3, 4), (4, 5)]
+    chunks = [os.urandom(100), os.urandom(big), os.urandom(100)]
+    assert hash_all(chunks) == addresses_of(chunks)
+    assert records_of(chunks)[0] == encode_records(chunks).data
+
+
+def test_a_lie_in_a_late_batch_is_named_by_its_position(pool: workers.ChunkWorkers) -> None:
+    chunks = mixed(3 * workers.BATCH_CHUNKS)
+    data, lengths = records_of(chunks)
+    addrs = addresses_of(chunks)
+    lie = 2 * workers.BATCH_CHUNKS + 9
+    addrs[lie] = Addr.of(b"something else")
+    with pytest.raises(RecordBatchError, match="does not hash to its address") as err:
+        verify_all(data, lengths, addrs, 9000)
+    assert err.value.position == lie
+    damaged = bytearray(data)
+    damaged[sum(lengths[:lie]) + 2] ^= 0xFF
+    with pytest.raises(RecordBatchError) as err:
+        verify_all(bytes(damaged), lengths, addresses_of(chunks), 9000)
+    assert err.value.position == lie
+    assert hash_all(chunks) == addresses_of(chunks)  # the workers that found the lies still serve
+
+
+def test_a_killed_worker_is_replaced_and_its_batch_done_here(pool: workers.ChunkWorkers,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    chunks = mixed(4 * workers.BATCH_CHUNKS)
+    assert hash_all(chunks) == addresses_of(chunks)
+    victim = min(worker_pids())
+    os.kill(victim, signal.SIGKILL)
+    psutil.Process(victim).wait(5)
+    with caplog.at_level(logging.WARNING, "nbs.chunk_workers"):
+        assert hash_all(chunks) == addresses_of(chunks)
+    assert pool.failures == 1 and f"chunk worker {victim} failed" in caplog.text
+    assert hash_all(chunks) == addresses_of(chunks)
+    assert len(worker_pids()) == 2 and victim not in worker_pids()  # a new one took its place
+
+
+def test_a_hung_worker_is_given_up_on_within_the_reply_timeout(pool: workers.ChunkWorkers,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    chunks = mixed(4 * workers.BATCH_CHUNKS)
+    assert hash_all(chunks) == addresses_of(chunks)
+    stuck = min(worker_pids())
+    monkeypatch.setattr(workers, "REPLY_TIMEOUT_S", 0.5)
+    os.kill(stuck, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        assert records_of(chunks)[0] == encode_records(chunks).data
+        assert time.monotonic() - started < 10
+        assert pool.failures == 1
+    finally:
+        if psutil.pid_exists(stuck):
+            os.kill(stuck, signal.SIGCONT)
+    assert stuck not in worker_pids()
+
+
+def test_an_abandoned_stream_leaves_no_answer_behind(pool: workers.ChunkWorkers) -> None:
+    chunks = mixed(6 * workers.BATCH_CHUNKS)
+    stream = encode_all(chunks)
+    next(stream)
+    stream.close()  # the consumer failed: batches still in the workers must be collected
+    assert hash_all(chunks) == addresses_of(chunks)
+    assert records_of(chunks)[0] == encode_records(chunks).data
+
+
+def test_a_forked_child_starts_workers_of_its_own(pool: workers.ChunkWorkers) -> None:
+    chunks = mixed(3 * workers.BATCH_CHUNKS)
+    assert hash_all(chunks) == addresses_of(chunks)
+    parents = worker_pids()
+
+    def child() -> bool:
+        ok = hash_all(chunks) == addresses_of(chunks) and records_of(chunks)[0] == encode_records(chunks).data
+        mine = worker_pids()
+        return ok and len(mine) == 2 and not mine & parents
+
+    assert in_child(child, timeout=60)
+    assert worker_pids() == parents  # the child's exit took nothing of the parent's
+    assert hash_all(chunks) == addresses_of(chunks)
+
+
+def test_workers_exit_when_their_parent_is_killed(tmp_path: object) -> None:
+    script = textwrap.dedent("""
+        import os, sys, time
+        from nbs.chunk_jobs import hash_all
+        hash_all([os.urandom(100) for _ in range(1000)])
+        print("ready", flush=True)
+        time.sleep(60)
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None and parent.stdout.readline().strip() == "ready"
+        orphans = [p for p in psutil.Process(parent.pid).children() if "chunk_worker" in " ".join(p.cmdline())]
+        assert len(orphans) >= 1
+    finally:
+        parent.kill()
+        parent.wait()
+    _, alive = psutil.wait_procs(orphans, timeout=10)
+    assert not alive
+
+
+@pytest.mark.parametrize(("text", "expected"), [("0", 0), ("3", 3), ("1000", 64), ("-2", 0), ("many", 0)])
+def test_workers_per_process_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, text: str,
+                                                        expected: int) -> None:
+    monkeypatch.setenv(workers.WORKERS_ENV, text)
+    assert workers.configured_workers() == expected
+
+
+def test_default_is_one_worker_per_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(workers.WORKERS_ENV, raising=False)
+    cpus = os.cpu_count() or 1
+    assert workers.configured_workers() == (cpus if cpus > 1 else 0)
