@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector, start_http_se
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, InfoMetricFamily
 from prometheus_client.metrics_core import Metric
 
+from nbs import chunk_workers
 from nbsd.config import metrics_address
 from nbsd.service import Service
 from nbsd.timings import BOUNDS
@@ -87,6 +88,11 @@ class DaemonCollector:
         yield GaugeMetricFamily("nbsd_open_files_budget", "table files that may be open: max_open_files less "
                                 "the reserve and one per worker thread", value=opener.fd_budget)
         yield GaugeMetricFamily("nbsd_sessions", "open client sessions", value=len(service.sessions))
+        workers = chunk_workers.pool()
+        yield GaugeMetricFamily("nbsd_chunk_workers", "chunk worker processes running (verifying received tables)",
+                                value=workers.running)
+        yield CounterMetricFamily("nbsd_chunk_worker_failures", "chunk workers found dead or hung; their batches "
+                                  "were done in the daemon's threads", value=workers.failures)
 
         calls, failed = opener.backend.snapshot()
         backend = CounterMetricFamily("nbsd_backend_requests", "S3 and DynamoDB API calls the daemon made",

@@ -23,6 +23,7 @@ from nbs.errors import NBSError
 from nbsclient import protocol as p
 from nbsd.cache import ChunkCache
 from nbsd.config import Config
+from nbs import chunk_workers
 from nbsd.heap import heap_figures
 from nbsd.inflight import InflightFetches
 from nbsd.sessions import Session, Sessions
@@ -299,6 +300,7 @@ class Service:
 
     def snapshot(self) -> dict[str, Any]:
         proc = psutil.Process()
+        workers = chunk_workers.pool()
         counters = asdict(self.cache.counters)
         served = counters["hits"] + self.client_hits
         asked = served + counters["misses"]
@@ -338,6 +340,7 @@ class Service:
                                   "budget": small.max_size if small is not None else 0,
                                   "tables": len(small) if small is not None else 0},
             "memory": {"rss": proc.memory_info().rss, "threads": proc.num_threads(), **heap_figures()},
+            "chunk_workers": {"running": workers.running, "configured": workers.count, "failures": workers.failures},
             "mem_store": {"bytes": self.opener.mem.held_bytes, "budget": self.opener.mem.max_bytes},
             "stores": stores,
         }

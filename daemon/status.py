@@ -20,7 +20,7 @@ def activity(figures: dict[str, int]) -> int:
 
 def render(stats: dict[str, Any], top: int = TOP_STORES) -> str:
     cache, files, index, small = stats["cache"], stats["open_files"], stats["index_cache"], stats["small_table_cache"]
-    policy = stats["policy"]
+    policy, workers = stats["policy"], stats["chunk_workers"]
     served = cache["hits"] + cache["client_hits"]
     lines = [
         f"nbsd {stats['version']}, pid {stats['pid']}, up {duration(stats['uptime_s'])}, on {stats['endpoint']}",
@@ -38,6 +38,7 @@ def render(stats: dict[str, Any], top: int = TOP_STORES) -> str:
         f"{files['budget']} - {files['reserved']} reserved - {files['threads']} threads); process descriptors "
         f"{files['fds']} of {files['limit']} (sockets and pipes included)",
         f"memory: {_memory(stats['memory'])}",
+        f"chunk workers: {workers['running']} running of {workers['configured']}, {workers['failures']} failed",
         f"backend: {_counts(stats['backend']['requests']) or 'no requests'}; errors: "
         f"{_counts(stats['backend']['errors']) or 'none'}",
     ]

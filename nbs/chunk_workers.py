@@ -238,6 +238,11 @@ class ChunkWorkers:
             self._idle.append(worker)
 
     @property
+    def running(self) -> int:
+        """Workers started and not found broken."""
+        return self._started
+
+    @property
     def failures(self) -> int:
         """Workers found dead or hung since this process started them."""
         return self._failures
