@@ -54,7 +54,7 @@ def test_tables_are_verified_by_workers_and_a_killed_worker_is_replaced() -> Non
         assert stats["chunk_workers"] == {"running": 1, "configured": 2, "failures": 1}
         assert "chunk workers: 1 running of 2, 1 failed" in render(stats)
         assert value(scrape(address), "nbsd_chunk_worker_failures_total") == 1
-        assert "chunk worker %d failed" % workers[0].pid in daemon.log.read_text()
+        assert f"chunk worker {workers[0].pid} failed" in daemon.log.read_text()
 
         third = [os.urandom(900) + i.to_bytes(4, "big") for i in range(3 * BATCH)]
         write(daemon, path, third)  # the next table's batches start a worker in the dead one's place
