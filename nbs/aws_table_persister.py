@@ -174,12 +174,16 @@ class AWSTablePersister(TablePersister):
         return self._source(table.name, index, reader)
 
     def persist_stream(self, stream: TableStream, stats: Stats) -> ChunkSource:
-        """Upload each part as soon as its records are encoded (tables that may go to DynamoDB are built first)."""
+        """Upload each part as soon as its records are encoded (tables that may go to DynamoDB are built first).
+
+        The records are kept until the upload ends only to fill the table cache, when there is one.
+        """
         if self.limits.may_be_in_dynamo(stream.chunk_count):
             return self.persist_table(stream.table, stats)
         # Each record is at most its chunk plus snappy's worst-case growth (n / 6 + 32) and a CRC; then the index.
         most = stream.uncompressed_len * 7 // 6 + stream.chunk_count * (36 + INDEX_ENTRY_SIZE) + FOOTER_SIZE
-        parts = cut_parts(stream.pieces(), max(self.limits.part_target, -(-most // MAX_PARTS)))
+        parts = cut_parts(stream.pieces(keep=self.objects.table_cache is not None),
+                          max(self.limits.part_target, -(-most // MAX_PARTS)))
         data, offset, length, final = next(parts)
         if final:
             self.objects.put(stream.name, data)

@@ -75,8 +75,8 @@ class FSTablePersister(TablePersister):
         return self.open(table.name, table.chunk_count, stats)
 
     def persist_stream(self, stream: TableStream, stats: Stats) -> ChunkSource:
-        """Write each batch of records while the next ones are encoded."""
-        self._write_file(stream.name, lambda write: [write(piece) for piece in stream.pieces()],
+        """Write each batch of records while the next ones are encoded, keeping none once written."""
+        self._write_file(stream.name, lambda write: [write(piece) for piece in stream.pieces(keep=False)],
                          lambda: stream.table.index())
         return self.open(stream.name, stream.chunk_count, stats)
 

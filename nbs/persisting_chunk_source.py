@@ -7,6 +7,15 @@ needed, so a transient storage error fails one commit rather than the store.
 A persist still running in the parent when the process forks is started
 again in the child when the child needs the table (the parent's thread does
 not exist there); table names are content hashes, so both writes agree.
+
+One persist runs at a time per store (Go allows five): a full memtable waits
+in ``put``/``put_many`` for the previous one to be written.  That back-pressure
+bounds a writer's memory to the memtable filling plus the one persisting (and a
+few batches of encoded records), whatever the pace of the importer; with more
+slots a fast writer would hold one memtable per slot.  The wait is bounded by
+one persist: a failed persist frees its slot, and a forked child starts with
+every slot free.  Throughput does not need more: a persist already encodes on
+every core of the CPU pool, and uploads its parts concurrently on AWS.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ from nbs.stats import Stats
 from nbs.table_index import TableIndex
 from nbs.table_persister import TablePersister
 
-CONCURRENT_PERSISTS = 5
+CONCURRENT_PERSISTS = 1
 
 _EXECUTOR = ProcessLocal(lambda: ThreadPoolExecutor(max_workers=32, thread_name_prefix="nbs-persist"))
 
@@ -44,6 +53,7 @@ class PersistingChunkSource(ChunkSource):
         register(self)
 
     def _submit(self) -> Future[ChunkSource]:
+        """Start the persist once a slot is free (waiting for one: the back-pressure on puts)."""
         self._slots.acquire()
         return _EXECUTOR.get().submit(self._persist)
 
@@ -54,13 +64,12 @@ class PersistingChunkSource(ChunkSource):
 
     def _persist(self) -> ChunkSource:
         try:
-            memtable = self._memtable
-            assert memtable is not None
-            source = self._persister.persist(memtable, self._haver, self._stats)
+            assert self._memtable is not None
+            source = self._persister.persist(self._memtable, self._haver, self._stats)
             if source.count() > 0:
                 self._stats.persist_latency.sample_time(self._started)
             self._result = source
-            self._memtable = None
+            self._memtable = None  # freed before the slot: the next memtable may then fill
             self._haver = None
             return source
         finally:

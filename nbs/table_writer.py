@@ -25,6 +25,8 @@ class WrittenTable:
     The bytes are kept as the pieces they were built in (batches of records,
     then the index), which persisters write one after another: joining a
     table of many megabytes only to write it would copy it once more.
+    A table streamed without keeping its records (``TableStream.pieces(keep=False)``)
+    has the index as its only piece: ``size`` still counts the whole table.
     """
 
     name: Addr
@@ -32,16 +34,15 @@ class WrittenTable:
     chunk_count: int
     uncompressed_len: int
     compressed_len: int
+    size: int
     parsed: TableIndex | None = field(default=None, compare=False, repr=False)
 
     @functools.cached_property
     def data(self) -> bytes:
         """The whole table as one byte string."""
+        if sum(map(len, self.pieces)) != self.size:
+            raise ValueError(f"table {self.name} was written without keeping its records")
         return self.pieces[0] if len(self.pieces) == 1 else b"".join(self.pieces)
-
-    @property
-    def size(self) -> int:
-        return sum(map(len, self.pieces))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> WrittenTable:
@@ -59,7 +60,8 @@ class WrittenTable:
             raise CorruptTableError(str(name), f"record {err.position}: {err}") from err
         if total != index.total_uncompressed:
             raise CorruptTableError(str(name), f"footer says {index.total_uncompressed} bytes, records hold {total}")
-        return cls(name, (data,), index.chunk_count, total, index.data_len - CRC_SIZE * index.chunk_count, index)
+        return cls(name, (data,), index.chunk_count, total, index.data_len - CRC_SIZE * index.chunk_count, len(data),
+                   index)
 
     def index(self) -> TableIndex:
         if self.parsed is not None:
@@ -68,10 +70,17 @@ class WrittenTable:
 
 
 class TableWriter:
-    """Accumulates chunks and produces the bytes of one table."""
+    """Accumulates chunks and produces the bytes of one table.
 
-    def __init__(self) -> None:
+    Without ``keep`` the records are only counted: a writer whose caller
+    already wrote them out finishes with the index as the only piece, so a
+    table being persisted is not held twice (as its memtable and its bytes).
+    """
+
+    def __init__(self, keep: bool = True) -> None:
+        self._keep = keep
         self._records: list[bytes] = []
+        self._records_len = 0
         self._prefixes = array("Q")
         self._lengths: list[int] = []
         self._suffixes: list[bytes] = []
@@ -90,7 +99,9 @@ class TableWriter:
     def add_encoded(self, addrs: Sequence[bytes], records: EncodedRecords) -> None:
         """Append records encoded elsewhere (``encode_records``) of chunks with addresses ``addrs``."""
         prefixes, suffixes = zip(*_ADDR_PARTS.iter_unpack(b"".join(addrs)))
-        self._records.append(records.data)
+        if self._keep:
+            self._records.append(records.data)
+        self._records_len += len(records.data)
         self._prefixes.extend(prefixes)
         self._lengths.extend(records.lengths)
         self._suffixes.extend(suffixes)
@@ -109,7 +120,7 @@ class TableWriter:
         if count:
             parsed = TableIndex(count, self._uncompressed, prefixes, ordinals, array("I", self._lengths), suffixes)
         return WrittenTable(name_of_suffixes(suffixes), (*self._records, encoded_index), count,
-                            self._uncompressed, self._compressed, parsed)
+                            self._uncompressed, self._compressed, self._records_len + len(encoded_index), parsed)
 
 
 def check_chunk_size(chunk: bytes) -> None:
@@ -126,8 +137,8 @@ class TableStream:
     The name (the hash of the suffix block) is known before any record is
     encoded, so a persister can start writing at once.  ``pieces`` yields the
     records batch by batch, in order, then the index; afterwards ``table`` is
-    the finished table.  The bytes are those ``TableWriter.add`` of each pair
-    would build.
+    the finished table (its records kept only if asked for).  The bytes are
+    those ``TableWriter.add`` of each pair would build.
     """
 
     def __init__(self, addrs: Sequence[bytes], chunks: Sequence[bytes]) -> None:
@@ -143,9 +154,14 @@ class TableStream:
         self.uncompressed_len = sum(lengths)
         self._table: WrittenTable | None = None
 
-    def pieces(self) -> Iterator[bytes]:
-        """The table's bytes in order, encoded as they are asked for; only once."""
-        writer = TableWriter()
+    def pieces(self, keep: bool = True) -> Iterator[bytes]:
+        """The table's bytes in order, encoded as they are asked for; only once.
+
+        Without ``keep``, ``table`` keeps only the index as its pieces: each
+        batch is dropped once the consumer is done with it, so the memory in
+        flight is a few batches rather than the whole table.
+        """
+        writer = TableWriter(keep)
         for start, records in encode_all(self._chunks):
             writer.add_encoded(self._addrs[start:start + len(records.lengths)], records)
             yield records.data

@@ -39,8 +39,22 @@ def pool(monkeypatch: pytest.MonkeyPatch) -> Iterator[workers.ChunkWorkers]:
     fresh.shutdown()
 
 
-def worker_pids() -> set[int]:
+def all_worker_pids() -> set[int]:
     return {p.pid for p in psutil.Process().children() if any("chunk_worker" in a for a in p.cmdline())}
+
+
+_OTHERS: set[int] = set()
+
+
+def worker_pids() -> set[int]:
+    """Chunk workers of this process but for those earlier tests left to the process's own pool."""
+    return all_worker_pids() - _OTHERS
+
+
+@pytest.fixture(autouse=True)
+def _others() -> None:
+    _OTHERS.clear()
+    _OTHERS.update(all_worker_pids())
 
 
 def records_of(chunks: list[bytes]) -> tuple[bytes, list[int]]:

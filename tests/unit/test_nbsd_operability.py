@@ -120,6 +120,7 @@ def _stats(stores: dict[str, dict[str, int]]) -> dict[str, object]:
         "open_files": {"tables": 3, "table_budget": 232, "budget": 256, "reserved": 8, "threads": 16, "fds": 40,
                        "limit": 4096},
         "memory": {"rss": 50 << 20, "threads": 21, "heap_in_use": 30 << 20, "heap_free": 2 << 20},
+        "chunk_workers": {"running": 1, "configured": 2, "failures": 3},
         "backend": {"requests": {}, "errors": {}},
         "stores": {key: {**figures, **fig} for key, fig in stores.items()},
     }
@@ -134,4 +135,5 @@ def test_status_page() -> None:
     assert "open files: 3 table files of 232 allowed (max_open_files 256 - 8 reserved - 16 threads)" in text
     assert "small tables: 3.0 MiB of 32.0 MiB, 40 tables" in text
     assert "memory: 50.0 MiB resident, 21 threads; malloc heap 30.0 MiB in use, 2.0 MiB free" in text
+    assert "chunk workers: 1 running of 2, 3 failed" in text
     assert "busiest stores (2 of 10):\n  nbs:/srv/noms/9: " in text and "nbs:/srv/noms/7" not in text
