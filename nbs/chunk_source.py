@@ -9,6 +9,8 @@ coalescing for batched gets (NBS-FORMAT.md sections 2.9-2.14).
 from __future__ import annotations
 
 import abc
+import functools
+import operator
 import time
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
@@ -23,6 +25,7 @@ from nbs.table_index import TableIndex
 FILE_BLOCK_SIZE = 4096
 S3_BLOCK_SIZE = 512 * 1024
 FILE_MAX_READ = 1 << 20  # a coalesced file read stops growing here
+_ordinal = operator.itemgetter(0)
 
 
 class ReaderAt(abc.ABC):
@@ -148,18 +151,16 @@ class EmptyChunkSource(ChunkSource):
         return 0, list(addrs)
 
 
-class _Read(NamedTuple):
-    offset: int
-    length: int
-    addr: bytes
+Located = Sequence[tuple[int, bytes]]  # (ordinal in the table, address), in ordinal (file) order
 
 
 class _Decode(NamedTuple):
-    """Records of one physical read to decode together: ``reads`` within ``data``, which starts at ``start``."""
+    """Records of one physical read to decode together: ``located[first:end]``, within ``data`` read at ``start``."""
 
     start: int
     data: bytes
-    reads: Sequence[_Read]
+    first: int
+    end: int
 
 
 def _tasks(work: list[_Decode]) -> list[list[_Decode]]:
@@ -168,11 +169,11 @@ def _tasks(work: list[_Decode]) -> list[list[_Decode]]:
     tasks: list[list[_Decode]] = [[]]
     records = 0
     for item in work:
-        if tasks[-1] and records + len(item.reads) > BATCH_CHUNKS:
+        if tasks[-1] and records + item.end - item.first > BATCH_CHUNKS:
             tasks.append([])
             records = 0
         tasks[-1].append(item)
-        records += len(item.reads)
+        records += item.end - item.first
     return tasks
 
 
@@ -226,56 +227,69 @@ class TableChunkSource(ChunkSource):
         return [a for a in addrs if lookup(a) < 0]
 
     def get_many(self, addrs: Sequence[bytes], found: dict[bytes, bytes]) -> list[bytes]:
-        reads, missing = self._plan(addrs)
-        if reads:
-            self._read_all(reads, found)
+        lookup = self._index.lookup
+        located: list[tuple[int, bytes]] = []
+        missing: list[bytes] = []
+        for addr in addrs:
+            ordinal = lookup(addr)
+            if ordinal < 0:
+                missing.append(addr)
+            else:
+                located.append((ordinal, addr))
+        if located:
+            self.read_into(located, found)
         return missing
 
-    def read_into(self, located: Sequence[tuple[int, bytes]], found: dict[bytes, bytes]) -> None:
-        """Add the chunks of ``(ordinal, address)`` pairs, already located, to ``found`` (coalesced reads)."""
+    def read_into(self, located: Located, found: dict[bytes, bytes]) -> None:
+        """Add the chunks of ``(ordinal, address)`` pairs, already located, to ``found``.
+
+        Records are read in file order, coalesced into physical reads, and
+        decoded in batches on the CPU pool.  All of this runs per chunk, so it
+        works on ordinals and slices of ``located``: no object per chunk.
+        """
         if len(located) == 1:  # the common case over many tables: nothing to coalesce
             ordinal, addr = located[0]
             found[addr] = self.get_ordinal(ordinal, addr)
             return
-        offsets, lengths = self._index.offsets, self._index.lengths
-        self._read_all([_Read(offsets[o], lengths[o], a) for o, a in located], found)
-
-    def _read_all(self, reads: list[_Read], found: dict[bytes, bytes]) -> None:
-        """Read coalesced ranges (at most ``max_read`` bytes each) and decode their records in batches on the
-        CPU pool."""
-        batches = self._coalesce(reads, self.block_size, self.max_read)
-        ranges = [(batch[0].offset, batch[-1].offset + batch[-1].length - batch[0].offset) for batch in batches]
+        located = sorted(located, key=_ordinal)
         work: list[_Decode] = []
-        for (start, length), batch, data in zip(ranges, batches, self._reader.read_ranges(ranges)):
+        groups = self._coalesce([o for o, _ in located])
+        ranges = [(start, length) for start, length, _, _ in groups]
+        for (start, length, first, end), data in zip(groups, self._reader.read_ranges(ranges)):
             if len(data) != length:
                 raise CorruptTableError(self._label, f"short read of {len(data)}/{length} bytes at {start}")
-            work.extend(_Decode(start, data, batch[i:i + BATCH_CHUNKS]) for i in range(0, len(batch), BATCH_CHUNKS))
+            work.extend(_Decode(start, data, i, min(i + BATCH_CHUNKS, end)) for i in range(first, end, BATCH_CHUNKS))
         tasks = _tasks(work)
-        decoded = CPU_POOL.map(self._decode_task, tasks) if len(tasks) > 1 else [self._decode_task(tasks[0])]
-        for task, chunk_lists in zip(tasks, decoded):
-            for item, chunks in zip(task, chunk_lists):
-                found.update(zip([r.addr for r in item.reads], chunks))
+        decode = functools.partial(self._decode_task, located)
+        decoded = CPU_POOL.map(decode, tasks) if len(tasks) > 1 else [decode(tasks[0])]
+        for chunks in decoded:
+            found.update(chunks)
 
-    def _decode_task(self, task: Sequence[_Decode]) -> list[list[bytes]]:
-        return [self._decode_reads(item) for item in task]
-
-    def _decode_reads(self, item: _Decode) -> list[bytes]:
-        start = item.start
-        try:
-            return decode_records(item.data, [(r.offset - start, r.length) for r in item.reads], self._index.max_chunk)
-        except RecordBatchError as err:
-            raise CorruptTableError(self._label, f"chunk {Addr(item.reads[err.position].addr)}: {err}") from err
+    def _decode_task(self, located: Located, task: Sequence[_Decode]) -> list[tuple[bytes, bytes]]:
+        """``(address, chunk)`` of each record of the task's reads."""
+        offsets, lengths = self._index.offsets, self._index.lengths
+        out: list[tuple[bytes, bytes]] = []
+        for item in task:
+            pairs = located[item.first:item.end]
+            start = item.start
+            try:
+                chunks = decode_records(item.data, [(offsets[o] - start, lengths[o]) for o, _ in pairs],
+                                        self._index.max_chunk)
+            except RecordBatchError as err:
+                raise CorruptTableError(self._label, f"chunk {Addr(pairs[err.position][1])}: {err}") from err
+            out.extend(zip([a for _, a in pairs], chunks))
+        return out
 
     def calc_reads(self, addrs: Sequence[bytes]) -> tuple[int, list[bytes]]:
         index = self._index
-        reads: list[_Read] = []
+        ordinals: list[int] = []
         missing: list[bytes] = []
         for a in addrs:
-            ordinals = index.lookup_all(a)
-            if not ordinals:
+            held = index.lookup_all(a)
+            if not held:
                 missing.append(a)
-            reads.extend(_Read(index.offsets[o], index.lengths[o], a) for o in ordinals)
-        return (len(self._coalesce(reads, self.block_size, self.max_read)) if reads else 0), missing
+            ordinals.extend(held)
+        return (len(self._coalesce(sorted(ordinals))) if ordinals else 0), missing
 
     def extract(self) -> Iterator[tuple[bytes, bytes]]:
         index = self._index
@@ -293,41 +307,28 @@ class TableChunkSource(ChunkSource):
     def persisted(self) -> TableChunkSource:
         return self
 
-    def _plan(self, addrs: Sequence[bytes]) -> tuple[list[_Read], list[bytes]]:
-        index = self._index
-        lookup, offsets, lengths = index.lookup, index.offsets, index.lengths
-        reads: list[_Read] = []
-        missing: list[bytes] = []
-        for a in addrs:
-            o = lookup(a)
-            if o < 0:
-                missing.append(a)
-            else:
-                reads.append(_Read(offsets[o], lengths[o], a))
-        return reads, missing
+    def _coalesce(self, ordinals: Sequence[int]) -> list[tuple[int, int, int, int]]:
+        """Physical reads ``(offset, length, first, end)`` of records ``ordinals[first:end]`` (sorted ordinals).
 
-    @staticmethod
-    def _coalesce(reads: list[_Read], block_size: int, max_read: int) -> list[list[_Read]]:
-        """Group reads into physical reads: a gap of up to ``block_size`` bytes is read through.
-
-        With ``max_read``, a physical read that would grow past it ends (a longer record is read alone).
+        A gap of up to ``block_size`` bytes is read through (Go's rule); with
+        ``max_read``, a read that would grow past it ends (a longer record is read alone).
         """
-        reads.sort()
-        limit = max_read or 1 << 62
-        batches: list[list[_Read]] = []
-        batch = [reads[0]]
-        start = reads[0].offset
-        end = start + reads[0].length
-        for r in reads[1:]:
-            if r.offset - end > block_size or r.offset + r.length - start > limit:
-                start = r.offset
-                batches.append(batch)
-                batch = [r]
-            else:
-                batch.append(r)
-            end = max(end, r.offset + r.length)
-        batches.append(batch)
-        return batches
+        offsets, lengths = self._index.offsets, self._index.lengths
+        block_size, limit = self.block_size, self.max_read or 1 << 62
+        groups: list[tuple[int, int, int, int]] = []
+        first = 0
+        start = offsets[ordinals[0]]
+        end = start + lengths[ordinals[0]]
+        for i in range(1, len(ordinals)):
+            ordinal = ordinals[i]
+            offset = offsets[ordinal]
+            stop = offset + lengths[ordinal]
+            if offset - end > block_size or stop - start > limit:
+                groups.append((start, end - start, first, i))
+                first, start = i, offset
+            end = max(end, stop)
+        groups.append((start, end - start, first, len(ordinals)))
+        return groups
 
     def _read_exact(self, offset: int, length: int) -> bytes:
         data = self._reader.read_at(offset, length)

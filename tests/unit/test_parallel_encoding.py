@@ -164,10 +164,10 @@ def test_cpu_pool_used_before_fork_works_in_the_child() -> None:
 
 
 def test_scattered_reads_are_decoded_in_tasks_of_a_batch_not_one_by_one() -> None:
-    from nbs.chunk_source import _Decode, _Read, _tasks
+    from nbs.chunk_source import _Decode, _tasks
     from nbs.cpu_pool import BATCH_CHUNKS
 
-    one_each = [_Decode(i, b"", [_Read(i, 1, bytes(20))]) for i in range(BATCH_CHUNKS + 44)]
-    assert [sum(len(item.reads) for item in task) for task in _tasks(one_each)] == [BATCH_CHUNKS, 44]
-    full = _Decode(0, b"", [_Read(i, 1, bytes(20)) for i in range(BATCH_CHUNKS)])
+    one_each = [_Decode(i, b"", i, i + 1) for i in range(BATCH_CHUNKS + 44)]
+    assert [sum(item.end - item.first for item in task) for task in _tasks(one_each)] == [BATCH_CHUNKS, 44]
+    full = _Decode(0, b"", 0, BATCH_CHUNKS)
     assert [len(task) for task in _tasks([full, full, one_each[0]])] == [1, 1, 1]
