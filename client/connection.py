@@ -205,8 +205,9 @@ class Connection:
                                              None, None)
         return chunk
 
-    def pipeline(self, op: str, bodies: Iterable[dict[str, Any]], window: int, timeout: float | None = None) -> int:
-        """Send a request per body without waiting for each reply, at most ``window`` unanswered; how many were sent.
+    def pipeline(self, op: str, bodies: Iterable[dict[str, Any]], window: int,
+                 timeout: float | None = None) -> list[Any]:
+        """Send a request per body without waiting for each reply, at most ``window`` unanswered; the replies, in order.
 
         Every reply must come (in any order) within ``timeout`` of the wait for
         it; nothing is resent.  Silence or a lost connection raises
@@ -219,21 +220,21 @@ class Connection:
         channel = self._channels.get()
         channel.attempts = 1
         _set_waits(channel, max(1, int(timeout * 1000)))
-        waiting: set[int] = set()
-        sent = 0
+        waiting: dict[int, int] = {}  # request id -> position
+        replies: list[Any] = []
         for body in bodies:
             request_id = next(_IDS)
             frame = p.encode_request(request_id, op, body)
             if len(frame) > self.max_message:
                 raise p.ProtocolError(f"request of {len(frame)} bytes exceeds the daemon's limit {self.max_message}")
             while len(waiting) >= window:
-                self._await_one(channel, waiting, op, timeout)
+                self._await_one(channel, waiting, replies, op, timeout)
             self._send_once(channel, frame, op, timeout)
-            waiting.add(request_id)
-            sent += 1
+            waiting[request_id] = len(replies)
+            replies.append(None)
         while waiting:
-            self._await_one(channel, waiting, op, timeout)
-        return sent
+            self._await_one(channel, waiting, replies, op, timeout)
+        return replies
 
     def _send_once(self, channel: _Channel, frame: bytes, op: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -249,22 +250,24 @@ class Connection:
                         raise curve.refusal(channel.refused, self.endpoint, self.curve_keys) from None
                     raise p.DaemonUnavailableError(f"nbsd at {self.endpoint} took no {op!r} for {timeout}s") from None
 
-    def _await_one(self, channel: _Channel, waiting: set[int], op: str, timeout: float) -> None:
-        """Wait for the reply to one of ``waiting`` and take it out; an error reply raises."""
+    def _await_one(self, channel: _Channel, waiting: dict[int, int], replies: list[Any], op: str,
+                   timeout: float) -> None:
+        """Wait for the reply to one of ``waiting`` and put it in its place in ``replies``; an error reply raises."""
         deadline = time.monotonic() + timeout
         while True:
             try:
-                reply_id, _, error = p.decode_reply(channel.sock.recv())
+                reply_id, body, error = p.decode_reply(channel.sock.recv())
             except zmq.Again:
                 if _drain(channel) or time.monotonic() >= deadline:
                     self._channels.reset()
                     raise p.DaemonUnavailableError(
                         f"no reply from nbsd at {self.endpoint} to {op!r} within {timeout}s") from None
                 continue
-            if reply_id in waiting:
-                waiting.discard(reply_id)
+            position = waiting.pop(reply_id, None)
+            if position is not None:
                 if error is not None:
                     raise error
+                replies[position] = body
                 return
 
     def _exchange(self, frame: bytes, request_id: int, op: str, timeout: float | None,

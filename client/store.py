@@ -38,6 +38,7 @@ DEFAULT_MEMTABLE_SIZE = 64 << 20
 PART_BYTES = 4 << 20  # records per table_part: the daemon checks and writes one while the next is encoded
 PARTS_IN_FLIGHT = 3
 UPLOAD_ATTEMPTS = 3
+HAS_IN_FLIGHT = 4
 REPORT_EVERY_S = 5.0
 T = TypeVar("T")
 
@@ -266,11 +267,9 @@ class DaemonStore:
         if memtable is None or memtable.count() == 0:
             return
         started = time.perf_counter_ns()
-        addrs = [a for a, _ in memtable.extract()]
-        absent: set[bytes] = set()
-        for batch in _batches(addrs):
-            absent.update(self._call(p.HAS, {"addrs": [bytes(a) for a in batch]})["absent"])
-        pairs = [(a, data) for a, data in memtable.extract() if a in absent]
+        held = list(memtable.extract())
+        absent = self._absent([a for a, _ in held])
+        pairs = [(a, data) for a, data in held if a in absent]
         if pairs:
             spec, size = self._send_table([a for a, _ in pairs], [data for _, data in pairs])
             self._novel.insert(0, spec)
@@ -279,6 +278,22 @@ class DaemonStore:
             self._stats.chunks_per_persist.sample(spec.chunk_count)
             self._stats.persist_latency.sample_time(started)
         self._memtable = None
+
+    def _absent(self, addrs: list[bytes]) -> set[bytes]:
+        """The addresses the store lacks, asked in batches several at a time.
+
+        Pipelined requests are not resent: if a reply is lost, the batches are asked again one by one, each
+        with the usual retries.
+        """
+        def ask(handle: int) -> list[Any]:
+            bodies = ({"handle": handle, "addrs": [bytes(a) for a in batch]} for batch in _batches(addrs))
+            return self._conn.pipeline(p.HAS, bodies, HAS_IN_FLIGHT)
+
+        try:
+            replies = self._in_session(ask)
+        except p.DaemonUnavailableError:
+            replies = [self._call(p.HAS, {"addrs": [bytes(a) for a in batch]}) for batch in _batches(addrs)]
+        return {a for reply in replies for a in reply["absent"]}
 
     def _send_table(self, addrs: list[bytes], chunks: list[bytes]) -> tuple[TableSpec, int]:
         """Stream the table of ``chunks`` to the daemon; the spec it added and the table's size.

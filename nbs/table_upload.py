@@ -41,6 +41,7 @@ _sha512 = hashlib.sha512
 MAX_EXPANSION = 22  # Snappy's densest op makes 64 bytes of 3: a larger claim is a lie (and would be allocated)
 MAX_PARTS = 1 << 16
 MAX_UPLOAD_BYTES = 1 << 36  # bounds the offsets a client may name (a file sink would otherwise grow sparse files)
+MAX_MEMORY_UPLOAD = 1 << 30  # parts kept in memory (AWS and mem stores) until the end: a client grows them no further
 
 
 class UploadSink(abc.ABC):
@@ -66,9 +67,14 @@ class MemoryUploadSink(UploadSink):
         """``persist`` is the persister's ``persist_table``."""
         self._persist = persist
         self._parts: dict[int, Sequence[bytes]] = {}
+        self._held = 0
 
     def write(self, offset: int, pieces: Sequence[bytes]) -> None:
+        size = sum(map(len, pieces))
+        if self._held + size > MAX_MEMORY_UPLOAD:
+            raise UploadError(f"a table held in memory may not pass {MAX_MEMORY_UPLOAD} bytes")
         self._parts[offset] = pieces
+        self._held += size
 
     def finish(self, name: Addr, index: TableIndex, tail: bytes, stats: Stats) -> ChunkSource:
         pieces = [piece for offset in sorted(self._parts) for piece in self._parts[offset]]
@@ -79,6 +85,7 @@ class MemoryUploadSink(UploadSink):
 
     def abort(self) -> None:
         self._parts = {}
+        self._held = 0
 
 
 @dataclass(frozen=True)
