@@ -35,8 +35,8 @@ from nbsclient.curve import ClientKeys
 from nbsclient.fast_cache import ReadOnlyCache
 
 DEFAULT_MEMTABLE_SIZE = 64 << 20
-PART_BYTES = 4 << 20  # records per table_part: the daemon checks and writes one while the next is encoded
-PARTS_IN_FLIGHT = 3
+PART_BYTES = 2 << 20  # records per table_part: the daemon checks and writes one while the next is encoded
+PARTS_IN_FLIGHT = 4
 UPLOAD_ATTEMPTS = 3
 HAS_IN_FLIGHT = 4
 REPORT_EVERY_S = 5.0
