@@ -33,6 +33,7 @@ import random
 import threading
 import time
 from types import TracebackType
+from collections.abc import Iterable
 from typing import Any
 
 import zmq
@@ -204,6 +205,71 @@ class Connection:
                                              None, None)
         return chunk
 
+    def pipeline(self, op: str, bodies: Iterable[dict[str, Any]], window: int,
+                 timeout: float | None = None) -> list[Any]:
+        """Send a request per body without waiting for each reply, at most ``window`` unanswered; the replies, in order.
+
+        Every reply must come (in any order) within ``timeout`` of the wait for
+        it; nothing is resent.  Silence or a lost connection raises
+        ``DaemonUnavailableError`` and an error reply its typed error, at once:
+        the caller starts the whole sequence again (a part resent alone could
+        not be told from a duplicate).  Replies still on their way then are
+        dropped, unmatched, by later requests.
+        """
+        timeout = self.timeout if timeout is None else timeout
+        channel = self._channels.get()
+        channel.attempts = 1
+        _set_waits(channel, max(1, int(timeout * 1000)))
+        waiting: dict[int, int] = {}  # request id -> position
+        replies: list[Any] = []
+        for body in bodies:
+            request_id = next(_IDS)
+            frame = p.encode_request(request_id, op, body)
+            if len(frame) > self.max_message:
+                raise p.ProtocolError(f"request of {len(frame)} bytes exceeds the daemon's limit {self.max_message}")
+            while len(waiting) >= window:
+                self._await_one(channel, waiting, replies, op, timeout)
+            self._send_once(channel, frame, op, timeout)
+            waiting[request_id] = len(replies)
+            replies.append(None)
+        while waiting:
+            self._await_one(channel, waiting, replies, op, timeout)
+        return replies
+
+    def _send_once(self, channel: _Channel, frame: bytes, op: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                send_frame(channel.sock, frame, 0, copy=len(frame) < (1 << 20))
+                return
+            except zmq.Again:
+                _drain(channel)
+                if channel.refused or time.monotonic() >= deadline:
+                    self._channels.reset()
+                    if channel.refused:
+                        raise curve.refusal(channel.refused, self.endpoint, self.curve_keys) from None
+                    raise p.DaemonUnavailableError(f"nbsd at {self.endpoint} took no {op!r} for {timeout}s") from None
+
+    def _await_one(self, channel: _Channel, waiting: dict[int, int], replies: list[Any], op: str,
+                   timeout: float) -> None:
+        """Wait for the reply to one of ``waiting`` and put it in its place in ``replies``; an error reply raises."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                reply_id, body, error = p.decode_reply(channel.sock.recv())
+            except zmq.Again:
+                if _drain(channel) or time.monotonic() >= deadline:
+                    self._channels.reset()
+                    raise p.DaemonUnavailableError(
+                        f"no reply from nbsd at {self.endpoint} to {op!r} within {timeout}s") from None
+                continue
+            position = waiting.pop(reply_id, None)
+            if position is not None:
+                if error is not None:
+                    raise error
+                replies[position] = body
+                return
+
     def _exchange(self, frame: bytes, request_id: int, op: str, timeout: float | None,
                   retries: int | None) -> Any:
         """Send ``frame`` until its reply comes, the Lazy Pirate way; error replies raise."""
@@ -236,11 +302,7 @@ class Connection:
                  millis: int) -> tuple[Any, Exception | None] | None:
         """``(body, error)`` of the reply, or None when none came (the channel is then reset)."""
         sock = channel.sock
-        if channel.millis != millis:  # socket options cost a call; set them on change
-            waits = min(millis, int(LIVENESS_SLICE * 1000))  # both waits look at the monitor between slices
-            sock.setsockopt(zmq.SNDTIMEO, waits)
-            sock.setsockopt(zmq.RCVTIMEO, waits)
-            channel.millis = millis
+        _set_waits(channel, millis)
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -284,6 +346,15 @@ def _connect_timeout_from_env() -> float:
     if not value > 0:
         raise p.ClientConfigError(f"${CONNECT_TIMEOUT_ENV} must be a number of seconds above 0, got {text!r}")
     return value
+
+
+def _set_waits(channel: _Channel, millis: int) -> None:
+    """The socket's send and receive timeouts for a wait of ``millis``; options cost a call, so set on change."""
+    if channel.millis != millis:
+        waits = min(millis, int(LIVENESS_SLICE * 1000))  # both waits look at the monitor between slices
+        channel.sock.setsockopt(zmq.SNDTIMEO, waits)
+        channel.sock.setsockopt(zmq.RCVTIMEO, waits)
+        channel.millis = millis
 
 
 def _drain(channel: _Channel) -> bool:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import struct
+import sys
+from array import array
 from typing import Any, NamedTuple
 
 import msgpack
@@ -31,12 +33,16 @@ CLOSE = "close"
 GET = "get"
 HAS = "has"
 WRITE_TABLE = "write_table"
+TABLE_BEGIN = "table_begin"
+TABLE_PART = "table_part"
+TABLE_END = "table_end"
 COMMIT = "commit"
 REBASE = "rebase"
 COUNT = "count"
 REPORT = "report"
 STATS = "stats"
-OPS = frozenset({HELLO, OPEN, CLOSE, GET, HAS, WRITE_TABLE, COMMIT, REBASE, COUNT, REPORT, STATS})
+OPS = frozenset({HELLO, OPEN, CLOSE, GET, HAS, WRITE_TABLE, TABLE_BEGIN, TABLE_PART, TABLE_END, COMMIT, REBASE,
+                 COUNT, REPORT, STATS})
 
 # Error codes of the protocol's own conditions (the full table is ERROR_CODES).
 UNKNOWN_SESSION = "UnknownSession"
@@ -138,6 +144,7 @@ ERROR_CODES: dict[str, type[nbs_errors.NBSError]] = {
     "ChunkError": nbs_errors.ChunkError,
     "CorruptTableError": nbs_errors.CorruptTableError,
     "TableNotFoundError": nbs_errors.TableNotFoundError,
+    "UploadError": nbs_errors.UploadError,
     "ManifestError": nbs_errors.ManifestError,
     "VersionMismatchError": nbs_errors.VersionMismatchError,
     "StoreNotFoundError": nbs_errors.StoreNotFoundError,
@@ -346,3 +353,21 @@ def decode_addrs(raw: Any) -> list[bytes]:
         if type(a) is not bytes or len(a) != 20:
             raise ProtocolError("every address must be 20 bytes")
     return raw
+
+
+def encode_lengths(lengths: list[int]) -> bytes:
+    """Record lengths as the index stores them: u32 big-endian each."""
+    values = array("I", lengths)
+    if sys.byteorder == "little":
+        values.byteswap()
+    return values.tobytes()
+
+
+def decode_lengths(raw: Any) -> list[int]:
+    if type(raw) is not bytes or len(raw) % 4:
+        raise ProtocolError("record lengths must be u32 big-endian bytes")
+    values = array("I")
+    values.frombytes(raw)
+    if sys.byteorder == "little":
+        values.byteswap()
+    return values.tolist()

@@ -1,8 +1,9 @@
 """``DaemonStore``: the chunk-store API of ``nbs``, served by nbsd.
 
 Writes stay in this process until they must move: puts fill a local memtable,
-which becomes a table built here (compression, CRCs and the index are computed
-in the worker, not the daemon) and is sent whole to the daemon.  Reads look in
+whose table is encoded here (compression and CRCs are computed in the worker,
+not the daemon) and streamed to the daemon in parts, which the daemon checks
+and stores while the next ones are encoded.  Reads look in
 the memtable, then in the daemon's cache directly (read-only LMDB), then ask
 the daemon.  The client remembers its view (manifest contents and pending
 tables) so that after a daemon restart it reopens its session exactly where
@@ -13,25 +14,31 @@ parent's session, sockets and cache handle stay the parent's.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from nbs.addr import Addr, compute_addr
-from nbs.errors import SpecError, StoreClosedError
+from nbs.errors import SpecError, StoreClosedError, UploadError
 from nbs.forksafe import register
 from nbs.manifest import ManifestContents, TableSpec
 from nbs.mem_table import MemTable, check_and_hash, check_chunk, fill_memtables
 from nbs.spec import StoreSpec, local_path, parse_store_spec
 from nbs.stats import Stats
-from nbs.table_writer import build_table
+from nbs.table_index import tail_size
+from nbs.table_parts import table_name, table_parts
 from nbsclient import protocol as p
 from nbsclient.connection import Connection
 from nbsclient.curve import ClientKeys
 from nbsclient.fast_cache import ReadOnlyCache
 
 DEFAULT_MEMTABLE_SIZE = 64 << 20
+PART_BYTES = 2 << 20  # records per table_part: the daemon checks and writes one while the next is encoded
+PARTS_IN_FLIGHT = 4
+UPLOAD_ATTEMPTS = 3
+HAS_IN_FLIGHT = 4
 REPORT_EVERY_S = 5.0
 T = TypeVar("T")
 
@@ -260,20 +267,70 @@ class DaemonStore:
         if memtable is None or memtable.count() == 0:
             return
         started = time.perf_counter_ns()
-        addrs = [a for a, _ in memtable.extract()]
-        absent: set[bytes] = set()
-        for batch in _batches(addrs):
-            absent.update(self._call(p.HAS, {"addrs": [bytes(a) for a in batch]})["absent"])
-        table = build_table((a, data) for a, data in memtable.extract() if a in absent)
-        if table.chunk_count:
-            reply = self._call(p.WRITE_TABLE, {"data": table.data}, self._commit_timeout)
-            spec = TableSpec(Addr(reply["name"]), int(reply["count"]))
+        held = list(memtable.extract())
+        absent = self._absent([a for a, _ in held])
+        pairs = [(a, data) for a, data in held if a in absent]
+        if pairs:
+            spec, size = self._send_table([a for a, _ in pairs], [data for _, data in pairs])
             self._novel.insert(0, spec)
             self._view = self._view | {bytes(spec.name)}
-            self._stats.bytes_per_persist.sample(table.size)
-            self._stats.chunks_per_persist.sample(table.chunk_count)
+            self._stats.bytes_per_persist.sample(size)
+            self._stats.chunks_per_persist.sample(spec.chunk_count)
             self._stats.persist_latency.sample_time(started)
         self._memtable = None
+
+    def _absent(self, addrs: list[bytes]) -> set[bytes]:
+        """The addresses the store lacks, asked in batches several at a time.
+
+        Pipelined requests are not resent: if a reply is lost, the batches are asked again one by one, each
+        with the usual retries.
+        """
+        def ask(handle: int) -> list[Any]:
+            bodies = ({"handle": handle, "addrs": [bytes(a) for a in batch]} for batch in _batches(addrs))
+            return self._conn.pipeline(p.HAS, bodies, HAS_IN_FLIGHT)
+
+        try:
+            replies = self._in_session(ask)
+        except p.DaemonUnavailableError:
+            replies = [self._call(p.HAS, {"addrs": [bytes(a) for a in batch]}) for batch in _batches(addrs)]
+        return {a for reply in replies for a in reply["absent"]}
+
+    def _send_table(self, addrs: list[bytes], chunks: list[bytes]) -> tuple[TableSpec, int]:
+        """Stream the table of ``chunks`` to the daemon; the spec it added and the table's size.
+
+        A table the daemon lost (it restarted, or a part's reply never came) is
+        sent again whole: the memtable stays until the daemon has the table.
+        A daemon that says it is busy gets the parts one at a time.
+        """
+        window = PARTS_IN_FLIGHT
+        attempt = 1
+        while True:
+            try:
+                return self._in_session(functools.partial(self._upload, addrs=addrs, chunks=chunks, window=window))
+            except (p.DaemonUnavailableError, p.DaemonBusyError, UploadError) as err:
+                if attempt >= UPLOAD_ATTEMPTS:
+                    raise
+                attempt += 1
+                if isinstance(err, p.DaemonBusyError):
+                    window = 1
+
+    def _upload(self, handle: int, addrs: list[bytes], chunks: list[bytes], window: int) -> tuple[TableSpec, int]:
+        """One attempt at sending a table: ``table_begin``, the parts (pipelined), ``table_end``."""
+        upload = int(self._conn.request(p.TABLE_BEGIN, {"handle": handle})["upload"])
+        target = min(PART_BYTES, self._conn.max_message // 8)  # room for addresses and lengths of tiny records
+        size = 0
+
+        def bodies() -> Iterator[dict[str, Any]]:
+            nonlocal size
+            for part in table_parts(addrs, chunks, target):
+                size += part.size
+                yield {"handle": handle, "upload": upload, "seq": part.seq, "offset": part.offset,
+                       "records": part.pieces, "addrs": b"".join(part.addrs), "lengths": p.encode_lengths(part.lengths)}
+
+        self._conn.pipeline(p.TABLE_PART, bodies(), window)
+        reply = self._conn.request(p.TABLE_END, {"handle": handle, "upload": upload, "count": len(addrs),
+                                                 "name": bytes(table_name(addrs))}, self._commit_timeout)
+        return TableSpec(Addr(reply["name"]), int(reply["count"])), size + tail_size(len(addrs))
 
     def commit(self, current: bytes, last: bytes) -> bool:
         started = time.perf_counter_ns()

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 COMMIT_MEMORY = 4096
 WAIT_FOR_SHARED_FETCH = 600.0
+WAIT_FOR_UPLOAD_END = 600.0
 
 
 @dataclass
@@ -68,7 +69,8 @@ class Service:
         self._lock = threading.Lock()
         self._handlers: dict[str, Callable[[bytes, dict[str, Any], int], Any]] = {
             p.HELLO: self._hello, p.OPEN: self._open, p.CLOSE: self._close, p.GET: self._get,
-            p.HAS: self._has, p.WRITE_TABLE: self._write_table, p.COMMIT: self._commit,
+            p.HAS: self._has, p.WRITE_TABLE: self._write_table, p.TABLE_BEGIN: self._table_begin,
+            p.TABLE_PART: self._table_part, p.TABLE_END: self._table_end, p.COMMIT: self._commit,
             p.REBASE: self._rebase, p.COUNT: self._count, p.REPORT: self._report, p.STATS: self._stats,
         }
 
@@ -254,6 +256,33 @@ class Service:
         figures.bytes_written += len(data)
         return {"name": bytes(spec.name), "count": spec.chunk_count}
 
+    def _table_begin(self, identity: bytes, body: dict[str, Any], rid: int) -> Any:
+        session = self._session(body)
+        return {"upload": session.uploads.begin(session.store.receive_table())}
+
+    def _table_part(self, identity: bytes, body: dict[str, Any], rid: int) -> Any:
+        """Check a part's records against their addresses and store them; the reply only says it is done."""
+        session = self._session(body)
+        upload, seq, offset = _ints(body, "upload", "seq", "offset")
+        records, addrs = body.get("records"), body.get("addrs")
+        if not (isinstance(records, list) and all(type(r) is bytes for r in records) and type(addrs) is bytes):
+            raise p.ProtocolError("table_part needs records (a list of bin) and addrs (bin)")
+        session.uploads.add_part(upload, seq, offset, records, addrs, p.decode_lengths(body.get("lengths")))
+        self.figures[session.key].bytes_written += sum(map(len, records))
+        return {}
+
+    def _table_end(self, identity: bytes, body: dict[str, Any], rid: int) -> Any:
+        """Build the index from the verified parts and persist the table as a pending one, as ``write_table`` does."""
+        session = self._session(body)
+        upload, count = _ints(body, "upload", "count")
+        name = body.get("name")
+        if type(name) is not bytes:
+            raise p.ProtocolError("table_end needs the table's name (bin)")
+        spec = session.uploads.end(upload, lambda received: session.store.add_received(received, name, count),
+                                   WAIT_FOR_UPLOAD_END)
+        self.figures[session.key].tables_written += 1
+        return {"name": bytes(spec.name), "count": spec.chunk_count}
+
     def _commit(self, identity: bytes, body: dict[str, Any], rid: int) -> Any:
         session = self._session(body)
         key = (session.handle, rid)
@@ -347,3 +376,14 @@ class Service:
 
     def close(self) -> None:
         self.sessions.close_all()
+
+
+def _ints(body: dict[str, Any], *keys: str) -> list[int]:
+    """The integer fields ``keys`` of a request body."""
+    values: list[int] = []
+    for key in keys:
+        value = body.get(key)
+        if type(value) is not int:
+            raise p.ProtocolError(f"{key} must be an integer")
+        values.append(value)
+    return values

@@ -1,7 +1,7 @@
 """Client sessions: one ``NomsBlockStore`` per open store handle.
 
-Each client handle gets its own store object (its own root view and pending
-tables), exactly as if the client had opened the store directly; the objects
+Each client handle gets its own store object (its own root view, pending
+tables and tables being uploaded), exactly as if the client had opened the store directly; the objects
 share the daemon's caches and manifest locks.  Handles are random 63-bit
 numbers so a handle from before a restart never reaches another session.
 """
@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from nbs.store import NomsBlockStore
 from nbsclient.protocol import UNKNOWN_SESSION, UnknownSessionError
+from nbsd.uploads import SessionUploads
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Session:
     store: NomsBlockStore
     owner: bytes
     last_used: float = field(default_factory=time.monotonic)
+    uploads: SessionUploads = field(default_factory=SessionUploads)
 
 
 class Sessions:
@@ -66,6 +68,7 @@ class Sessions:
             session = self._sessions.pop(handle, None) if isinstance(handle, int) else None
         if session is not None:
             try:
+                session.uploads.discard_all()
                 session.store.close()
             finally:
                 self._on_close(session.key)

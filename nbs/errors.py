@@ -30,6 +30,11 @@ class CorruptTableError(NBSError):
         self.reason = reason
 
 
+class UploadError(NBSError):
+    """A table upload that cannot go on: unknown (finished, discarded or from before a restart), or parts that do
+    not fit together (a part sent twice, offsets that leave gaps or overlap)."""
+
+
 class TableNotFoundError(NBSError):
     """A table named by a manifest is missing from storage."""
 

@@ -9,18 +9,21 @@ its budget.  OS failures surface as ``TableNotFoundError`` or ``StoreIOError``.
 from __future__ import annotations
 
 import os
+import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 
 from nbs.addr import Addr
 from nbs.chunk_source import FILE_BLOCK_SIZE, FILE_MAX_READ, ChunkSource, EmptyChunkSource, ReaderAt, TableChunkSource
-from nbs.durable_files import Writer, remove_quietly, rename_into_place, write_temp
-from nbs.errors import CorruptTableError, StoreIOError, TableNotFoundError
+from nbs.durable_files import Writer, remove_quietly, rename_into_place, sync_directory, write_temp
+from nbs.errors import CorruptTableError, StoreIOError, TableNotFoundError, UploadError
 from nbs.fd_cache import FDCache
 from nbs.index_cache import IndexCache
 from nbs.stats import Stats
 from nbs.table_index import TableIndex, parse_table_index, tail_size
 from nbs.table_persister import TablePersister, copy_chunk_regions, plan_conjoin
+from nbs.table_upload import UploadSink
 from nbs.table_writer import TableStream, WrittenTable
 
 TABLE_TEMP_PREFIX = "nbs_table_"
@@ -80,6 +83,10 @@ class FSTablePersister(TablePersister):
                          lambda: stream.table.index())
         return self.open(stream.name, stream.chunk_count, stats)
 
+    def begin_upload(self) -> UploadSink:
+        """Parts go straight to a temp file in the store directory, so an upload holds no table in memory."""
+        return FileUploadSink(self)
+
     def conjoin_all(self, sources: Sequence[ChunkSource], stats: Stats) -> ChunkSource:
         plan = plan_conjoin(sources, stats)
         if plan.chunk_count == 0:
@@ -117,11 +124,14 @@ class FSTablePersister(TablePersister):
             self.fd_cache.unref_file(path)
         return parse_table_index(tail, str(name), size)
 
+    def cache_index(self, name: Addr, index: TableIndex) -> None:
+        if self.index_cache is not None:
+            self.index_cache.put_locked(name, index)
+
     def _write_file(self, name: Addr, emit: Callable[[Writer], object], index: Callable[[], TableIndex]) -> None:
         """Write a table file, then cache its index (known once ``emit`` has run)."""
         write_via_temp(self.directory, self._path(name), emit, self.sync)
-        if self.index_cache is not None:
-            self.index_cache.put_locked(name, index())
+        self.cache_index(name, index())
 
 
 def write_via_temp(directory: str, path: str, emit: Callable[[Writer], object], sync: bool) -> int:
@@ -140,3 +150,81 @@ def write_via_temp(directory: str, path: str, emit: Callable[[Writer], object], 
     except OSError as err:
         raise StoreIOError("write table", path, err) from err
     return size
+
+
+class FileUploadSink(UploadSink):
+    """An upload's records written at their offsets in a temp file, which ``finish`` completes and renames.
+
+    The temp file has the store's temp prefix, so the store's garbage
+    collection removes one that a crash left behind.  Durability is that of
+    every table write: the file is synced, renamed, then its directory synced.
+    """
+
+    def __init__(self, persister: FSTablePersister) -> None:
+        self._persister = persister
+        self._lock = threading.Lock()
+        self._fd = -1
+        self._temp = ""
+        self._ended = False
+
+    def _file(self) -> int:
+        """The temp file's descriptor, created on the first write (lock held)."""
+        if self._ended:
+            raise UploadError("the upload has ended")
+        if self._fd < 0:
+            try:
+                self._fd, self._temp = tempfile.mkstemp(prefix=TABLE_TEMP_PREFIX, dir=self._persister.directory)
+            except OSError as err:
+                raise StoreIOError("create table", self._persister.directory, err) from err
+        return self._fd
+
+    def write(self, offset: int, pieces: Sequence[bytes]) -> None:
+        with self._lock:
+            fd = self._file()
+            try:
+                written = os.pwritev(fd, pieces, offset)
+                if written != sum(map(len, pieces)):  # short writes are rare (a full disk): finish them one by one
+                    _pwrite_all(fd, b"".join(pieces)[written:], offset + written)
+            except OSError as err:
+                raise StoreIOError("write table", self._temp, err) from err
+
+    def finish(self, name: Addr, index: TableIndex, tail: bytes, stats: Stats) -> ChunkSource:
+        persister = self._persister
+        path = persister._path(name)
+        with self._lock:
+            fd = self._file()
+            try:
+                _pwrite_all(fd, tail, index.data_len)
+                if persister.sync:
+                    os.fsync(fd)
+                os.close(fd)
+                self._fd = -1
+                os.rename(self._temp, path)
+                self._temp = ""  # the name is free for other temp files: never remove it again
+                self._ended = True
+                if persister.sync:
+                    sync_directory(persister.directory)
+            except OSError as err:
+                self._abort()
+                raise StoreIOError("write table", path, err) from err
+        persister.cache_index(name, index)
+        return persister.open(name, index.chunk_count, stats)
+
+    def abort(self) -> None:
+        with self._lock:
+            self._abort()
+
+    def _abort(self) -> None:
+        self._ended = True
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        if self._temp:
+            remove_quietly(self._temp)
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written

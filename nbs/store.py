@@ -28,6 +28,7 @@ from nbs.mem_table import MemTable, check_and_hash, check_chunk, fill_memtables
 from nbs.stats import Stats, humanize_bytes
 from nbs.table_persister import TablePersister
 from nbs.table_set import TableSet
+from nbs.table_upload import TableUpload
 from nbs.table_writer import WrittenTable
 
 DEFAULT_MEMTABLE_SIZE = 128 << 20
@@ -249,6 +250,23 @@ class NomsBlockStore:
         table = WrittenTable.from_bytes(data)
         self._snapshot()
         source = self._persister.persist_table(table, self._stats)
+        with self._lock:
+            self._tables = self._tables.prepend_source(source)
+        return TableSpec(source.name, source.count())
+
+    def receive_table(self) -> TableUpload:
+        """A table to be received in verified parts, as ``write_table`` receives it whole; ``add_received`` ends it.
+
+        nbsd's clients stream their tables this way, so the daemon checks and
+        stores one part while the client encodes the next.
+        """
+        self._snapshot()
+        return TableUpload(self._persister.begin_upload(), self._stats)
+
+    def add_received(self, upload: TableUpload, name: bytes, count: int) -> TableSpec:
+        """Persist the table ``upload`` received (it must be ``name`` with ``count`` chunks) as a pending table."""
+        self._snapshot()
+        source = upload.finish(Addr(name), count)
         with self._lock:
             self._tables = self._tables.prepend_source(source)
         return TableSpec(source.name, source.count())

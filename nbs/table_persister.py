@@ -13,6 +13,7 @@ from nbs.manifest import TableSpec
 from nbs.mem_table import Haver, MemTable, sample_persist
 from nbs.stats import Stats
 from nbs.table_index import encode_index, name_of_suffixes
+from nbs.table_upload import MemoryUploadSink, UploadSink
 from nbs.table_writer import TableStream, WrittenTable
 
 
@@ -41,6 +42,10 @@ class TablePersister(abc.ABC):
     @abc.abstractmethod
     def persist_table(self, table: WrittenTable, stats: Stats) -> ChunkSource:
         """Store a finished, non-empty table and return it opened."""
+
+    def begin_upload(self) -> UploadSink:
+        """Where a table received in parts waits for its end; by default memory, then ``persist_table``."""
+        return MemoryUploadSink(self.persist_table)
 
     @abc.abstractmethod
     def conjoin_all(self, sources: Sequence[ChunkSource], stats: Stats) -> ChunkSource:

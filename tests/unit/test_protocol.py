@@ -31,6 +31,7 @@ PINNED_ERROR_CODES = {
     "ChunkError": "nbs.errors.ChunkError",
     "CorruptTableError": "nbs.errors.CorruptTableError",
     "TableNotFoundError": "nbs.errors.TableNotFoundError",
+    "UploadError": "nbs.errors.UploadError",
     "ManifestError": "nbs.errors.ManifestError",
     "VersionMismatchError": "nbs.errors.VersionMismatchError",
     "StoreNotFoundError": "nbs.errors.StoreNotFoundError",

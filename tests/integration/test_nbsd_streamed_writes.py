@@ -1,0 +1,225 @@
+"""Tables streamed to a real nbsd in parts (table_begin / table_part / table_end) over real ZeroMQ."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zmq
+
+import nbsclient
+from nbs.addr import compute_addr
+from nbs.factory import new_local_store
+from nbs.file_table_persister import TABLE_TEMP_PREFIX
+from nbs.table_parts import TablePart, table_name, table_parts
+from nbsclient import protocol as p
+from nbsclient import store as client_store
+from nbsclient.connection import Connection
+from tests.daemon_harness import ROOT, Daemon
+
+pytestmark = pytest.mark.timeout(300)
+
+MEMTABLE = 256 << 10
+
+
+def mixed(count: int, seed: int) -> list[bytes]:
+    rng = random.Random(seed)
+    return [rng.randbytes(2000) if i % 2 else (b"{'row': %d} " % i) * 150 for i in range(count)]
+
+
+def temp_files(directory: str) -> list[str]:
+    return [name for name in os.listdir(directory) if name.startswith(TABLE_TEMP_PREFIX)] \
+        if os.path.isdir(directory) else []
+
+
+def table_files(directory: str) -> dict[str, bytes]:
+    return {name: Path(directory, name).read_bytes() for name in os.listdir(directory) if len(name) == 32}
+
+
+@pytest.fixture
+def small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parts of 16 KiB, so every table goes as many parts with several in flight."""
+    monkeypatch.setattr(client_store, "PART_BYTES", 16 << 10)
+
+
+def test_streamed_tables_commit_read_back_and_match_a_direct_store(nbsd_daemon: Daemon, tmp_path: Path,
+                                                                   small_parts: None) -> None:
+    chunks = mixed(600, 1)  # about 1 MiB: four memtables of 256 KiB, so four tables
+    path = nbsd_daemon.store_path("streamed")
+    before = nbsd_daemon.stats()["requests"].get(p.TABLE_PART, 0)
+    with nbsclient.connect(path, nbsd_daemon.endpoint, memtable_size=MEMTABLE) as store:
+        addrs = store.put_many(chunks)
+        assert store.commit(addrs[-1], store.root())
+    assert nbsd_daemon.stats()["requests"][p.TABLE_PART] - before > 20
+    with nbsclient.connect(path, nbsd_daemon.endpoint) as reader:
+        assert reader.root() == addrs[-1]
+        assert reader.get_many(addrs) == dict(zip(addrs, chunks))
+    direct_dir = str(tmp_path / "direct")
+    os.makedirs(direct_dir)
+    direct = new_local_store(direct_dir, MEMTABLE)
+    assert direct.put_many(chunks) == addrs
+    assert direct.commit(addrs[-1], direct.root())
+    streamed = table_files(path)
+    assert len(streamed) >= 4
+    assert streamed == table_files(direct_dir)  # same names, same bytes
+    assert not temp_files(path)
+
+
+def _raw(endpoint: str) -> tuple[zmq.Context[zmq.Socket[bytes]], zmq.Socket[bytes]]:
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVTIMEO, 10000)
+    sock.connect(endpoint)
+    return ctx, sock
+
+
+class RawSession:
+    """A session driven by hand-made requests, as a buggy or hostile client would send them."""
+
+    def __init__(self, sock: zmq.Socket[bytes], spec: str) -> None:
+        self.sock = sock
+        self.ids = iter(range(1, 1 << 30))
+        self.handle = self.call(p.OPEN, {"spec": spec})["handle"]
+
+    def call(self, op: str, body: dict[str, Any]) -> Any:
+        request_id = next(self.ids)
+        self.sock.send(p.encode_request(request_id, op, {**body, "handle": getattr(self, "handle", None)}))
+        _, reply_id, status, reply = p.unpack(self.sock.recv())
+        assert reply_id == request_id
+        return reply if status == p.OK else p.error_from_reply(reply["type"], reply["message"])
+
+    def part(self, upload: int, part: TablePart, **changes: object) -> Any:
+        body = {"upload": upload, "seq": part.seq, "offset": part.offset, "records": [bytes(x) for x in part.pieces],
+                "addrs": b"".join(part.addrs), "lengths": p.encode_lengths(part.lengths), **changes}
+        return self.call(p.TABLE_PART, body)
+
+
+def parts_of(chunks: list[bytes]) -> tuple[list[bytes], list[TablePart]]:
+    addrs = [compute_addr(c) for c in chunks]
+    return addrs, list(table_parts(addrs, chunks, 16 << 10))
+
+
+@pytest.mark.parametrize("damage", ["address", "crc"])
+def test_a_corrupt_part_is_refused_with_a_typed_error_and_leaves_no_temp_file(nbsd_daemon: Daemon,
+                                                                              damage: str) -> None:
+    path = nbsd_daemon.store_path(f"corrupt-{damage}")
+    os.makedirs(path)
+    addrs, parts = parts_of(mixed(100, 2))
+    ctx, sock = _raw(nbsd_daemon.endpoint)
+    try:
+        session = RawSession(sock, path)
+        upload = session.call(p.TABLE_BEGIN, {})["upload"]
+        assert session.part(upload, parts[0]) == {}
+        assert len(temp_files(path)) == 1
+        if damage == "address":
+            wrong = bytearray(b"".join(parts[1].addrs))
+            wrong[-1] ^= 1
+            error = session.part(upload, parts[1], addrs=bytes(wrong))
+        else:
+            records = bytearray(b"".join(parts[1].pieces))
+            records[parts[1].lengths[0] - 2] ^= 0x10
+            error = session.part(upload, parts[1], records=[bytes(records)])
+        assert isinstance(error, p.ERROR_CODES["CorruptTableError"])
+        assert not temp_files(path)
+        later = session.part(upload, parts[2])
+        assert isinstance(later, p.ERROR_CODES["UploadError"]) and "no upload" in str(later)
+        end = session.call(p.TABLE_END, {"upload": upload, "name": bytes(table_name(addrs)), "count": len(addrs)})
+        assert isinstance(end, p.ERROR_CODES["UploadError"])
+        absent = session.call(p.HAS, {"addrs": addrs[:10]})["absent"]
+        assert len(absent) == 10  # nothing of the refused table is visible
+    finally:
+        ctx.destroy(0)
+    assert not table_files(path)
+
+
+def test_an_upload_abandoned_by_closing_the_session_leaves_no_temp_file(nbsd_daemon: Daemon) -> None:
+    path = nbsd_daemon.store_path("abandoned-close")
+    os.makedirs(path)
+    _, parts = parts_of(mixed(100, 3))
+    ctx, sock = _raw(nbsd_daemon.endpoint)
+    try:
+        session = RawSession(sock, path)
+        for _ in range(2):
+            upload = session.call(p.TABLE_BEGIN, {})["upload"]
+            assert session.part(upload, parts[0]) == {}
+        assert len(temp_files(path)) == 2
+        assert session.call(p.CLOSE, {}) == {"closed": True}
+        assert not temp_files(path)
+    finally:
+        ctx.destroy(0)
+
+
+def test_a_killed_client_s_upload_is_cleaned_up_when_its_session_expires(tmp_path: Path) -> None:
+    with Daemon(extra=["--session-ttl", "1"]) as daemon:
+        path = daemon.store_path("abandoned-kill")
+        os.makedirs(path)
+        script = (
+            "import sys, os, nbsclient\n"
+            "from nbsclient import store as s, protocol as p\n"
+            "store = nbsclient.connect(sys.argv[1], sys.argv[2])\n"
+            "original = store._conn.pipeline\n"
+            "def pipeline(op, bodies, window, timeout=None):\n"
+            "    if op != p.TABLE_PART:\n"
+            "        return original(op, bodies, window, timeout)\n"
+            "    store._conn.request(op, next(iter(bodies)))\n"
+            "    print('sent', flush=True)\n"
+            "    sys.stdin.read()\n"
+            "store._conn.pipeline = pipeline\n"
+            "store.put_many([os.urandom(4000) for _ in range(100)])\n"
+            "store._flush()\n")
+        child = subprocess.Popen([sys.executable, "-c", script, path, daemon.endpoint], cwd=ROOT,
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert child.stdout is not None and child.stdout.readline().strip() == "sent"
+            assert len(temp_files(path)) == 1
+            child.kill()
+            child.wait()
+            deadline = time.monotonic() + 30  # maintenance expires idle sessions every 5 s
+            while temp_files(path):
+                assert time.monotonic() < deadline, daemon.log.read_text()
+                time.sleep(0.2)
+        finally:
+            child.kill()
+            child.wait()
+
+
+class _RestartingConnection(Connection):
+    """Restarts the daemon (SIGKILL) just before the third part of the first upload is sent."""
+
+    def __init__(self, endpoint: str, daemon: Daemon) -> None:
+        super().__init__(endpoint, timeout=10.0, retries=3)
+        self.daemon = daemon
+        self.parts = 0
+        self.restarted = False
+
+    def _send_once(self, channel: Any, frame: bytes, op: str, timeout: float) -> None:
+        if op == p.TABLE_PART:
+            self.parts += 1
+            if self.parts == 3 and not self.restarted:
+                self.restarted = True
+                self.daemon.restart()
+        super()._send_once(channel, frame, op, timeout)
+
+
+def test_a_daemon_restart_mid_upload_still_ends_in_a_correct_commit(small_parts: None) -> None:
+    with Daemon() as daemon:
+        path = daemon.store_path("restart-mid-upload")
+        chunks = mixed(300, 4)
+        store = nbsclient.connect(path, daemon.endpoint, memtable_size=MEMTABLE)
+        conn = _RestartingConnection(daemon.endpoint, daemon)
+        conn.max_message = store._conn.max_message
+        store._conn = conn
+        addrs = store.put_many(chunks)
+        assert store.commit(addrs[-1], store.root())
+        assert conn.restarted and conn.parts > 3
+        store.close()
+        reopened = new_local_store(path)
+        assert reopened.root() == addrs[-1]
+        assert reopened.get_many(addrs) == dict(zip(addrs, chunks))

@@ -1,0 +1,197 @@
+"""Receiving a table in verified parts (``nbs.table_upload``) and a session's uploads (``nbsd.uploads``)."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from nbs.addr import Addr, compute_addr
+from nbs.errors import CorruptTableError, UploadError
+from nbs.factory import new_local_store, new_memory_store
+from nbs.file_table_persister import TABLE_TEMP_PREFIX, FSTablePersister
+from nbs.store import NomsBlockStore
+from nbs.table_parts import TablePart, table_name, table_parts
+from nbs.table_upload import TableUpload
+from nbs.table_writer import build_table
+from nbsd.uploads import MAX_UPLOADS, SessionUploads
+
+
+def chunks_of(count: int, seed: int = 3) -> list[bytes]:
+    rng = random.Random(seed)
+    return [rng.randbytes(300) if i % 2 else (b"row %d " % i) * 40 for i in range(count)]
+
+
+def parts_of(chunks: list[bytes], target: int = 8 << 10) -> tuple[list[bytes], list[TablePart]]:
+    addrs = [compute_addr(c) for c in chunks]
+    return addrs, list(table_parts(addrs, chunks, target))
+
+
+def send(upload: TableUpload, part: TablePart, **changes: object) -> None:
+    fields: dict[str, object] = {"seq": part.seq, "offset": part.offset, "pieces": [bytes(p) for p in part.pieces],
+                                 "addrs": b"".join(part.addrs), "lengths": part.lengths}
+    fields.update(changes)
+    upload.add_part(**fields)  # type: ignore[arg-type]
+
+
+def temp_files(directory: Path) -> list[str]:
+    return [name for name in os.listdir(directory) if name.startswith(TABLE_TEMP_PREFIX)]
+
+
+@pytest.mark.parametrize("make_store", [lambda d: new_local_store(str(d)), lambda d: new_memory_store()],
+                         ids=["file", "memory"])
+def test_parts_in_any_order_make_the_table_a_direct_write_makes(
+        tmp_path: Path, make_store: Callable[[Path], NomsBlockStore]) -> None:
+    chunks = chunks_of(1000)
+    addrs, parts = parts_of(chunks, 30 << 10)
+    assert len(parts) > 3 and sum(len(p.pieces) > 1 for p in parts)  # parts span batches and end inside them
+    store = make_store(tmp_path)
+    upload = store.receive_table()
+    for part in random.Random(1).sample(parts, len(parts)):
+        send(upload, part)
+    spec = store.add_received(upload, table_name(addrs), len(addrs))
+    expected = build_table(zip(addrs, chunks))
+    assert spec.name == expected.name and spec.chunk_count == len(chunks)
+    assert store.get_many(addrs) == dict(zip(addrs, chunks))
+    assert store.commit(addrs[0], store.root())
+    if isinstance(store._persister, FSTablePersister):
+        assert (tmp_path / str(spec.name)).read_bytes() == expected.data
+        assert not temp_files(tmp_path)
+
+
+def test_file_is_byte_identical_to_a_direct_stores_table(tmp_path: Path) -> None:
+    chunks = chunks_of(300, seed=9)
+    direct_dir, upload_dir = tmp_path / "direct", tmp_path / "upload"
+    direct_dir.mkdir()
+    upload_dir.mkdir()
+    direct = new_local_store(str(direct_dir))
+    addrs = direct.put_many(chunks)
+    assert direct.commit(addrs[0], direct.root())
+    (table,) = [name for name in os.listdir(direct_dir) if len(name) == 32]
+    store = new_local_store(str(upload_dir))
+    upload = store.receive_table()
+    for part in parts_of(chunks, 4 << 10)[1]:
+        send(upload, part)
+    spec = store.add_received(upload, table_name(addrs), len(addrs))
+    assert str(spec.name) == table
+    assert (upload_dir / table).read_bytes() == (direct_dir / table).read_bytes()
+
+
+def corrupt_record(part: TablePart) -> bytes:
+    data = bytearray(b"".join(part.pieces))
+    data[part.lengths[0] - 1] ^= 0xFF  # the first record's CRC
+    return bytes(data)
+
+
+@pytest.mark.parametrize("damage", ["address", "crc", "claimed size"])
+def test_a_record_that_lies_is_refused_and_the_upload_discarded(tmp_path: Path, damage: str) -> None:
+    chunks = chunks_of(200)
+    addrs, parts = parts_of(chunks)
+    store = new_local_store(str(tmp_path))
+    upload = store.receive_table()
+    send(upload, parts[0])
+    assert temp_files(tmp_path)
+    bad = parts[1]
+    if damage == "address":
+        wrong = bytearray(b"".join(bad.addrs))
+        wrong[5] ^= 1
+        changes: dict[str, object] = {"addrs": bytes(wrong)}
+    elif damage == "crc":
+        changes = {"pieces": [corrupt_record(bad)]}
+    else:  # a tiny record claiming a huge chunk: refused before anything is allocated
+        record = b"\xff\xff\xff\x7f\x00"
+        changes = {"pieces": [record + compute_crc(record)], "lengths": [len(record) + 4], "addrs": bad.addrs[0]}
+    with pytest.raises(CorruptTableError):
+        send(upload, bad, **changes)
+    assert not temp_files(tmp_path)
+    with pytest.raises(UploadError, match="discarded"):
+        send(upload, parts[2])
+    with pytest.raises(UploadError):
+        store.add_received(upload, table_name(addrs), len(addrs))
+    assert store.has_many(addrs) == set(addrs)
+
+
+def compute_crc(data: bytes) -> bytes:
+    import crc32c
+
+    return crc32c.crc32c(data).to_bytes(4, "big")
+
+
+def test_parts_that_do_not_fit_together_are_refused(tmp_path: Path) -> None:
+    chunks = chunks_of(200)
+    addrs, parts = parts_of(chunks)
+    store = new_local_store(str(tmp_path))
+
+    twice = store.receive_table()
+    send(twice, parts[0])
+    with pytest.raises(UploadError, match="twice"):
+        send(twice, parts[0])
+
+    shifted = store.receive_table()
+    send(shifted, parts[0])
+    with pytest.raises(UploadError, match="neighbours"):
+        send(shifted, parts[1], offset=parts[1].offset + 1)
+
+    gap = store.receive_table()
+    send(gap, parts[0])
+    send(gap, parts[2])
+    with pytest.raises(UploadError, match="missing"):
+        store.add_received(gap, table_name(addrs), len(addrs))
+
+    misnamed = store.receive_table()
+    for part in parts:
+        send(misnamed, part)
+    with pytest.raises(UploadError, match="not"):
+        store.add_received(misnamed, table_name(addrs[::-1]), len(addrs))
+
+    untiled = store.receive_table()
+    with pytest.raises(UploadError, match="tile"):
+        send(untiled, parts[0], pieces=[b"".join(parts[0].pieces) + b"\0"])
+    assert not temp_files(tmp_path)
+    assert store.table_names() == frozenset()
+
+
+def test_discard_removes_the_temp_file_and_refuses_later_parts(tmp_path: Path) -> None:
+    addrs, parts = parts_of(chunks_of(200))
+    store = new_local_store(str(tmp_path))
+    upload = store.receive_table()
+    send(upload, parts[0])
+    assert len(temp_files(tmp_path)) == 1
+    upload.discard()
+    upload.discard()
+    assert not temp_files(tmp_path)
+    with pytest.raises(UploadError):
+        send(upload, parts[1])
+
+
+def test_session_uploads_cap_and_remembered_end(tmp_path: Path) -> None:
+    chunks = chunks_of(200)
+    addrs, parts = parts_of(chunks)
+    store = new_local_store(str(tmp_path))
+    uploads = SessionUploads()
+    first = uploads.begin(store.receive_table())
+    uploads.add_part(first, **{k: v for k, v in vars(parts[0]).items() if k in ("seq", "offset")},
+                     pieces=[bytes(p) for p in parts[0].pieces], addrs=b"".join(parts[0].addrs),
+                     lengths=parts[0].lengths)
+    assert len(temp_files(tmp_path)) == 1
+    later = [uploads.begin(store.receive_table()) for _ in range(MAX_UPLOADS)]
+    assert len(uploads) == MAX_UPLOADS and not temp_files(tmp_path)  # the oldest was discarded
+    with pytest.raises(UploadError, match="no upload"):
+        uploads.add_part(first, 1, 0, [b"x"], b"", [1])
+
+    upload_id = later[0]
+    for part in parts:
+        uploads.add_part(upload_id, part.seq, part.offset, [bytes(p) for p in part.pieces], b"".join(part.addrs),
+                         part.lengths)
+
+    def finish(upload: TableUpload) -> object:
+        return store.add_received(upload, table_name(addrs), len(addrs))
+
+    spec = uploads.end(upload_id, finish, 1.0)  # type: ignore[arg-type]
+    assert uploads.end(upload_id, finish, 1.0) == spec  # type: ignore[arg-type]  # a resent end: the same answer
+    assert spec.name == Addr(table_name(addrs))
+    uploads.discard_all()
+    assert len(uploads) == 0 and not temp_files(tmp_path)
