@@ -37,6 +37,7 @@ VERDICT = struct.Struct("<iBQ")  # first bad position (-1: none), its problem, t
 OK, BAD_RECORD, BAD_SNAPPY, BAD_SIZE, BAD_ADDRESS = range(5)
 ADDR_SIZE = 20
 CRC_SIZE = 4
+MAX_EXPANSION = 22  # nbs.record's: a record claiming more than 22x its size lies
 
 
 def max_encoded_len(length: int) -> int:
@@ -88,7 +89,7 @@ def verify_records(data: memoryview, lengths: tuple[int, ...], addrs: bytes, max
             return VERDICT.pack(position, BAD_RECORD, 0)
         try:
             size = size_of(compressed)
-            if size == 0 or size > max_len:
+            if size == 0 or size > max_len or size > MAX_EXPANSION * (length - CRC_SIZE):
                 return VERDICT.pack(position, BAD_SIZE, size)
             chunk = decompress(compressed)
         except cramjam.DecompressionError:

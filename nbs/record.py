@@ -14,6 +14,9 @@ import cramjam
 import crc32c
 
 CRC_SIZE = 4
+# Snappy's densest element makes 64 bytes of 3: a record claiming more than 22x its size lies (and
+# decompressing it would allocate what it claims).
+MAX_EXPANSION = 22
 
 
 class RecordError(Exception):
@@ -59,7 +62,7 @@ def decode_record(record: bytes | memoryview, max_len: int) -> bytes:
         raise RecordError("CRC-32C mismatch")
     try:
         size = _decompressed_len(compressed)
-        if size > max_len or size == 0:
+        if size > min(max_len, MAX_EXPANSION * end) or size == 0:
             raise RecordError(f"record claims {size} uncompressed bytes (limit {max_len})")
         return _decompress(compressed).read()
     except cramjam.DecompressionError as err:
@@ -109,7 +112,7 @@ def decode_records(data: bytes | memoryview, spans: Sequence[tuple[int, int]], m
             raise RecordBatchError(len(out), f"record of {length} bytes: CRC-32C mismatch or too short")
         try:
             size = decompressed_len(compressed)
-            if size > max_len or size == 0:
+            if size > max_len or size > MAX_EXPANSION * (length - CRC_SIZE) or size == 0:
                 raise RecordBatchError(len(out), f"record claims {size} uncompressed bytes (limit {max_len})")
             keep(decompress(compressed).read())
         except cramjam.DecompressionError as err:

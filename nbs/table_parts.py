@@ -1,6 +1,6 @@
 """A table's records cut into parts as they are encoded, for streaming to a receiver (``nbs.table_upload``).
 
-Records are encoded batch by batch on the CPU pool, as ``TableStream`` does,
+Records are encoded batch by batch by the chunk workers, as ``TableStream`` does,
 and grouped into parts of about ``target`` bytes, so a part can be on its way
 while the next is encoded.  A part keeps its batches' record bytes as they
 are (slices only where a part ends inside a batch): sending them copies them once.
@@ -12,8 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from nbs.addr import PREFIX_SIZE, Addr
-from nbs.cpu_pool import imap_batches, split
-from nbs.record import encode_records
+from nbs.chunk_jobs import encode_all
 from nbs.table_index import name_of_suffixes
 from nbs.table_writer import MAX_CHUNK_SIZE, check_chunk_size
 
@@ -52,8 +51,9 @@ def table_parts(addrs: Sequence[bytes], chunks: Sequence[bytes], target: int) ->
         for chunk in chunks:
             check_chunk_size(chunk)
     part = TablePart(0, 0)
-    for batch_addrs, records in zip(split(addrs), imap_batches(encode_records, chunks)):
+    for start, records in encode_all(chunks):
         data, lengths = records.data, records.lengths
+        batch_addrs = addrs[start:start + len(lengths)]
         if part.size + len(data) <= target:
             part.add(data, batch_addrs, lengths)
             continue

@@ -16,29 +16,20 @@ at the end the parts, in sequence order, must tile the record region exactly.
 from __future__ import annotations
 
 import abc
-import hashlib
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
-import cramjam
-import crc32c
-
 from nbs.addr import ADDR_SIZE, Addr
+from nbs.chunk_jobs import verify_all
 from nbs.chunk_source import ChunkSource
 from nbs.errors import CorruptTableError, UploadError
-from nbs.record import CRC_SIZE, EncodedRecords
+from nbs.record import CRC_SIZE, EncodedRecords, RecordBatchError
 from nbs.stats import Stats
 from nbs.table_index import TableIndex
 from nbs.table_writer import MAX_CHUNK_SIZE, TableWriter, WrittenTable
 
-_crc32c = crc32c.crc32c
-_decompressed_len = cramjam.snappy.decompress_raw_len
-_decompress = cramjam.snappy.decompress_raw
-_sha512 = hashlib.sha512
-
-MAX_EXPANSION = 22  # Snappy's densest op makes 64 bytes of 3: a larger claim is a lie (and would be allocated)
 MAX_PARTS = 1 << 16
 MAX_UPLOAD_BYTES = 1 << 36  # bounds the offsets a client may name (a file sink would otherwise grow sparse files)
 MAX_MEMORY_UPLOAD = 1 << 30  # parts kept in memory (AWS and mem stores) until the end: a client grows them no further
@@ -80,7 +71,7 @@ class MemoryUploadSink(UploadSink):
         pieces = [piece for offset in sorted(self._parts) for piece in self._parts[offset]]
         self._parts = {}
         table = WrittenTable(name, (*pieces, tail), index.chunk_count, index.total_uncompressed,
-                             index.data_len - CRC_SIZE * index.chunk_count, index)
+                             index.data_len - CRC_SIZE * index.chunk_count, index.data_len + len(tail), index)
         return self._persist(table, stats)
 
     def abort(self) -> None:
@@ -102,9 +93,10 @@ class VerifiedPart:
 def verify_part(offset: int, pieces: Sequence[bytes], addrs: bytes, lengths: Sequence[int]) -> VerifiedPart:
     """Check every record of ``pieces`` (records back to back, none straddling two pieces) against ``addrs``.
 
-    Raises ``CorruptTableError`` for a record that fails its CRC or Snappy
-    stream or does not hash to its address, ``UploadError`` for lengths and
-    addresses that do not describe the pieces.
+    The records go to the chunk workers (``verify_all``).  Raises
+    ``CorruptTableError`` for a record that fails its CRC or Snappy stream,
+    claims an impossible size, or does not hash to its address, and
+    ``UploadError`` for lengths and addresses that do not describe the pieces.
     """
     count = len(lengths)
     if not count or len(addrs) != ADDR_SIZE * count:
@@ -113,29 +105,19 @@ def verify_part(offset: int, pieces: Sequence[bytes], addrs: bytes, lengths: Seq
     uncompressed = 0
     ordinal = 0
     for piece in pieces:
-        view = memoryview(piece)
-        position = 0
-        while position < len(view) and ordinal < count:
-            end = position + lengths[ordinal]
-            if end - position <= CRC_SIZE or end > len(view):
-                raise UploadError(f"record {ordinal} of {lengths[ordinal]} bytes does not fit its piece")
-            compressed = view[position:end - CRC_SIZE]
-            if _crc32c(compressed) != int.from_bytes(view[end - CRC_SIZE:end], "big"):
-                raise CorruptTableError("upload", f"record {ordinal}: CRC-32C mismatch")
-            try:
-                size = _decompressed_len(compressed)
-                if not 0 < size <= min(MAX_CHUNK_SIZE, MAX_EXPANSION * len(compressed)):
-                    raise CorruptTableError("upload", f"record {ordinal} claims {size} uncompressed bytes")
-                chunk = _decompress(compressed)  # hashed as it is: a copy to bytes would cost a pass over memory
-            except cramjam.DecompressionError as err:
-                raise CorruptTableError("upload", f"record {ordinal}: bad Snappy data: {err}") from err
-            if _sha512(chunk).digest()[:ADDR_SIZE] != claimed[ordinal]:
-                raise CorruptTableError("upload", f"record {ordinal} does not hash to {Addr(claimed[ordinal])}")
-            uncompressed += size
-            position = end
+        first, position = ordinal, 0
+        while position < len(piece) and ordinal < count:
+            length = lengths[ordinal]
+            if length <= CRC_SIZE or position + length > len(piece):
+                raise UploadError(f"record {ordinal} of {length} bytes does not fit its piece")
+            position += length
             ordinal += 1
-        if position != len(view):
+        if position != len(piece):
             raise UploadError("the record lengths do not tile the part's records")
+        try:
+            uncompressed += verify_all(piece, lengths[first:ordinal], claimed[first:ordinal], MAX_CHUNK_SIZE)
+        except RecordBatchError as err:
+            raise CorruptTableError("upload", f"record {first + err.position}: {err}") from err
     if ordinal != count:
         raise UploadError(f"the part holds {ordinal} records, its lengths describe {count}")
     return VerifiedPart(offset, sum(lengths), claimed, list(lengths), uncompressed)

@@ -15,6 +15,7 @@ import textwrap
 import time
 from collections.abc import Iterator
 
+import crc32c
 import psutil
 import pytest
 
@@ -192,3 +193,27 @@ def test_default_is_one_worker_per_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(workers.WORKERS_ENV, raising=False)
     cpus = os.cpu_count() or 1
     assert workers.configured_workers() == (cpus if cpus > 1 else 0)
+
+
+def test_the_worker_knows_the_library_s_record_limits() -> None:
+    """The worker imports nothing of ``nbs``: its copies of the record format's constants must agree."""
+    from nbs import chunk_worker, record
+    from nbs.addr import ADDR_SIZE
+
+    assert (chunk_worker.CRC_SIZE, chunk_worker.MAX_EXPANSION, chunk_worker.ADDR_SIZE) == (
+        record.CRC_SIZE, record.MAX_EXPANSION, ADDR_SIZE)
+
+
+def test_a_record_claiming_more_than_snappy_can_expand_is_refused_before_it_is_decompressed(
+        pool: workers.ChunkWorkers) -> None:
+    chunks = mixed(2 * workers.BATCH_CHUNKS)
+    data, lengths = records_of(chunks)
+    bomb = bytes([0xFF, 0xFF, 0xFF, 0xFF, 0x0F]) + b"\x00" * 20  # a header claiming 4 GiB, in 25 bytes
+    record = bomb + crc32c.crc32c(bomb).to_bytes(4, "big")
+    at = workers.BATCH_CHUNKS + 3
+    start = sum(lengths[:at])
+    forged = data[:start] + record + data[start + lengths[at]:]
+    forged_lengths = [*lengths[:at], len(record), *lengths[at + 1:]]
+    with pytest.raises(RecordBatchError, match="claims 4294967295 uncompressed bytes") as err:
+        verify_all(forged, forged_lengths, addresses_of(chunks), 1 << 32)
+    assert err.value.position == at
