@@ -8,7 +8,7 @@ a table never depend on where its records were encoded.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 
 from nbs import chunk_worker as wire
 from nbs.addr import ADDR_SIZE, Addr, addresses_of, compute_addr
@@ -100,7 +100,7 @@ def hash_all(chunks: Sequence[bytes]) -> list[Addr]:
     return [addr for batch in run_jobs(jobs) for addr in batch]
 
 
-def encode_all(chunks: Sequence[bytes]) -> Iterator[tuple[int, EncodedRecords]]:
+def encode_all(chunks: Sequence[bytes]) -> Generator[tuple[int, EncodedRecords], None, None]:
     """``encode_records`` of consecutive batches of ``chunks``, in order, each with the index of its first chunk.
 
     Batches are encoded a few ahead of the consumer, no more: a slow
@@ -118,17 +118,34 @@ def verify_all(data: bytes | memoryview, lengths: Sequence[int], addrs: Sequence
 
     Raises ``RecordBatchError`` naming the position of the first bad record.
     """
-    view, offsets, at = memoryview(data), [], 0
-    for length in lengths:
-        offsets.append(at)
-        at += length
-    spans = batches(lengths)
-    results = run_jobs([VerifyJob(view, offsets[start], lengths[start:end], addrs[start:end], max_len)
-                        for start, end in spans])
+    return verify_pieces([(data, lengths)], addrs, max_len)
+
+
+def verify_pieces(pieces: Sequence[tuple[bytes | memoryview, Sequence[int]]], addrs: Sequence[bytes],
+                  max_len: int) -> int:
+    """``verify_all`` of records laid back to back in several buffers, each with the lengths of its records.
+
+    ``addrs`` runs on across the pieces.  Every batch of every piece goes to
+    the workers at once, so a part made of many small pieces still uses them all.
+    """
+    jobs: list[VerifyJob] = []
+    firsts: list[int] = []
+    ordinal = 0
+    for data, lengths in pieces:
+        view, at, offsets = memoryview(data), 0, []
+        for length in lengths:
+            offsets.append(at)
+            at += length
+        for start, end in batches(lengths):
+            jobs.append(VerifyJob(view, offsets[start], lengths[start:end],
+                                  addrs[ordinal + start:ordinal + end], max_len))
+            firsts.append(ordinal + start)
+        ordinal += len(lengths)
+    results = run_jobs(jobs)
     total = 0
-    for start, _ in spans:
+    for first in firsts:
         try:
             total += next(results)
         except RecordBatchError as err:
-            raise RecordBatchError(start + err.position, str(err)) from err
+            raise RecordBatchError(first + err.position, str(err)) from err
     return total

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from nbs.addr import ADDR_SIZE, Addr
-from nbs.chunk_jobs import verify_all
+from nbs.chunk_jobs import verify_pieces
 from nbs.chunk_source import ChunkSource
 from nbs.errors import CorruptTableError, UploadError
 from nbs.record import CRC_SIZE, EncodedRecords, RecordBatchError
@@ -102,8 +102,8 @@ def verify_part(offset: int, pieces: Sequence[bytes], addrs: bytes, lengths: Seq
     if not count or len(addrs) != ADDR_SIZE * count:
         raise UploadError(f"a part of {count} records needs {ADDR_SIZE * count} bytes of addresses, not {len(addrs)}")
     claimed = [addrs[i:i + ADDR_SIZE] for i in range(0, len(addrs), ADDR_SIZE)]
-    uncompressed = 0
     ordinal = 0
+    split: list[tuple[bytes, Sequence[int]]] = []
     for piece in pieces:
         first, position = ordinal, 0
         while position < len(piece) and ordinal < count:
@@ -114,12 +114,13 @@ def verify_part(offset: int, pieces: Sequence[bytes], addrs: bytes, lengths: Seq
             ordinal += 1
         if position != len(piece):
             raise UploadError("the record lengths do not tile the part's records")
-        try:
-            uncompressed += verify_all(piece, lengths[first:ordinal], claimed[first:ordinal], MAX_CHUNK_SIZE)
-        except RecordBatchError as err:
-            raise CorruptTableError("upload", f"record {first + err.position}: {err}") from err
+        split.append((piece, lengths[first:ordinal]))
     if ordinal != count:
         raise UploadError(f"the part holds {ordinal} records, its lengths describe {count}")
+    try:
+        uncompressed = verify_pieces(split, claimed, MAX_CHUNK_SIZE)
+    except RecordBatchError as err:
+        raise CorruptTableError("upload", f"record {err.position}: {err}") from err
     return VerifiedPart(offset, sum(lengths), claimed, list(lengths), uncompressed)
 
 
