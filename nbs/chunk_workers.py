@@ -26,8 +26,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections import deque
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import Generic, TypeVar
 
@@ -45,7 +45,7 @@ SLOTS = 2  # batches in flight per worker
 
 
 class WorkerFailed(Exception):
-    """A chunk worker died, hung or answered nonsense; its batch is redone in the calling thread."""
+    """A chunk worker died or hung; its batch is redone in the calling thread."""
 
 
 def configured_workers() -> int:
@@ -138,9 +138,16 @@ class ChunkWorker:
         parts, got = [], 0
         while got < size:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([self._replies], [], [], remaining)[0]:
+            try:
+                ready = remaining > 0 and select.select([self._replies], [], [], remaining)[0]
+            except (OSError, ValueError) as err:
+                raise WorkerFailed(f"waiting for its answer: {err}") from err
+            if not ready:
                 raise WorkerFailed(f"no answer within {REPLY_TIMEOUT_S:.0f} s")
-            part = os.read(self._replies, size - got)
+            try:
+                part = os.read(self._replies, size - got)
+            except OSError as err:
+                raise WorkerFailed(f"reading its answer: {err}") from err
             if not part:
                 raise WorkerFailed(f"worker exited with status {self.process.poll()}")
             parts.append(part)
@@ -168,6 +175,7 @@ class ChunkWorker:
             except OSError:
                 pass
         self.process.returncode = 0  # not our child: never wait for it
+        self.broken = True  # and never use it
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -203,35 +211,37 @@ class ChunkWorkers:
         self.count = count
         self._lock = threading.Lock()
         self._idle: list[ChunkWorker] = []
-        self._started = 0
+        self._running: set[ChunkWorker] = set()
         self._failures = 0
         register(self)
 
     def after_fork_in_child(self) -> None:
+        """Let go of every worker of the parent's, idle or leased (a lease cannot end here: its thread is gone)."""
         self._lock = threading.Lock()
-        for worker in self._idle:
+        for worker in self._running:
             worker.abandon()
         self._idle = []
-        self._started = 0
+        self._running = set()
 
     def lease(self, wanted: int) -> list[ChunkWorker]:
         """Up to ``wanted`` workers, starting any not yet running; none if every one is busy."""
         with self._lock:
             taken = [self._idle.pop() for _ in range(min(wanted, len(self._idle)))]
-            while len(taken) < wanted and self._started < self.count:
+            while len(taken) < wanted and len(self._running) < self.count:
                 try:
-                    taken.append(ChunkWorker())
+                    worker = ChunkWorker()
                 except OSError as err:
                     log.warning("cannot start a chunk worker (%s): working in this thread", err)
                     break
-                self._started += 1
+                taken.append(worker)
+                self._running.add(worker)
             return taken
 
     def give_back(self, worker: ChunkWorker, broken: bool) -> None:
         if broken:
             worker.stop()
             with self._lock:
-                self._started -= 1
+                self._running.discard(worker)
                 self._failures += 1
             return
         with self._lock:
@@ -240,7 +250,7 @@ class ChunkWorkers:
     @property
     def running(self) -> int:
         """Workers started and not found broken."""
-        return self._started
+        return len(self._running)
 
     @property
     def failures(self) -> int:
@@ -250,7 +260,7 @@ class ChunkWorkers:
     def shutdown(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, []
-            self._started -= len(idle)
+            self._running.difference_update(idle)
         for worker in idle:
             worker.stop()
 

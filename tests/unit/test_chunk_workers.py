@@ -217,3 +217,31 @@ def test_a_record_claiming_more_than_snappy_can_expand_is_refused_before_it_is_d
     with pytest.raises(RecordBatchError, match="claims 4294967295 uncompressed bytes") as err:
         verify_all(forged, forged_lengths, addresses_of(chunks), 1 << 32)
     assert err.value.position == at
+
+
+def test_a_fork_in_the_middle_of_a_stream_leaves_both_sides_whole(pool: workers.ChunkWorkers) -> None:
+    """Workers leased by a stream at the fork are the parent's: the child lets go of them too."""
+    chunks = mixed(8 * workers.BATCH_CHUNKS)
+    stream = encode_all(chunks)
+    first = [next(stream)]  # both workers leased, batches in flight
+    parents = worker_pids()
+    pipes = [w.process.stdin.fileno() for w in pool._running if w.process.stdin is not None]
+    assert len(pipes) == 2
+
+    def open_fd(fd: int) -> bool:
+        try:
+            os.fstat(fd)
+        except OSError:
+            return False
+        return True
+
+    def child() -> bool:
+        # the parent's workers must see their stdin close when the parent exits, whatever the child does
+        released = not any(open_fd(fd) for fd in pipes)
+        mine_ok = hash_all(chunks) == addresses_of(chunks)
+        return released and mine_ok and pool.running == 2 and not worker_pids() & parents
+
+    assert in_child(child, timeout=60)
+    rest = list(stream)
+    assert b"".join(r.data for _, r in first + rest) == encode_records(chunks).data
+    assert pool.failures == 0 and worker_pids() == parents
