@@ -3,11 +3,12 @@
 Hashing, encoding and verifying many small chunks use the machine's other
 cores only through processes (the worker module says why threads cannot).
 Batches go to leased workers, a few in flight, and come back in order.
-Anything a worker cannot do - none was started, all are busy with another
-thread's batches, a batch too large for the shared memory, a worker that
-died or stopped answering - is done in the calling thread instead, so the
-pool only ever makes work faster, never fails it (a broken worker is logged
-and replaced on a later lease).
+Callers share the workers: one whose workers are all busy with other
+threads' batches waits for one (bounded).  Anything a worker cannot do -
+none could be started, the wait ran out, a batch too large for the shared
+memory, a worker that died or stopped answering - is done in the calling
+thread instead, so the pool only ever makes work faster, never fails it (a
+broken worker is logged and replaced on a later lease).
 
 ``NBS_CHUNK_WORKERS`` sets the number of workers per process (default: the
 number of CPUs; 0 turns them off, as does a single CPU).  They are started
@@ -42,6 +43,7 @@ BATCH_CHUNKS = 256  # chunks per request: about 1 MiB of 4 KiB chunks, so the pi
 BATCH_BYTES = 4 << 20  # input bytes per request: bounds the shared memory of a worker
 REPLY_TIMEOUT_S = 30.0  # a worker silent this long on one batch is taken for hung
 SLOTS = 2  # batches in flight per worker
+LEASE_WAIT_S = 5.0  # the most a caller waits for a worker other callers are using
 
 
 class WorkerFailed(Exception):
@@ -209,7 +211,7 @@ class ChunkWorkers:
 
     def __init__(self, count: int) -> None:
         self.count = count
-        self._lock = threading.Lock()
+        self._returned = threading.Condition()
         self._idle: list[ChunkWorker] = []
         self._running: set[ChunkWorker] = set()
         self._failures = 0
@@ -217,35 +219,48 @@ class ChunkWorkers:
 
     def after_fork_in_child(self) -> None:
         """Let go of every worker of the parent's, idle or leased (a lease cannot end here: its thread is gone)."""
-        self._lock = threading.Lock()
+        self._returned = threading.Condition()
         for worker in self._running:
             worker.abandon()
         self._idle = []
         self._running = set()
 
     def lease(self, wanted: int) -> list[ChunkWorker]:
-        """Up to ``wanted`` workers, starting any not yet running; none if every one is busy."""
-        with self._lock:
-            taken = [self._idle.pop() for _ in range(min(wanted, len(self._idle)))]
-            while len(taken) < wanted and len(self._running) < self.count:
-                try:
-                    worker = ChunkWorker()
-                except OSError as err:
-                    log.warning("cannot start a chunk worker (%s): working in this thread", err)
-                    break
-                taken.append(worker)
-                self._running.add(worker)
-            return taken
+        """Up to ``wanted`` workers, starting any not yet running.
+
+        If every worker is busy with other callers' batches, wait (at most
+        ``LEASE_WAIT_S``) for one: their cores are busy anyway, and doing the
+        batches here would only add a thread fighting for the GIL.  None
+        (work here) only when no worker runs or the wait ran out.
+        """
+        deadline = time.monotonic() + LEASE_WAIT_S
+        with self._returned:
+            while True:
+                taken = [self._idle.pop() for _ in range(min(wanted, len(self._idle)))]
+                while len(taken) < wanted and len(self._running) < self.count:
+                    try:
+                        worker = ChunkWorker()
+                    except OSError as err:
+                        log.warning("cannot start a chunk worker (%s): working in this thread", err)
+                        break
+                    taken.append(worker)
+                    self._running.add(worker)
+                remaining = deadline - time.monotonic()
+                if taken or not self._running or remaining <= 0:
+                    return taken
+                self._returned.wait(remaining)
 
     def give_back(self, worker: ChunkWorker, broken: bool) -> None:
         if broken:
             worker.stop()
-            with self._lock:
+            with self._returned:
                 self._running.discard(worker)
                 self._failures += 1
+                self._returned.notify_all()  # a waiter may start a worker in its place
             return
-        with self._lock:
+        with self._returned:
             self._idle.append(worker)
+            self._returned.notify()
 
     @property
     def running(self) -> int:
@@ -258,7 +273,7 @@ class ChunkWorkers:
         return self._failures
 
     def shutdown(self) -> None:
-        with self._lock:
+        with self._returned:
             idle, self._idle = self._idle, []
             self._running.difference_update(idle)
         for worker in idle:

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 
@@ -245,3 +246,32 @@ def test_a_fork_in_the_middle_of_a_stream_leaves_both_sides_whole(pool: workers.
     rest = list(stream)
     assert b"".join(r.data for _, r in first + rest) == encode_records(chunks).data
     assert pool.failures == 0 and worker_pids() == parents
+
+
+def test_a_caller_waits_for_a_busy_worker_and_works_here_once_the_wait_runs_out(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    one = workers.ChunkWorkers(1)
+    monkeypatch.setattr(workers, "_POOL", one)
+    chunks = mixed(4 * workers.BATCH_CHUNKS)
+    try:
+        holder = encode_all(chunks)
+        next(holder)  # the only worker is leased to this stream
+        results: list[bool] = []
+        waiter = threading.Thread(target=lambda: results.append(hash_all(chunks) == addresses_of(chunks)))
+        waiter.start()
+        waiter.join(0.5)
+        assert waiter.is_alive()  # waiting for the worker, not hashing in its own thread
+        list(holder)  # the stream ends and gives the worker back
+        waiter.join(10)
+        assert results == [True]
+
+        monkeypatch.setattr(workers, "LEASE_WAIT_S", 0.2)
+        holder = encode_all(chunks)
+        next(holder)
+        started = time.monotonic()
+        assert hash_all(chunks) == addresses_of(chunks)  # done here once the short wait ran out
+        assert time.monotonic() - started < 5
+        holder.close()
+        assert one.failures == 0 and one.running == 1
+    finally:
+        one.shutdown()
