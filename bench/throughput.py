@@ -6,7 +6,9 @@ pipeline over the same chunks, in the same run, in one thread - for writes
 SHA-512, snappy (cramjam raw), CRC-32C and one file write per chunk; for reads
 one positioned file read, CRC-32C and snappy decompression per chunk.  Writes
 are ``put_many`` of all chunks + ``commit``; reads are one ``get_many`` of all
-from a reopened store (warm page cache).  Each figure is the median of a few
+from a reopened store (warm page cache).  The same hashing and encoding is
+also timed in one thread, on a thread per CPU and on the chunk worker
+processes: threads or processes, measured.  Each figure is the median of a few
 repetitions.  A separate process imports a large payload in batches and
 reports its peak RSS growth against the bound README states (two memtables
 plus a fixed overhead), for two memtable sizes.
@@ -23,16 +25,20 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import cramjam
 import crc32c
 import psutil
 
 from bench.common import Figure, Report, progress, run_parallel
-from nbs.addr import Addr
+from nbs.addr import Addr, addresses_of
+from nbs.chunk_jobs import encode_all, hash_all
+from nbs.chunk_workers import BATCH_CHUNKS, pool
 from nbs.chunk_store import ChunkStore
 from nbs.factory import new_local_store
+from nbs.record import encode_records
 from nbsd.runner import DaemonProcess
 
 CHUNK = 4096
@@ -217,9 +223,37 @@ def run(report: Report, quick: bool) -> None:
     report.add(Figure(section, "local get_many all (reopened), vs chunks kept", read_rate, "MB/s",
                       "one-core read limit keeping the chunks", kept_limit_rate))
 
+    _threads_or_processes(report, section, chunks, total)
     _via_nbsd(report, section, workdir, chunks, total)
     _import_memory(report, workdir, (64 if quick else 1024) * MIB, (64 * MIB, 16 * MIB))
     shutil.rmtree(workdir)
+
+
+def _hash_and_encode(batch: Sequence[bytes]) -> int:
+    """The per-chunk CPU work of a write, in-thread: SHA-512, snappy and CRC-32C of each chunk."""
+    addresses_of(batch)
+    return len(encode_records(batch).data)
+
+
+def _threads_or_processes(report: Report, section: str, chunks: list[bytes], total: int) -> None:
+    """Hashing and encoding the same chunks in one thread, on a thread per CPU, and on the chunk workers."""
+    batches = [chunks[i:i + BATCH_CHUNKS] for i in range(0, len(chunks), BATCH_CHUNKS)]
+    cpus = os.cpu_count() or 1
+    with ThreadPoolExecutor(cpus) as threads:
+        def timed(work: Callable[[], object]) -> Callable[[int], float]:
+            def once(i: int) -> float:
+                started = time.perf_counter()
+                work()
+                return time.perf_counter() - started
+            return once
+
+        one, many, workers = median_rates(
+            total, timed(lambda: [_hash_and_encode(b) for b in batches]),
+            timed(lambda: list(threads.map(_hash_and_encode, batches))),
+            timed(lambda: (hash_all(chunks), sum(len(r.data) for _, r in encode_all(chunks)))))
+    report.add(Figure(section, f"hash+encode on {cpus} threads", many, "MB/s", "one thread", one))
+    report.add(Figure(section, f"hash+encode on {pool().count} chunk worker processes", workers, "MB/s",
+                      "one thread", one))
 
 
 def _via_nbsd(report: Report, section: str, workdir: str, chunks: list[bytes], total: int) -> None:

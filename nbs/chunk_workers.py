@@ -353,6 +353,9 @@ def batches(lengths: Sequence[int]) -> list[tuple[int, int]]:
 
     A single item over ``BATCH_BYTES`` is a batch of its own (done in the calling thread).
     """
+    count = len(lengths)
+    if count and max(lengths) * BATCH_CHUNKS <= BATCH_BYTES:  # small items: only the count can end a batch
+        return [(start, min(start + BATCH_CHUNKS, count)) for start in range(0, count, BATCH_CHUNKS)]
     spans = []
     start = size = 0
     for i, length in enumerate(lengths):
