@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import mmap
 import os
+import re
 import select
 import struct
 import subprocess
@@ -44,6 +45,7 @@ BATCH_BYTES = 4 << 20  # input bytes per request: bounds the shared memory of a 
 REPLY_TIMEOUT_S = 30.0  # a worker silent this long on one batch is taken for hung
 SLOTS = 2  # batches in flight per worker
 LEASE_WAIT_S = 5.0  # the most a caller waits for a worker other callers are using
+RESTART_DELAY_S = 5.0  # after a worker failed, none is started for this long (a crash loop costs nothing)
 
 
 class WorkerFailed(Exception):
@@ -51,7 +53,15 @@ class WorkerFailed(Exception):
 
 
 def configured_workers() -> int:
-    """Workers per process from ``NBS_CHUNK_WORKERS`` (default: one per CPU, none on one CPU)."""
+    """Workers per process from ``NBS_CHUNK_WORKERS`` (default: one per CPU, none on one CPU).
+
+    None where ``sys.executable`` is not a Python interpreter (an embedding
+    server such as uWSGI names its own binary there: running it would start
+    another server, not a worker).
+    """
+    if not re.fullmatch(r"python[0-9.]*", os.path.basename(sys.executable or "")):
+        log.info("chunk workers off: %r is not a Python interpreter", sys.executable)
+        return 0
     cpus = os.cpu_count() or 1
     text = os.environ.get(WORKERS_ENV, "")
     try:
@@ -215,11 +225,13 @@ class ChunkWorkers:
         self._idle: list[ChunkWorker] = []
         self._running: set[ChunkWorker] = set()
         self._failures = 0
+        self._start_after = 0.0  # monotonic time before which no worker is started
         register(self)
 
     def after_fork_in_child(self) -> None:
         """Let go of every worker of the parent's, idle or leased (a lease cannot end here: its thread is gone)."""
         self._returned = threading.Condition()
+        self._start_after = 0.0
         for worker in self._running:
             worker.abandon()
         self._idle = []
@@ -237,11 +249,13 @@ class ChunkWorkers:
         with self._returned:
             while True:
                 taken = [self._idle.pop() for _ in range(min(wanted, len(self._idle)))]
-                while len(taken) < wanted and len(self._running) < self.count:
+                while (len(taken) < wanted and len(self._running) < self.count
+                       and time.monotonic() >= self._start_after):
                     try:
                         worker = ChunkWorker()
                     except OSError as err:
                         log.warning("cannot start a chunk worker (%s): working in this thread", err)
+                        self._start_after = time.monotonic() + RESTART_DELAY_S
                         break
                     taken.append(worker)
                     self._running.add(worker)
@@ -256,7 +270,8 @@ class ChunkWorkers:
             with self._returned:
                 self._running.discard(worker)
                 self._failures += 1
-                self._returned.notify_all()  # a waiter may start a worker in its place
+                self._start_after = time.monotonic() + RESTART_DELAY_S
+                self._returned.notify_all()  # a waiter works here now rather than wait out the delay
             return
         with self._returned:
             self._idle.append(worker)

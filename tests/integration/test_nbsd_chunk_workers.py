@@ -11,6 +11,7 @@ import pytest
 
 import nbsclient
 from nbs.addr import Addr
+from nbs.chunk_workers import RESTART_DELAY_S
 from nbs.factory import new_local_store
 from nbsd.status import render
 from tests.daemon_harness import Daemon
@@ -56,6 +57,7 @@ def test_tables_are_verified_by_workers_and_a_killed_worker_is_replaced() -> Non
         assert value(scrape(address), "nbsd_chunk_worker_failures_total") == 1
         assert f"chunk worker {workers[0].pid} failed" in daemon.log.read_text()
 
+        time.sleep(RESTART_DELAY_S)  # after a failure the daemon starts no worker for a while (no crash loop)
         third = [os.urandom(900) + i.to_bytes(4, "big") for i in range(3 * BATCH)]
         write(daemon, path, third)  # the next table's batches start a worker in the dead one's place
         assert daemon.stats()["chunk_workers"] == {"running": 2, "configured": 2, "failures": 1}

@@ -108,7 +108,9 @@ def test_a_lie_in_a_late_batch_is_named_by_its_position(pool: workers.ChunkWorke
 
 
 def test_a_killed_worker_is_replaced_and_its_batch_done_here(pool: workers.ChunkWorkers,
-                                                             caplog: pytest.LogCaptureFixture) -> None:
+                                                             caplog: pytest.LogCaptureFixture,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(workers, "RESTART_DELAY_S", 0.0)
     chunks = mixed(4 * workers.BATCH_CHUNKS)
     assert hash_all(chunks) == addresses_of(chunks)
     victim = min(worker_pids())
@@ -181,6 +183,28 @@ def test_workers_exit_when_their_parent_is_killed(tmp_path: object) -> None:
         parent.wait()
     _, alive = psutil.wait_procs(orphans, timeout=10)
     assert not alive
+
+
+def test_no_worker_is_started_for_a_while_after_one_failed(pool: workers.ChunkWorkers,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker that keeps dying (a broken interpreter, a crashing input) cannot make the pool spawn in a loop."""
+    monkeypatch.setattr(workers, "RESTART_DELAY_S", 60.0)
+    chunks = mixed(4 * workers.BATCH_CHUNKS)
+    assert hash_all(chunks) == addresses_of(chunks)
+    victim = min(worker_pids())
+    os.kill(victim, signal.SIGKILL)
+    psutil.Process(victim).wait(5)
+    for _ in range(3):
+        assert hash_all(chunks) == addresses_of(chunks)
+    assert pool.failures == 1 and pool.running == 1 and len(worker_pids()) == 1
+
+
+def test_no_workers_where_the_executable_is_not_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(workers.WORKERS_ENV, raising=False)
+    monkeypatch.setattr(sys, "executable", "/usr/bin/uwsgi")
+    assert workers.configured_workers() == 0
+    monkeypatch.setattr(sys, "executable", "/opt/venv/bin/python3.11")
+    assert workers.configured_workers() == ((os.cpu_count() or 1) if (os.cpu_count() or 1) > 1 else 0)
 
 
 @pytest.mark.parametrize(("text", "expected"), [("0", 0), ("3", 3), ("1000", 64), ("-2", 0), ("many", 0)])
