@@ -37,7 +37,7 @@ from nbsclient.fast_cache import ReadOnlyCache
 DEFAULT_MEMTABLE_SIZE = 64 << 20
 PART_BYTES = 2 << 20  # records per table_part: the daemon checks and writes one while the next is encoded
 PARTS_IN_FLIGHT = 4
-UPLOAD_ATTEMPTS = 3
+UPLOAD_RETRIES = 2  # at least this many resends of a whole table, whatever ``retries`` says
 HAS_IN_FLIGHT = 4
 REPORT_EVERY_S = 5.0
 T = TypeVar("T")
@@ -299,8 +299,9 @@ class DaemonStore:
         """Stream the table of ``chunks`` to the daemon; the spec it added and the table's size.
 
         A table the daemon lost (it restarted, or a part's reply never came) is
-        sent again whole: the memtable stays until the daemon has the table.
-        A daemon that says it is busy gets the parts one at a time.
+        sent again whole, as often as a request would be resent (``retries``):
+        the memtable stays until the daemon has the table.  A daemon that says
+        it is busy gets the parts one at a time.
         """
         window = PARTS_IN_FLIGHT
         attempt = 1
@@ -308,7 +309,7 @@ class DaemonStore:
             try:
                 return self._in_session(functools.partial(self._upload, addrs=addrs, chunks=chunks, window=window))
             except (p.DaemonUnavailableError, p.DaemonBusyError, UploadError) as err:
-                if attempt >= UPLOAD_ATTEMPTS:
+                if attempt > max(UPLOAD_RETRIES, self._conn.retries):
                     raise
                 attempt += 1
                 if isinstance(err, p.DaemonBusyError):

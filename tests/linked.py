@@ -146,6 +146,11 @@ class LiveOutput:
             proc.wait(timeout=60)
         return self.lines
 
+    def failed(self) -> dict[int, str]:
+        """Exit status and stderr of each writer that did not exit cleanly (once ``finish`` returned)."""
+        return {i: f"exit {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}"
+                for i, proc in enumerate(self.procs) if proc.returncode != 0}
+
 
 def check_killed_history(history: list[str], outputs: list[list[dict[str, Any]]]) -> int:
     """Commits of writers killed mid-way: every reported commit is in ``history``, and the only others

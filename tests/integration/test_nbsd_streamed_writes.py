@@ -223,3 +223,31 @@ def test_a_daemon_restart_mid_upload_still_ends_in_a_correct_commit(small_parts:
         reopened = new_local_store(path)
         assert reopened.root() == addrs[-1]
         assert reopened.get_many(addrs) == dict(zip(addrs, chunks))
+
+
+@pytest.mark.parametrize(("retries", "lost", "lands"), [(6, 5, True), (1, 2, True), (1, 3, False)])
+def test_a_table_is_sent_again_as_often_as_a_request_would_be(nbsd_daemon: Daemon, monkeypatch: pytest.MonkeyPatch,
+                                                              retries: int, lost: int, lands: bool) -> None:
+    """Uploads cut short (a daemon restart, a lost part reply) are resent up to the client's ``retries``
+    (at least twice): a writer told to ride out several daemon restarts must not give up after three tries."""
+    real = client_store.DaemonStore._upload
+    failures = [0]
+
+    def flaky(self: client_store.DaemonStore, *args: Any, **kwargs: Any) -> Any:
+        if failures[0] < lost:
+            failures[0] += 1
+            raise p.DaemonNotAnsweringError("a part's reply never came (test)")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(client_store.DaemonStore, "_upload", flaky)
+    chunks = mixed(50, retries + lost)
+    with nbsclient.connect(nbsd_daemon.store_path(f"resent-{retries}-{lost}"), nbsd_daemon.endpoint,
+                           retries=retries) as store:
+        addrs = store.put_many(chunks)
+        if lands:
+            assert store.commit(addrs[-1], store.root())
+            assert store.get_many(addrs) == {a: c for a, c in zip(addrs, chunks)}
+        else:
+            with pytest.raises(p.DaemonNotAnsweringError):
+                store.commit(addrs[-1], store.root())
+    assert failures[0] == (lost if lands else max(2, retries) + 1)
