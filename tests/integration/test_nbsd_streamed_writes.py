@@ -246,7 +246,7 @@ def test_a_table_is_sent_again_as_often_as_a_request_would_be(nbsd_daemon: Daemo
         addrs = store.put_many(chunks)
         if lands:
             assert store.commit(addrs[-1], store.root())
-            assert store.get_many(addrs) == {a: c for a, c in zip(addrs, chunks)}
+            assert store.get_many(addrs) == dict(zip(addrs, chunks))
         else:
             with pytest.raises(p.DaemonNotAnsweringError):
                 store.commit(addrs[-1], store.root())
