@@ -376,6 +376,7 @@ class Service:
 
     def close(self) -> None:
         self.sessions.close_all()
+        chunk_workers.pool().shutdown()  # idle now that no session is left: end them with the daemon
 
 
 def _ints(body: dict[str, Any], *keys: str) -> list[int]:

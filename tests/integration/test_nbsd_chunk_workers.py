@@ -66,3 +66,6 @@ def test_tables_are_verified_by_workers_and_a_killed_worker_is_replaced() -> Non
         store = new_local_store(path)
         wanted = {Addr.of(c): c for c in first + second + third}
         assert store.get_many(list(wanted)) == wanted
+        last = chunk_workers_of(daemon)
+    _, alive = psutil.wait_procs(last, timeout=10)
+    assert not alive  # the daemon's stop ended its workers: none outlives it
