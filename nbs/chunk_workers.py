@@ -57,10 +57,12 @@ def configured_workers() -> int:
 
     None where ``sys.executable`` is not a Python interpreter (an embedding
     server such as uWSGI names its own binary there: running it would start
-    another server, not a worker).
+    another server, not a worker), nor without ``memfd_create`` (not Linux).
     """
     if not re.fullmatch(r"python[0-9.]*", os.path.basename(sys.executable or "")):
         log.info("chunk workers off: %r is not a Python interpreter", sys.executable)
+        return 0
+    if not hasattr(os, "memfd_create"):  # not Linux
         return 0
     cpus = os.cpu_count() or 1
     text = os.environ.get(WORKERS_ENV, "")

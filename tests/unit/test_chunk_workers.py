@@ -205,6 +205,8 @@ def test_no_workers_where_the_executable_is_not_python(monkeypatch: pytest.Monke
     assert workers.configured_workers() == 0
     monkeypatch.setattr(sys, "executable", "/opt/venv/bin/python3.11")
     assert workers.configured_workers() == ((os.cpu_count() or 1) if (os.cpu_count() or 1) > 1 else 0)
+    monkeypatch.delattr(os, "memfd_create")
+    assert workers.configured_workers() == 0
 
 
 @pytest.mark.parametrize(("text", "expected"), [("0", 0), ("3", 3), ("1000", 64), ("-2", 0), ("many", 0)])
