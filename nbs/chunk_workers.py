@@ -59,7 +59,7 @@ def configured_workers() -> int:
     server such as uWSGI names its own binary there: running it would start
     another server, not a worker), nor without ``memfd_create`` (not Linux).
     """
-    if not re.fullmatch(r"python[0-9.]*", os.path.basename(sys.executable or "")):
+    if not re.fullmatch(r"python[0-9.]*[dmt]?", os.path.basename(sys.executable or "")):
         log.info("chunk workers off: %r is not a Python interpreter", sys.executable)
         return 0
     if not hasattr(os, "memfd_create"):  # not Linux
