@@ -9,18 +9,25 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Generator, Sequence
+from typing import TypeVar
 
 from nbs import chunk_worker as wire
 from nbs.addr import ADDR_SIZE, Addr, addresses_of, compute_addr
 from nbs.chunk_workers import ChunkWorker, Job, batches, run_jobs
 from nbs.record import EncodedRecords, RecordBatchError, decode_records, encode_records
 
+R = TypeVar("R")
 
-class HashJob(Job[list[Addr]]):
+
+class _ChunksJob(Job[R]):
+    """A job on a batch of chunks (``lengths`` their lengths)."""
+
     def __init__(self, chunks: Sequence[bytes], lengths: Sequence[int]) -> None:
         super().__init__(sum(lengths))
         self.chunks, self.lengths = chunks, lengths
 
+
+class HashJob(_ChunksJob[list[Addr]]):
     def send(self, worker: ChunkWorker) -> None:
         worker.send(wire.HASH, self.chunks, self.lengths, ADDR_SIZE * len(self.chunks))
 
@@ -33,11 +40,7 @@ class HashJob(Job[list[Addr]]):
         return addresses_of(self.chunks)
 
 
-class EncodeJob(Job[EncodedRecords]):
-    def __init__(self, chunks: Sequence[bytes], lengths: Sequence[int]) -> None:
-        super().__init__(sum(lengths))
-        self.chunks, self.lengths = chunks, lengths
-
+class EncodeJob(_ChunksJob[EncodedRecords]):
     def send(self, worker: ChunkWorker) -> None:
         worker.send(wire.ENCODE, self.chunks, self.lengths, 4 * len(self.chunks))
 

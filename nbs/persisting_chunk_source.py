@@ -15,7 +15,7 @@ few batches of encoded records), whatever the pace of the importer; with more
 slots a fast writer would hold one memtable per slot.  The wait is bounded by
 one persist: a failed persist frees its slot, and a forked child starts with
 every slot free.  Throughput does not need more: a persist already encodes on
-every core of the CPU pool, and uploads its parts concurrently on AWS.
+every core (the chunk workers), and uploads its parts concurrently on AWS.
 """
 
 from __future__ import annotations

@@ -224,7 +224,7 @@ class NomsBlockStore:
         return Addr(addr)
 
     def put_many(self, chunks: Iterable[bytes]) -> list[Addr]:
-        """``[put(c) for c in chunks]``, hashed in batches on the CPU pool; nothing is put if any chunk is refused."""
+        """``[put(c) for c in chunks]``, hashed by the chunk workers; nothing is put if any chunk is refused."""
         started = time.perf_counter_ns()
         items = list(chunks)
         addrs = check_and_hash(items, self._memtable_size)

@@ -132,7 +132,7 @@ def check_chunk_size(chunk: bytes) -> None:
 
 
 class TableStream:
-    """A table whose records are encoded on the CPU pool while the ones before them are written.
+    """A table whose records are encoded by the chunk workers while the ones before them are written.
 
     The name (the hash of the suffix block) is known before any record is
     encoded, so a persister can start writing at once.  ``pieces`` yields the
@@ -180,6 +180,6 @@ class TableStream:
 
 
 def build_table(chunks: Iterable[tuple[bytes, bytes]]) -> WrittenTable:
-    """A table of ``(address, chunk)`` pairs in the given order, its records encoded on the CPU pool."""
+    """A table of ``(address, chunk)`` pairs in the given order, its records encoded by the chunk workers."""
     pairs = list(chunks)
     return TableStream([addr for addr, _ in pairs], [chunk for _, chunk in pairs]).table

@@ -13,6 +13,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import zmq
+
 from nbsclient.connection import Connection
 from nbsclient.protocol import STATS
 from nbsd.runner import DaemonProcess
@@ -113,3 +115,13 @@ class Daemon(DaemonProcess):
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def raw_dealer(endpoint: str, timeout_ms: int) -> tuple[zmq.Context[zmq.Socket[bytes]], zmq.Socket[bytes]]:
+    """A bare DEALER socket on ``endpoint`` (its own context), for hand-made requests a real client never sends."""
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVTIMEO, timeout_ms)
+    sock.connect(endpoint)
+    return ctx, sock

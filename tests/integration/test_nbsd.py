@@ -22,7 +22,7 @@ from nbs.addr import Addr
 from nbs.factory import new_local_store
 from nbsclient import protocol as p
 from nbsclient.connection import Connection
-from tests.daemon_harness import ROOT, Daemon
+from tests.daemon_harness import ROOT, Daemon, raw_dealer
 from tests.linked import LiveOutput, check_history, read_while_writing, results, spawn, write_addrs
 
 pytestmark = pytest.mark.timeout(300)
@@ -214,14 +214,6 @@ def test_corrupt_cache_entry_is_never_served(tmp_path: Path) -> None:
 
 # --- hostile and malformed input ------------------------------------------------------------------------
 
-def _raw(endpoint: str) -> tuple[zmq.Context[zmq.Socket[bytes]], zmq.Socket[bytes]]:
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    sock = ctx.socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.RCVTIMEO, 5000)
-    sock.connect(endpoint)
-    return ctx, sock
-
 
 @pytest.mark.parametrize("frames,kind", [
     ([b"\xc1garbage"], p.BAD_REQUEST),
@@ -240,7 +232,7 @@ def _raw(endpoint: str) -> tuple[zmq.Context[zmq.Socket[bytes]], zmq.Socket[byte
     ([p.encode_get_one(7, 12345, b"a" * 20)], p.UNKNOWN_SESSION),
 ])
 def test_malformed_requests_get_error_replies(nbsd_daemon: Daemon, frames: list[bytes], kind: str) -> None:
-    ctx, sock = _raw(nbsd_daemon.endpoint)
+    ctx, sock = raw_dealer(nbsd_daemon.endpoint, 5000)
     try:
         sock.send_multipart(frames)
         reply = p.unpack(sock.recv())
@@ -252,7 +244,7 @@ def test_malformed_requests_get_error_replies(nbsd_daemon: Daemon, frames: list[
 
 
 def test_bad_fields_in_a_valid_session(nbsd_daemon: Daemon) -> None:
-    ctx, sock = _raw(nbsd_daemon.endpoint)
+    ctx, sock = raw_dealer(nbsd_daemon.endpoint, 5000)
     try:
         sock.send(p.encode_request(1, p.OPEN, {"spec": nbsd_daemon.store_path("raw")}))
         handle = p.unpack(sock.recv())[3]["handle"]
@@ -276,7 +268,7 @@ def test_compact_gets_cold_hot_and_absent(nbsd_daemon: Daemon) -> None:
     path = nbsd_daemon.store_path("compact")
     addrs = populate(path, 12)
     expected = {bytes(a): new_local_store(path).get(a) for a in addrs}
-    ctx, sock = _raw(nbsd_daemon.endpoint)
+    ctx, sock = raw_dealer(nbsd_daemon.endpoint, 5000)
     try:
         sock.send(p.encode_request(1, p.OPEN, {"spec": path}))
         handle = p.unpack(sock.recv())[3]["handle"]
@@ -300,7 +292,7 @@ def test_compact_gets_cold_hot_and_absent(nbsd_daemon: Daemon) -> None:
 
 def test_oversized_message_is_refused_and_daemon_survives() -> None:
     with Daemon(extra=["--max-message-size", "1MiB"]) as daemon:
-        ctx, sock = _raw(daemon.endpoint)
+        ctx, sock = raw_dealer(daemon.endpoint, 5000)
         try:
             sock.send(p.encode_request(1, p.HELLO, {"pad": b"x" * (2 << 20)}))
             with pytest.raises(zmq.Again):

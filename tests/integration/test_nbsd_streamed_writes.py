@@ -21,7 +21,7 @@ from nbs.table_parts import TablePart, table_name, table_parts
 from nbsclient import protocol as p
 from nbsclient import store as client_store
 from nbsclient.connection import Connection
-from tests.daemon_harness import ROOT, Daemon
+from tests.daemon_harness import ROOT, Daemon, raw_dealer
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -71,15 +71,6 @@ def test_streamed_tables_commit_read_back_and_match_a_direct_store(nbsd_daemon: 
     assert not temp_files(path)
 
 
-def _raw(endpoint: str) -> tuple[zmq.Context[zmq.Socket[bytes]], zmq.Socket[bytes]]:
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    sock = ctx.socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.RCVTIMEO, 10000)
-    sock.connect(endpoint)
-    return ctx, sock
-
-
 class RawSession:
     """A session driven by hand-made requests, as a buggy or hostile client would send them."""
 
@@ -112,7 +103,7 @@ def test_a_corrupt_part_is_refused_with_a_typed_error_and_leaves_no_temp_file(nb
     path = nbsd_daemon.store_path(f"corrupt-{damage}")
     os.makedirs(path)
     addrs, parts = parts_of(mixed(100, 2))
-    ctx, sock = _raw(nbsd_daemon.endpoint)
+    ctx, sock = raw_dealer(nbsd_daemon.endpoint, 10000)
     try:
         session = RawSession(sock, path)
         upload = session.call(p.TABLE_BEGIN, {})["upload"]
@@ -143,7 +134,7 @@ def test_an_upload_abandoned_by_closing_the_session_leaves_no_temp_file(nbsd_dae
     path = nbsd_daemon.store_path("abandoned-close")
     os.makedirs(path)
     _, parts = parts_of(mixed(100, 3))
-    ctx, sock = _raw(nbsd_daemon.endpoint)
+    ctx, sock = raw_dealer(nbsd_daemon.endpoint, 10000)
     try:
         session = RawSession(sock, path)
         for _ in range(2):

@@ -59,6 +59,14 @@ def _others() -> None:
     _OTHERS.update(all_worker_pids())
 
 
+def kill_a_worker() -> int:
+    """SIGKILL one of the pool's workers (a child of this process: reaped here); its pid."""
+    victim = min(worker_pids())
+    os.kill(victim, signal.SIGKILL)
+    psutil.Process(victim).wait(5)
+    return victim
+
+
 def records_of(chunks: list[bytes]) -> tuple[bytes, list[int]]:
     encoded = [records for _, records in encode_all(chunks)]
     return b"".join(r.data for r in encoded), [n for r in encoded for n in r.lengths]
@@ -113,9 +121,7 @@ def test_a_killed_worker_is_replaced_and_its_batch_done_here(pool: workers.Chunk
     monkeypatch.setattr(workers, "RESTART_DELAY_S", 0.0)
     chunks = mixed(4 * workers.BATCH_CHUNKS)
     assert hash_all(chunks) == addresses_of(chunks)
-    victim = min(worker_pids())
-    os.kill(victim, signal.SIGKILL)
-    psutil.Process(victim).wait(5)
+    victim = kill_a_worker()
     with caplog.at_level(logging.WARNING, "nbs.chunk_workers"):
         assert hash_all(chunks) == addresses_of(chunks)
     assert pool.failures == 1 and f"chunk worker {victim} failed" in caplog.text
@@ -191,9 +197,7 @@ def test_no_worker_is_started_for_a_while_after_one_failed(pool: workers.ChunkWo
     monkeypatch.setattr(workers, "RESTART_DELAY_S", 60.0)
     chunks = mixed(4 * workers.BATCH_CHUNKS)
     assert hash_all(chunks) == addresses_of(chunks)
-    victim = min(worker_pids())
-    os.kill(victim, signal.SIGKILL)
-    psutil.Process(victim).wait(5)
+    kill_a_worker()
     for _ in range(3):
         assert hash_all(chunks) == addresses_of(chunks)
     assert pool.failures == 1 and pool.running == 1 and len(worker_pids()) == 1
