@@ -35,14 +35,15 @@ HAS = "has"
 WRITE_TABLE = "write_table"
 TABLE_BEGIN = "table_begin"
 TABLE_PART = "table_part"
+TABLE_CHUNKS = "table_chunks"
 TABLE_END = "table_end"
 COMMIT = "commit"
 REBASE = "rebase"
 COUNT = "count"
 REPORT = "report"
 STATS = "stats"
-OPS = frozenset({HELLO, OPEN, CLOSE, GET, HAS, WRITE_TABLE, TABLE_BEGIN, TABLE_PART, TABLE_END, COMMIT, REBASE,
-                 COUNT, REPORT, STATS})
+OPS = frozenset({HELLO, OPEN, CLOSE, GET, HAS, WRITE_TABLE, TABLE_BEGIN, TABLE_PART, TABLE_CHUNKS, TABLE_END, COMMIT,
+                 REBASE, COUNT, REPORT, STATS})
 
 # Error codes of the protocol's own conditions (the full table is ERROR_CODES).
 UNKNOWN_SESSION = "UnknownSession"

@@ -1,9 +1,13 @@
 """``DaemonStore``: the chunk-store API of ``nbs``, served by nbsd.
 
-Writes stay in this process until they must move: puts fill a local memtable,
-whose table is encoded here (compression and CRCs are computed in the worker,
-not the daemon) and streamed to the daemon in parts, which the daemon checks
-and stores while the next ones are encoded.  Reads look in
+Writes go to the daemon as chunks, in parts of a table upload: the daemon
+hashes and encodes them on its chunk workers (so every address is its own
+computation, and this process does no per-chunk work) and stores them while
+the next part travels.  ``put_many`` sends its chunks at once and returns the
+addresses the daemon answers; ``put`` hashes its chunk here and sends it with
+the next part or at the table's end.  A local memtable keeps the chunks of the
+table until it ends (at ``memtable_size`` bytes, or on commit), for reads and
+to send them again if the daemon loses the upload.  Reads look in
 the memtable, then in the daemon's cache directly (read-only LMDB), then ask
 the daemon.  The client remembers its view (manifest contents and pending
 tables) so that after a daemon restart it reopens its session exactly where
@@ -15,30 +19,29 @@ parent's session, sockets and cache handle stay the parent's.
 from __future__ import annotations
 
 import functools
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from nbs.addr import Addr, compute_addr
+from nbs.addr import ADDR_SIZE, Addr, compute_addr
+from nbs.chunk_workers import runs
 from nbs.errors import SpecError, StoreClosedError, UploadError
 from nbs.forksafe import register
 from nbs.manifest import ManifestContents, TableSpec
-from nbs.mem_table import MemTable, check_and_hash, check_chunk, fill_memtables
+from nbs.mem_table import MemTable, check_chunk
 from nbs.spec import StoreSpec, local_path, parse_store_spec
 from nbs.stats import Stats
-from nbs.table_index import tail_size
-from nbs.table_parts import table_name, table_parts
 from nbsclient import protocol as p
 from nbsclient.connection import Connection
 from nbsclient.curve import ClientKeys
 from nbsclient.fast_cache import ReadOnlyCache
 
 DEFAULT_MEMTABLE_SIZE = 64 << 20
-PART_BYTES = 2 << 20  # records per table_part: the daemon checks and writes one while the next is encoded
+PART_BYTES = 2 << 20  # chunks per table_chunks part: the daemon hashes and stores one while the next travels
 PARTS_IN_FLIGHT = 4
 UPLOAD_RETRIES = 2  # at least this many resends of a whole table, whatever ``retries`` says
-HAS_IN_FLIGHT = 4
 REPORT_EVERY_S = 5.0
 T = TypeVar("T")
 
@@ -79,6 +82,9 @@ class DaemonStore:
         self._stats = Stats()
         self._cache: ReadOnlyCache | None = None
         self._memtable: MemTable | None = None
+        self._upload: int | None = None  # the daemon's upload of the memtable's table, once begun
+        self._seq = 0  # the upload's next part number
+        self._sent = 0  # the memtable's chunks (in insertion order) already in the upload
         self._novel: list[TableSpec] = []
         self._contents: ManifestContents | None = None
         self._view: frozenset[bytes] = frozenset()
@@ -91,6 +97,7 @@ class DaemonStore:
     def after_fork_in_child(self) -> None:
         self._lock = threading.RLock()
         self._handle = None  # the parent's session: ours is opened on first use
+        self._upload, self._sent = None, 0  # the parent's upload too: the memtable goes again in one of ours
         self._cache = None
 
     # -- session management -----------------------------------------------------------------
@@ -245,93 +252,111 @@ class DaemonStore:
         return Addr(addr)
 
     def put_many(self, chunks: Iterable[bytes]) -> list[Addr]:
-        """``[put(c) for c in chunks]``, hashed by the chunk workers; nothing is put if any chunk is refused."""
+        """``[put(c) for c in chunks]``, sent to the daemon at once: it hashes and encodes them on its chunk
+        workers and answers their addresses, so this process does no per-chunk work.  Nothing is put if any
+        chunk is refused."""
         started = time.perf_counter_ns()
         items = list(chunks)
-        addrs = check_and_hash(items, self._memtable_size)
+        sizes = list(map(len, items))
+        if sizes and (min(sizes) == 0 or max(sizes) > self._memtable_size):
+            for data in items:
+                check_chunk(data, self._memtable_size)
+        addrs: list[Addr] = []
         with self._lock:
             if self._closed:
                 raise StoreClosedError(f"store {self.spec} is closed")
-            self._memtable = fill_memtables(self._memtable, self._memtable_size, addrs, items, self._spill)
+            done = 0
+            while done < len(items):
+                memtable = self._memtable if self._memtable is not None else MemTable(self._memtable_size)
+                end = memtable.room(sizes, done)
+                if end == done:  # full: its table ends, a new memtable takes the rest
+                    self._flush()
+                    continue
+                batch = items[done:end]
+                batch_addrs = self._with_upload(functools.partial(self._send_chunks, memtable=memtable, batch=batch))
+                memtable.add_chunks(batch_addrs, batch, 0)
+                self._sent = memtable.count()
+                self._memtable = memtable
+                addrs.extend(batch_addrs)
+                done = end
         self._stats.put_latency.sample_time(started)
         return addrs
 
-    def _spill(self, memtable: MemTable) -> None:
-        """A full memtable is sent now (caller holds the lock)."""
-        self._memtable = memtable
-        self._flush()
-
     def _flush(self) -> None:
-        """Send the memtable's chunks the store lacks as one table (caller holds the lock)."""
+        """End the memtable's table (caller holds the lock): its unsent chunks go, then ``table_end``; the daemon
+        persists the chunks it did not hold already, as a pending table."""
         memtable = self._memtable
         if memtable is None or memtable.count() == 0:
             return
         started = time.perf_counter_ns()
-        held = list(memtable.extract())
-        absent = self._absent([a for a, _ in held])
-        pairs = [(a, data) for a, data in held if a in absent]
-        if pairs:
-            spec, size = self._send_table([a for a, _ in pairs], [data for _, data in pairs])
+        spec = self._with_upload(functools.partial(self._end_table, memtable=memtable))
+        if spec.chunk_count:
             self._novel.insert(0, spec)
             self._view = self._view | {bytes(spec.name)}
-            self._stats.bytes_per_persist.sample(size)
+            self._stats.bytes_per_persist.sample(memtable.uncompressed_len())
             self._stats.chunks_per_persist.sample(spec.chunk_count)
             self._stats.persist_latency.sample_time(started)
-        self._memtable = None
+        self._memtable, self._upload, self._sent = None, None, 0
 
-    def _absent(self, addrs: list[bytes]) -> set[bytes]:
-        """The addresses the store lacks, asked in batches several at a time.
+    def _with_upload(self, send: Callable[[int, int], T]) -> T:
+        """``send(handle, window)`` on the memtable's upload (caller holds the lock).
 
-        Pipelined requests are not resent: if a reply is lost, the batches are asked again one by one, each
-        with the usual retries.
-        """
-        def ask(handle: int) -> list[Any]:
-            bodies = ({"handle": handle, "addrs": [bytes(a) for a in batch]} for batch in _batches(addrs))
-            return self._conn.pipeline(p.HAS, bodies, HAS_IN_FLIGHT)
-
-        try:
-            replies = self._in_session(ask)
-        except p.DaemonUnavailableError:
-            replies = [self._call(p.HAS, {"addrs": [bytes(a) for a in batch]}) for batch in _batches(addrs)]
-        return {a for reply in replies for a in reply["absent"]}
-
-    def _send_table(self, addrs: list[bytes], chunks: list[bytes]) -> tuple[TableSpec, int]:
-        """Stream the table of ``chunks`` to the daemon; the spec it added and the table's size.
-
-        A table the daemon lost (it restarted, or a part's reply never came) is
-        sent again whole, as often as a request would be resent (``retries``):
-        the memtable stays until the daemon has the table.  A daemon that says
-        it is busy gets the parts one at a time.
+        An upload the daemon lost (it restarted, or a part failed or lost its
+        reply) begins again with every chunk of the memtable, as often as a
+        request would be resent (``retries``): the memtable keeps its chunks
+        until their table has ended.  A daemon that says it is busy gets the
+        parts one at a time.
         """
         window = PARTS_IN_FLIGHT
         attempt = 1
         while True:
+            def send_once(handle: int, window: int = window) -> T:
+                return send(handle, window)
+
             try:
-                return self._in_session(functools.partial(self._upload, addrs=addrs, chunks=chunks, window=window))
+                return self._in_session(send_once)
             except (p.DaemonUnavailableError, p.DaemonBusyError, UploadError) as err:
                 if attempt > max(UPLOAD_RETRIES, self._conn.retries):
                     raise
                 attempt += 1
+                self._upload, self._sent = None, 0
                 if isinstance(err, p.DaemonBusyError):
                     window = 1
 
-    def _upload(self, handle: int, addrs: list[bytes], chunks: list[bytes], window: int) -> tuple[TableSpec, int]:
-        """One attempt at sending a table: ``table_begin``, the parts (pipelined), ``table_end``."""
-        upload = int(self._conn.request(p.TABLE_BEGIN, {"handle": handle})["upload"])
-        target = min(PART_BYTES, self._conn.max_message // 8)  # room for addresses and lengths of tiny records
-        size = 0
+    def _send_chunks(self, handle: int, window: int, memtable: MemTable, batch: Sequence[bytes]) -> list[Addr]:
+        """Send the memtable's chunks not yet in the upload, then ``batch``, as pipelined ``table_chunks`` parts;
+        the addresses the daemon computed for ``batch``."""
+        if self._upload is None:
+            self._upload, self._seq = int(self._conn.request(p.TABLE_BEGIN, {"handle": handle})["upload"]), 0
+        held = memtable.extract() if self._sent < memtable.count() else iter(())
+        unsent = list(itertools.islice(held, self._sent, None))
+        chunks = [data for _, data in unsent] + list(batch)
+        lengths = list(map(len, chunks))
+        target = min(PART_BYTES, self._conn.max_message // 2)
+        upload, first = self._upload, self._seq
+        parts = runs(lengths, target)
 
         def bodies() -> Iterator[dict[str, Any]]:
-            nonlocal size
-            for part in table_parts(addrs, chunks, target):
-                size += part.size
-                yield {"handle": handle, "upload": upload, "seq": part.seq, "offset": part.offset,
-                       "records": part.pieces, "addrs": b"".join(part.addrs), "lengths": p.encode_lengths(part.lengths)}
+            for seq, (start, end) in enumerate(parts, first):
+                yield {"handle": handle, "upload": upload, "seq": seq, "data": b"".join(chunks[start:end]),
+                       "lengths": p.encode_lengths(lengths[start:end])}
 
-        self._conn.pipeline(p.TABLE_PART, bodies(), window)
-        reply = self._conn.request(p.TABLE_END, {"handle": handle, "upload": upload, "count": len(addrs),
-                                                 "name": bytes(table_name(addrs))}, self._commit_timeout)
-        return TableSpec(Addr(reply["name"]), int(reply["count"])), size + tail_size(len(addrs))
+        replies = self._conn.pipeline(p.TABLE_CHUNKS, bodies(), window)
+        self._seq += len(parts)
+        new = bytes.__new__
+        addrs = [new(Addr, reply["addrs"][i:i + ADDR_SIZE])
+                 for reply in replies for i in range(0, len(reply["addrs"]), ADDR_SIZE)]
+        if len(addrs) != len(chunks) or any(a != b for (a, _), b in zip(unsent, addrs)):
+            raise p.ProtocolError("the daemon answered other addresses than the chunks of this process have")
+        self._sent += len(unsent)
+        return addrs[len(unsent):]
+
+    def _end_table(self, handle: int, window: int, memtable: MemTable) -> TableSpec:
+        """Send what the upload still lacks, end it, and return the table's spec (0 chunks: no table)."""
+        if self._sent < memtable.count() or self._upload is None:
+            self._send_chunks(handle, window, memtable, ())
+        reply = self._conn.request(p.TABLE_END, {"handle": handle, "upload": self._upload}, self._commit_timeout)
+        return TableSpec(Addr(reply["name"]), int(reply["count"]))
 
     def commit(self, current: bytes, last: bytes) -> bool:
         started = time.perf_counter_ns()

@@ -70,7 +70,8 @@ class Service:
         self._handlers: dict[str, Callable[[bytes, dict[str, Any], int], Any]] = {
             p.HELLO: self._hello, p.OPEN: self._open, p.CLOSE: self._close, p.GET: self._get,
             p.HAS: self._has, p.WRITE_TABLE: self._write_table, p.TABLE_BEGIN: self._table_begin,
-            p.TABLE_PART: self._table_part, p.TABLE_END: self._table_end, p.COMMIT: self._commit,
+            p.TABLE_PART: self._table_part, p.TABLE_CHUNKS: self._table_chunks, p.TABLE_END: self._table_end,
+            p.COMMIT: self._commit,
             p.REBASE: self._rebase, p.COUNT: self._count, p.REPORT: self._report, p.STATS: self._stats,
         }
 
@@ -271,16 +272,30 @@ class Service:
         self.figures[session.key].bytes_written += sum(map(len, records))
         return {}
 
-    def _table_end(self, identity: bytes, body: dict[str, Any], rid: int) -> Any:
-        """Build the index from the verified parts and persist the table as a pending one, as ``write_table`` does."""
+    def _table_chunks(self, identity: bytes, body: dict[str, Any], rid: int) -> Any:
+        """Hash, encode and store a part of chunks; the reply holds their addresses, as computed here."""
         session = self._session(body)
-        upload, count = _ints(body, "upload", "count")
-        name = body.get("name")
-        if type(name) is not bytes:
-            raise p.ProtocolError("table_end needs the table's name (bin)")
+        upload, seq = _ints(body, "upload", "seq")
+        data = body.get("data")
+        if type(data) is not bytes:
+            raise p.ProtocolError("table_chunks needs data (bin: the chunks back to back)")
+        addrs = session.uploads.add_chunks(upload, seq, data, p.decode_lengths(body.get("lengths")))
+        self.figures[session.key].bytes_written += len(data)
+        return {"addrs": b"".join(addrs)}
+
+    def _table_end(self, identity: bytes, body: dict[str, Any], rid: int) -> Any:
+        """Build the index from the parts and persist the table as a pending one, as ``write_table`` does.
+
+        A table of records names itself (``name``, ``count``) for the check; a table of chunks need not.
+        """
+        session = self._session(body)
+        (upload,) = _ints(body, "upload")
+        name, count = body.get("name"), body.get("count")
+        if (name, count) != (None, None) and (type(name) is not bytes or type(count) is not int):
+            raise p.ProtocolError("table_end's name (bin) and count (int) go together")
         spec = session.uploads.end(upload, lambda received: session.store.add_received(received, name, count),
                                    WAIT_FOR_UPLOAD_END)
-        self.figures[session.key].tables_written += 1
+        self.figures[session.key].tables_written += spec.chunk_count > 0
         return {"name": bytes(spec.name), "count": spec.chunk_count}
 
     def _commit(self, identity: bytes, body: dict[str, Any], rid: int) -> Any:

@@ -1,4 +1,4 @@
-"""A session's tables being streamed in (``table_begin``, ``table_part``, ``table_end``).
+"""A session's tables being streamed in (``table_begin``, ``table_chunks`` or ``table_part``, ``table_end``).
 
 Uploads belong to their session: closing or expiring the session discards
 them, temp files and memory with them, and so does any failed part (the
@@ -16,13 +16,16 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from typing import TypeVar
 
+from nbs.addr import Addr
 from nbs.errors import UploadError
 from nbs.manifest import TableSpec
 from nbs.table_upload import TableUpload
 
 MAX_UPLOADS = 4
 REMEMBERED_ENDS = 8
+T = TypeVar("T")
 
 
 class SessionUploads:
@@ -48,9 +51,16 @@ class SessionUploads:
     def add_part(self, upload_id: int, seq: int, offset: int, pieces: Sequence[bytes], addrs: bytes,
                  lengths: Sequence[int]) -> None:
         """``TableUpload.add_part``; a part that fails ends the upload (its later parts find it unknown)."""
+        self._add(upload_id, lambda upload: upload.add_part(seq, offset, pieces, addrs, lengths))
+
+    def add_chunks(self, upload_id: int, seq: int, data: bytes, lengths: Sequence[int]) -> list[Addr]:
+        """``TableUpload.add_chunks``; a part that fails ends the upload, as in ``add_part``."""
+        return self._add(upload_id, lambda upload: upload.add_chunks(seq, data, lengths))
+
+    def _add(self, upload_id: int, add: Callable[[TableUpload], T]) -> T:
         upload = self._find(upload_id)
         try:
-            upload.add_part(seq, offset, pieces, addrs, lengths)
+            return add(upload)
         except BaseException:
             self.discard(upload_id)
             raise

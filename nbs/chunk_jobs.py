@@ -1,4 +1,4 @@
-"""Batch operations on chunks, run by the chunk workers (or here): hash, encode, verify.
+"""Batch operations on chunks, run by the chunk workers (or here): hash, encode (or both at once), verify.
 
 Each job does exactly what its in-thread form does (``addresses_of``,
 ``encode_records``, ``decode_records`` plus a hash check), so the bytes of
@@ -32,9 +32,7 @@ class HashJob(_ChunksJob[list[Addr]]):
         worker.send(wire.HASH, self.chunks, self.lengths, ADDR_SIZE * len(self.chunks))
 
     def receive(self, worker: ChunkWorker) -> list[Addr]:
-        digests, _ = worker.receive()
-        new = bytes.__new__
-        return [new(Addr, digests[i:i + ADDR_SIZE]) for i in range(0, len(digests), ADDR_SIZE)]
+        return _addresses(worker.receive()[0])
 
     def run_here(self) -> list[Addr]:
         return addresses_of(self.chunks)
@@ -46,13 +44,46 @@ class EncodeJob(_ChunksJob[EncodedRecords]):
 
     def receive(self, worker: ChunkWorker) -> EncodedRecords:
         answer, records = worker.receive()
-        lengths = list(struct.unpack(f"<{len(self.chunks)}I", answer))
-        size = sum(lengths)
-        data = bytes(records[:size])
-        return EncodedRecords(data, lengths, size - wire.CRC_SIZE * len(lengths), self.input_size)
+        return _records(answer, records, self.input_size)
 
     def run_here(self) -> EncodedRecords:
         return encode_records(self.chunks)
+
+
+class HashEncodeJob(Job[tuple[list[Addr], EncodedRecords]]):
+    """Chunks laid back to back in ``data``: their addresses and their records, from one pass over them."""
+
+    def __init__(self, data: memoryview, lengths: Sequence[int]) -> None:
+        super().__init__(len(data))
+        self.data, self.lengths = data, lengths
+
+    def send(self, worker: ChunkWorker) -> None:
+        worker.send(wire.HASH_ENCODE, [self.data], self.lengths, (ADDR_SIZE + 4) * len(self.lengths))
+
+    def receive(self, worker: ChunkWorker) -> tuple[list[Addr], EncodedRecords]:
+        answer, records = worker.receive()
+        split = ADDR_SIZE * len(self.lengths)
+        return _addresses(answer[:split]), _records(answer[split:], records, self.input_size)
+
+    def run_here(self) -> tuple[list[Addr], EncodedRecords]:
+        chunks, at = [], 0
+        for length in self.lengths:
+            chunks.append(bytes(self.data[at:at + length]))
+            at += length
+        return addresses_of(chunks), encode_records(chunks)
+
+
+def _addresses(digests: bytes) -> list[Addr]:
+    """The addresses a worker answered, 20 bytes each."""
+    new = bytes.__new__
+    return [new(Addr, digests[i:i + ADDR_SIZE]) for i in range(0, len(digests), ADDR_SIZE)]
+
+
+def _records(answer: bytes, records: memoryview, input_size: int) -> EncodedRecords:
+    """The records a worker wrote into its output region, given its answer (their lengths)."""
+    lengths = list(struct.unpack(f"<{len(answer) // 4}I", answer))
+    size = sum(lengths)
+    return EncodedRecords(bytes(records[:size]), lengths, size - wire.CRC_SIZE * len(lengths), input_size)
 
 
 class VerifyJob(Job[int]):
@@ -114,6 +145,21 @@ def encode_all(chunks: Sequence[bytes]) -> Generator[tuple[int, EncodedRecords],
     jobs = [EncodeJob(chunks[start:end], lengths[start:end]) for start, end in spans]
     for (start, _), records in zip(spans, run_jobs(jobs)):
         yield start, records
+
+
+def hash_encode_all(data: bytes | memoryview, lengths: Sequence[int]
+                    ) -> Generator[tuple[int, list[Addr], EncodedRecords], None, None]:
+    """The addresses and records of the chunks laid back to back in ``data``, batch by batch, in order, each batch
+    with the index of its first chunk (``hash_all`` and ``encode_all`` in one pass)."""
+    view, offsets, at = memoryview(data), [], 0
+    for length in lengths:
+        offsets.append(at)
+        at += length
+    offsets.append(at)
+    spans = batches(lengths)
+    jobs = [HashEncodeJob(view[offsets[start]:offsets[end]], lengths[start:end]) for start, end in spans]
+    for (start, _), (addrs, records) in zip(spans, run_jobs(jobs)):
+        yield start, addrs, records
 
 
 def verify_all(data: bytes | memoryview, lengths: Sequence[int], addrs: Sequence[bytes], max_len: int) -> int:

@@ -1,4 +1,4 @@
-"""A chunk worker process: hashes, encodes and verifies batches of chunks for its parent.
+"""A chunk worker process: hashes, encodes (or both) and verifies batches of chunks for its parent.
 
 Threads cannot share this work on CPython: each 4 KiB chunk costs a few
 microseconds in C, and the GIL changing hands around every call costs as much
@@ -31,7 +31,7 @@ from typing import BinaryIO
 import cramjam
 import crc32c
 
-HASH, ENCODE, VERIFY = 1, 2, 3
+HASH, ENCODE, VERIFY, HASH_ENCODE = 1, 2, 3, 4
 REQUEST = struct.Struct("<BBII")  # operation, slot, chunk count, bytes of input in the slot
 VERDICT = struct.Struct("<iBQ")  # first bad position (-1: none), its problem, total uncompressed bytes
 OK, BAD_RECORD, BAD_SNAPPY, BAD_SIZE, BAD_ADDRESS = range(5)
@@ -78,6 +78,11 @@ def encode_chunks(data: memoryview, lengths: tuple[int, ...], records: memoryvie
     return struct.pack(f"<{len(sizes)}I", *sizes)
 
 
+def hash_and_encode_chunks(data: memoryview, lengths: tuple[int, ...], records: memoryview) -> bytes:
+    """``hash_chunks`` then ``encode_chunks`` of the same batch, in one answer: the addresses, then the lengths."""
+    return hash_chunks(data, lengths) + encode_chunks(data, lengths, records)
+
+
 def verify_records(data: memoryview, lengths: tuple[int, ...], addrs: bytes, max_len: int) -> bytes:
     """Check each record laid back to back in ``data``: CRC, Snappy, size, and that it hashes to its address."""
     crc, size_of, decompress = crc32c.crc32c, cramjam.snappy.decompress_raw_len, cramjam.snappy.decompress_raw
@@ -116,6 +121,8 @@ def serve(requests: BinaryIO, replies: BinaryIO, fd_in: int, fd_out: int, in_str
             reply = hash_chunks(data, lengths)
         elif op == ENCODE:
             reply = encode_chunks(data, lengths, outputs[slot * out_stride:(slot + 1) * out_stride])
+        elif op == HASH_ENCODE:
+            reply = hash_and_encode_chunks(data, lengths, outputs[slot * out_stride:(slot + 1) * out_stride])
         elif op == VERIFY:
             (max_len,) = struct.unpack("<Q", read_exactly(requests, 8))
             reply = verify_records(data, lengths, read_exactly(requests, ADDR_SIZE * count), max_len)

@@ -373,10 +373,16 @@ def batches(lengths: Sequence[int]) -> list[tuple[int, int]]:
     count = len(lengths)
     if count and max(lengths) * BATCH_CHUNKS <= BATCH_BYTES:  # small items: only the count can end a batch
         return [(start, min(start + BATCH_CHUNKS, count)) for start in range(0, count, BATCH_CHUNKS)]
+    return runs(lengths, BATCH_BYTES, BATCH_CHUNKS)
+
+
+def runs(lengths: Sequence[int], max_bytes: int, max_count: int = 1 << 62) -> list[tuple[int, int]]:
+    """``(start, end)`` of consecutive runs of at most ``max_count`` items and ``max_bytes`` bytes (an item
+    over ``max_bytes`` makes a run of its own)."""
     spans = []
     start = size = 0
     for i, length in enumerate(lengths):
-        if i > start and (i - start == BATCH_CHUNKS or size + length > BATCH_BYTES):
+        if i > start and (i - start == max_count or size + length > max_bytes):
             spans.append((start, i))
             start, size = i, 0
         size += length

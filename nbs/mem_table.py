@@ -89,6 +89,16 @@ class MemTable:
         self._total = total
         return len(chunks)
 
+    def room(self, sizes: Sequence[int], start: int) -> int:
+        """The end of the run of chunks of ``sizes[start:]`` that fits in what is left, counting every chunk (a
+        duplicate would be free, but its address may not be known yet)."""
+        free = self.max_data - self._total
+        for i in range(start, len(sizes)):
+            free -= sizes[i]
+            if free < 0:
+                return i
+        return len(sizes)
+
     def count(self) -> int:
         return len(self._chunks)
 

@@ -257,18 +257,20 @@ class NomsBlockStore:
     def receive_table(self) -> TableUpload:
         """A table to be received in verified parts, as ``write_table`` receives it whole; ``add_received`` ends it.
 
-        nbsd's clients stream their tables this way, so the daemon checks and
-        stores one part while the client encodes the next.
+        nbsd's clients stream their tables this way, so the daemon hashes,
+        encodes and stores one part while the next is on its way.
         """
         self._snapshot()
-        return TableUpload(self._persister.begin_upload(), self._stats)
+        return TableUpload(self._persister.begin_upload(), self._stats, self.has_many)
 
-    def add_received(self, upload: TableUpload, name: bytes, count: int) -> TableSpec:
-        """Persist the table ``upload`` received (it must be ``name`` with ``count`` chunks) as a pending table."""
+    def add_received(self, upload: TableUpload, name: bytes | None = None, count: int | None = None) -> TableSpec:
+        """Persist the table ``upload`` received (if given, it must be ``name`` with ``count`` chunks) as a pending
+        table; a table of no chunks (all were stored already) is not added, and its spec counts 0."""
         self._snapshot()
-        source = upload.finish(Addr(name), count)
-        with self._lock:
-            self._tables = self._tables.prepend_source(source)
+        source = upload.finish(None if name is None else Addr(name), count)
+        if source.count():
+            with self._lock:
+                self._tables = self._tables.prepend_source(source)
         return TableSpec(source.name, source.count())
 
     def add_novel_tables(self, specs: Sequence[TableSpec]) -> None:

@@ -1,29 +1,35 @@
 """Tables received in parts from a writer that is not trusted (nbsd's clients).
 
-A client streams a table's records while it encodes them, so the daemon checks
-and stores one part while the client encodes the next.  Every record of a
-part is checked as it arrives - its CRC, its Snappy stream, and the SHA-512 of
-the chunk against the address the client claims for it - before the part
-reaches the persister's ``UploadSink``.  The index is then built here from the
-verified addresses and lengths, with ``TableWriter``, so no byte of the table
-comes from the client unchecked and the bytes are those a direct write builds.
+A part comes in one of two forms, and one upload takes one form only:
 
-Parts may arrive in any order (the daemon serves them on several threads):
-each names its sequence number and the offset of its records in the table, and
-at the end the parts, in sequence order, must tile the record region exactly.
+- **chunks** (``add_chunks``, what ``DaemonStore`` sends): the chunks
+  themselves.  The receiver hashes and encodes them (one pass on the chunk
+  workers), so every address is its own computation and the client does no
+  per-chunk work at all.  A chunk already in the upload, or held by the store,
+  adds no record, as a memtable's persist would skip it.  Parts are placed in
+  sequence order, each after the one before it, whatever thread serves it.
+- **records** (``add_part``, kept for clients of earlier versions): records the
+  client encoded.  Each is checked as it arrives - its CRC, its Snappy stream,
+  and the SHA-512 of the chunk against the address the client claims for it.
+  Each part names its offset; at the end the parts, in sequence order, must
+  tile the record region exactly.
+
+Checked records reach the persister's ``UploadSink``.  The index is built here
+from the addresses and lengths, with ``TableWriter``, so no byte of the table
+comes from the client unchecked and the bytes are those a direct write builds.
 """
 
 from __future__ import annotations
 
 import abc
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass
 from typing import NoReturn
 
 from nbs.addr import ADDR_SIZE, Addr
-from nbs.chunk_jobs import verify_pieces
-from nbs.chunk_source import ChunkSource
+from nbs.chunk_jobs import hash_encode_all, verify_pieces
+from nbs.chunk_source import ChunkSource, EmptyChunkSource
 from nbs.errors import CorruptTableError, UploadError
 from nbs.record import CRC_SIZE, EncodedRecords, RecordBatchError
 from nbs.stats import Stats
@@ -33,6 +39,7 @@ from nbs.table_writer import MAX_CHUNK_SIZE, TableWriter, WrittenTable
 MAX_PARTS = 1 << 16
 MAX_UPLOAD_BYTES = 1 << 36  # bounds the offsets a client may name (a file sink would otherwise grow sparse files)
 MAX_MEMORY_UPLOAD = 1 << 30  # parts kept in memory (AWS and mem stores) until the end: a client grows them no further
+TURN_WAIT_S = 30.0  # the most a part of chunks waits for the part before it (a client sends them in order)
 
 
 class UploadSink(abc.ABC):
@@ -132,24 +139,87 @@ class TableUpload:
     starts the table again rather than patching it.
     """
 
-    def __init__(self, sink: UploadSink, stats: Stats) -> None:
+    def __init__(self, sink: UploadSink, stats: Stats, absent: Callable[[Sequence[bytes]], Set[bytes]]) -> None:
+        """``absent`` says which addresses the store lacks (parts of chunks store only those)."""
         self._sink = sink
         self._stats = stats
+        self._absent = absent
         self._lock = threading.Lock()
+        self._turn = threading.Condition(self._lock)
         self._parts: dict[int, VerifiedPart] = {}
         self._claimed: set[int] = set()
+        self._form = ""  # the form of the first part: "records" or "chunks"
+        self._seen: set[bytes] = set()  # parts of chunks: the addresses stored so far
+        self._end = 0  # parts of chunks: where the next part's records go
         self._state = "open"  # then "finished" or "discarded"
 
-    def add_part(self, seq: int, offset: int, pieces: Sequence[bytes], addrs: bytes, lengths: Sequence[int]) -> None:
-        """Verify and store part ``seq``, whose records start at ``offset`` of the record region."""
-        size = sum(map(len, pieces))
-        with self._lock:
+    def add_chunks(self, seq: int, data: bytes, lengths: Sequence[int]) -> list[Addr]:
+        """Hash and encode part ``seq``, chunks of ``lengths`` back to back in ``data``, and store the records of
+        those neither stored before nor held by the store, after part ``seq - 1``'s; the addresses of all.
+
+        Parts are hashed and encoded concurrently and placed in sequence order:
+        a part waits up to ``TURN_WAIT_S`` for the one before it.
+        """
+        count = len(lengths)
+        if not count or min(lengths) < 1 or max(lengths) > MAX_CHUNK_SIZE or sum(lengths) != len(data):
+            raise UploadError(f"a part of {count} chunks needs lengths of 1 to {MAX_CHUNK_SIZE} bytes "
+                              f"adding up to its {len(data)} bytes")
+        self._claim(seq, 0, "chunks")
+        try:
+            batches = list(hash_encode_all(data, lengths))
+            addrs = [addr for _, batch_addrs, _ in batches for addr in batch_addrs]
+            absent = self._absent(addrs)
+        except BaseException:
+            self.discard()
+            raise
+        with self._turn:
+            if not self._turn.wait_for(lambda: self._state != "open" or len(self._parts) == seq, TURN_WAIT_S):
+                self._discard(f"part {seq} waited {TURN_WAIT_S:g}s for part {len(self._parts)}")
             self._check_open()
-            if not 0 <= seq < MAX_PARTS or seq in self._claimed:
-                self._discard(f"part {seq} sent twice or out of range (0 to {MAX_PARTS - 1})")
-            if not 0 <= offset <= MAX_UPLOAD_BYTES - size:
-                self._discard(f"part {seq} at offset {offset} lies outside the {MAX_UPLOAD_BYTES} bytes allowed")
-            self._claimed.add(seq)
+            pieces, part = self._novel_records(batches, lengths, absent)
+            try:
+                if pieces:
+                    self._sink.write(self._end, pieces)
+            except BaseException:
+                self._discard_quietly()
+                raise
+            self._parts[seq] = part
+            self._end += part.size
+            self._turn.notify_all()
+        return addrs
+
+    def _novel_records(self, batches: Sequence[tuple[int, list[Addr], EncodedRecords]], sizes: Sequence[int],
+                       absent: Set[bytes]) -> tuple[list[bytes], VerifiedPart]:
+        """The records of a part's chunks (of ``sizes`` bytes) to store (lock held): those absent from the store
+        and not stored yet."""
+        pieces: list[bytes] = []
+        addrs: list[bytes] = []
+        lengths: list[int] = []
+        uncompressed = 0
+        seen = self._seen
+        for start, batch_addrs, records in batches:
+            if all(a in absent and a not in seen for a in batch_addrs) and len(set(batch_addrs)) == len(batch_addrs):
+                pieces.append(records.data)
+                addrs.extend(batch_addrs)
+                lengths.extend(records.lengths)
+                seen.update(batch_addrs)
+                uncompressed += records.uncompressed_len
+                continue
+            view, at = memoryview(records.data), 0
+            for addr, length, size in zip(batch_addrs, records.lengths, sizes[start:start + len(batch_addrs)]):
+                if addr in absent and addr not in seen:
+                    pieces.append(bytes(view[at:at + length]))  # rare: a batch with a stored chunk
+                    addrs.append(addr)
+                    lengths.append(length)
+                    seen.add(addr)
+                    uncompressed += size
+                at += length
+        return pieces, VerifiedPart(self._end, sum(lengths), addrs, lengths, uncompressed)
+
+    def add_part(self, seq: int, offset: int, pieces: Sequence[bytes], addrs: bytes, lengths: Sequence[int]) -> None:
+        """Verify and store part ``seq`` of records, which start at ``offset`` of the record region."""
+        size = sum(map(len, pieces))
+        self._claim(seq, offset, "records", size)
         try:
             part = verify_part(offset, pieces, addrs, lengths)
         except BaseException:
@@ -168,8 +238,25 @@ class TableUpload:
                 raise
             self._parts[seq] = part
 
-    def finish(self, name: Addr, count: int) -> ChunkSource:
-        """The table, persisted: its parts must tile the records and index to ``name`` with ``count`` chunks."""
+    def _claim(self, seq: int, offset: int, form: str, size: int = 0) -> None:
+        """Take part number ``seq`` of form ``form`` (records: ``size`` bytes at ``offset``), or discard the upload."""
+        with self._lock:
+            self._check_open()
+            if self._form not in ("", form):
+                self._discard(f"part {seq} holds {form}, the parts before it {self._form}")
+            self._form = form
+            if not 0 <= seq < MAX_PARTS or seq in self._claimed:
+                self._discard(f"part {seq} sent twice or out of range (0 to {MAX_PARTS - 1})")
+            if not 0 <= offset <= MAX_UPLOAD_BYTES - size:
+                self._discard(f"part {seq} at offset {offset} lies outside the {MAX_UPLOAD_BYTES} bytes allowed")
+            self._claimed.add(seq)
+
+    def finish(self, name: Addr | None = None, count: int | None = None) -> ChunkSource:
+        """The table, persisted: its parts must tile the records and index to ``name`` with ``count`` chunks.
+
+        Without ``name`` and ``count`` (parts of chunks, whose addresses were computed here) the table is
+        whatever the parts make: none (an empty source) when every chunk was already stored.
+        """
         with self._lock:
             self._check_open()
             parts = [self._parts.get(seq) for seq in range(len(self._claimed))]
@@ -179,13 +266,20 @@ class TableUpload:
                 if part is None or part.offset != offset:
                     self._discard(f"part {seq} is missing or not where the parts before it end")
                 assert part is not None
-                compressed = part.size - CRC_SIZE * len(part.lengths)
-                writer.add_encoded(part.addrs, EncodedRecords(b"", part.lengths, compressed, part.uncompressed_len))
+                if part.lengths:
+                    compressed = part.size - CRC_SIZE * len(part.lengths)
+                    writer.add_encoded(part.addrs, EncodedRecords(b"", part.lengths, compressed,
+                                                                  part.uncompressed_len))
                 offset += part.size
+            if name is None and not len(writer):
+                self._state = "finished"
+                self._parts.clear()
+                self._sink.abort()
+                return EmptyChunkSource()
             table = writer.finish()  # pieces: an empty one per part (the records are in the sink), then the index
-            if table.name != name or table.chunk_count != count or table.parsed is None:
+            if table.parsed is None or (name is not None and (table.name != name or table.chunk_count != count)):
                 self._discard(f"the parts make table {table.name} of {table.chunk_count} chunks, "
-                              f"not {Addr(name)} of {count}")
+                              f"not {Addr(name or bytes(20))} of {count}")
             assert table.parsed is not None
             try:
                 source = self._sink.finish(table.name, table.parsed, table.pieces[-1], self._stats)
@@ -211,7 +305,9 @@ class TableUpload:
         raise UploadError(reason)
 
     def _discard_quietly(self) -> None:
+        """Discard (lock held); parts waiting for their turn wake to find the upload gone."""
         if self._state == "open":
             self._state = "discarded"
             self._parts.clear()
             self._sink.abort()
+            self._turn.notify_all()

@@ -1,4 +1,4 @@
-"""Tables streamed to a real nbsd in parts (table_begin / table_part / table_end) over real ZeroMQ."""
+"""Tables streamed to a real nbsd in parts (table_begin / table_chunks or table_part / table_end) over real ZeroMQ."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import nbsclient
 from nbs.addr import compute_addr
 from nbs.factory import new_local_store
 from nbs.file_table_persister import TABLE_TEMP_PREFIX
-from nbs.table_parts import TablePart, table_name, table_parts
+from tests.record_parts import TablePart, table_name, table_parts
 from nbsclient import protocol as p
 from nbsclient import store as client_store
 from nbsclient.connection import Connection
@@ -52,11 +52,12 @@ def test_streamed_tables_commit_read_back_and_match_a_direct_store(nbsd_daemon: 
                                                                    small_parts: None) -> None:
     chunks = mixed(600, 1)  # about 1 MiB: four memtables of 256 KiB, so four tables
     path = nbsd_daemon.store_path("streamed")
-    before = nbsd_daemon.stats()["requests"].get(p.TABLE_PART, 0)
+    before = nbsd_daemon.stats()["requests"].get(p.TABLE_CHUNKS, 0)
     with nbsclient.connect(path, nbsd_daemon.endpoint, memtable_size=MEMTABLE) as store:
         addrs = store.put_many(chunks)
+        assert addrs == [compute_addr(c) for c in chunks]
         assert store.commit(addrs[-1], store.root())
-    assert nbsd_daemon.stats()["requests"][p.TABLE_PART] - before > 20
+    assert nbsd_daemon.stats()["requests"][p.TABLE_CHUNKS] - before > 20
     with nbsclient.connect(path, nbsd_daemon.endpoint) as reader:
         assert reader.root() == addrs[-1]
         assert reader.get_many(addrs) == dict(zip(addrs, chunks))
@@ -157,14 +158,13 @@ def test_a_killed_client_s_upload_is_cleaned_up_when_its_session_expires(tmp_pat
             "store = nbsclient.connect(sys.argv[1], sys.argv[2])\n"
             "original = store._conn.pipeline\n"
             "def pipeline(op, bodies, window, timeout=None):\n"
-            "    if op != p.TABLE_PART:\n"
+            "    if op != p.TABLE_CHUNKS:\n"
             "        return original(op, bodies, window, timeout)\n"
             "    store._conn.request(op, next(iter(bodies)))\n"
             "    print('sent', flush=True)\n"
             "    sys.stdin.read()\n"
             "store._conn.pipeline = pipeline\n"
-            "store.put_many([os.urandom(4000) for _ in range(100)])\n"
-            "store._flush()\n")
+            "store.put_many([os.urandom(4000) for _ in range(100)])\n")
         child = subprocess.Popen([sys.executable, "-c", script, path, daemon.endpoint], cwd=ROOT,
                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         try:
@@ -191,7 +191,7 @@ class _RestartingConnection(Connection):
         self.restarted = False
 
     def _send_once(self, channel: Any, frame: bytes, op: str, timeout: float) -> None:
-        if op == p.TABLE_PART:
+        if op == p.TABLE_CHUNKS:
             self.parts += 1
             if self.parts == 3 and not self.restarted:
                 self.restarted = True
@@ -221,7 +221,7 @@ def test_a_table_is_sent_again_as_often_as_a_request_would_be(nbsd_daemon: Daemo
                                                               retries: int, lost: int, lands: bool) -> None:
     """Uploads cut short (a daemon restart, a lost part reply) are resent up to the client's ``retries``
     (at least twice): a writer told to ride out several daemon restarts must not give up after three tries."""
-    real = client_store.DaemonStore._upload
+    real = client_store.DaemonStore._send_chunks
     failures = [0]
 
     def flaky(self: client_store.DaemonStore, *args: Any, **kwargs: Any) -> Any:
@@ -230,15 +230,70 @@ def test_a_table_is_sent_again_as_often_as_a_request_would_be(nbsd_daemon: Daemo
             raise p.DaemonNotAnsweringError("a part's reply never came (test)")
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(client_store.DaemonStore, "_upload", flaky)
+    monkeypatch.setattr(client_store.DaemonStore, "_send_chunks", flaky)
     chunks = mixed(50, retries + lost)
     with nbsclient.connect(nbsd_daemon.store_path(f"resent-{retries}-{lost}"), nbsd_daemon.endpoint,
                            retries=retries) as store:
-        addrs = store.put_many(chunks)
         if lands:
+            addrs = store.put_many(chunks)
             assert store.commit(addrs[-1], store.root())
             assert store.get_many(addrs) == dict(zip(addrs, chunks))
         else:
             with pytest.raises(p.DaemonNotAnsweringError):
-                store.commit(addrs[-1], store.root())
+                store.put_many(chunks)
     assert failures[0] == (lost if lands else max(2, retries) + 1)
+
+
+def test_puts_and_put_manys_with_repeats_make_the_tables_a_direct_store_makes(nbsd_daemon: Daemon, tmp_path: Path,
+                                                                              small_parts: None) -> None:
+    """The daemon hashes what ``put_many`` sends; a ``put`` chunk waits for the next part.  Chunks the store
+    holds and repeats are stored once, in insertion order: the same tables as a direct store's."""
+    chunks = mixed(400, 5)
+    first, later = chunks[:100], chunks[60:300] + chunks[250:400]
+
+    def write(store: Any) -> list[Any]:
+        addrs: list[Any] = store.put_many(first)
+        assert store.commit(addrs[-1], store.root())
+        for chunk in later[:30]:
+            addrs.append(store.put(chunk))
+        addrs += store.put_many(later[30:])
+        assert store.commit(addrs[-1], store.root())
+        return addrs
+
+    path = nbsd_daemon.store_path("puts-and-repeats")
+    with nbsclient.connect(path, nbsd_daemon.endpoint, memtable_size=MEMTABLE) as store:
+        via = write(store)
+        assert store.get_many(via) == {compute_addr(c): c for c in first + later}
+    direct_dir = str(tmp_path / "direct")
+    os.makedirs(direct_dir)
+    assert write(new_local_store(direct_dir, MEMTABLE)) == via
+    assert table_files(path) == table_files(direct_dir)
+    assert not temp_files(path)
+
+
+def test_a_part_of_chunks_out_of_order_is_placed_after_its_predecessor(nbsd_daemon: Daemon) -> None:
+    path = nbsd_daemon.store_path("chunks-out-of-order")
+    os.makedirs(path)
+    chunks = mixed(60, 6)
+    ctx, sock = raw_dealer(nbsd_daemon.endpoint, 10000)
+    try:
+        session = RawSession(sock, path)
+        upload = session.call(p.TABLE_BEGIN, {})["upload"]
+        halves = (chunks[30:], chunks[:30])
+        for seq, half in zip((1, 0), halves):  # part 1 is sent (and waits) before part 0
+            body = {"upload": upload, "seq": seq, "data": b"".join(half), "handle": session.handle,
+                    "lengths": p.encode_lengths([len(c) for c in half])}
+            sock.send(p.encode_request(100 + seq, p.TABLE_CHUNKS, body))
+        replies = {}
+        for _ in halves:
+            _, reply_id, status, reply = p.unpack(sock.recv())
+            assert status == p.OK
+            replies[reply_id - 100] = reply["addrs"]
+        assert replies[0] + replies[1] == b"".join(compute_addr(c) for c in chunks)
+        end = session.call(p.TABLE_END, {"upload": upload})
+        assert end["count"] == len(chunks)
+        half_named = session.call(p.TABLE_END, {"upload": upload, "name": b"x"})  # a name needs its count
+        assert isinstance(half_named, p.ERROR_CODES["BadRequest"])
+    finally:
+        ctx.destroy(0)
+    assert len(table_files(path)) == 1 and not temp_files(path)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 
 import pytest
@@ -13,8 +15,9 @@ from nbs.addr import Addr, compute_addr
 from nbs.errors import CorruptTableError, UploadError
 from nbs.factory import new_local_store, new_memory_store
 from nbs.file_table_persister import TABLE_TEMP_PREFIX, FSTablePersister
+from nbs import table_upload
 from nbs.store import NomsBlockStore
-from nbs.table_parts import TablePart, table_name, table_parts
+from tests.record_parts import TablePart, table_name, table_parts
 from nbs.table_upload import TableUpload
 from nbs.table_writer import build_table
 from nbsd.uploads import MAX_UPLOADS, SessionUploads
@@ -195,3 +198,118 @@ def test_session_uploads_cap_and_remembered_end(tmp_path: Path) -> None:
     assert spec.name == Addr(table_name(addrs))
     uploads.discard_all()
     assert len(uploads) == 0 and not temp_files(tmp_path)
+
+
+# -- parts of chunks (``add_chunks``): the receiver hashes and encodes ------------------------------------------------
+
+
+def chunk_parts(chunks: list[bytes], per: int) -> list[tuple[bytes, list[int]]]:
+    """Parts of ``per`` chunks each, as ``table_chunks`` carries them: the chunks back to back and their lengths."""
+    return [(b"".join(chunks[i:i + per]), [len(c) for c in chunks[i:i + per]]) for i in range(0, len(chunks), per)]
+
+
+@pytest.mark.parametrize("make_store", [lambda d: new_local_store(str(d)), lambda d: new_memory_store()],
+                         ids=["file", "memory"])
+def test_parts_of_chunks_are_placed_in_sequence_order_and_make_the_direct_table(
+        tmp_path: Path, make_store: Callable[[Path], NomsBlockStore]) -> None:
+    chunks = chunks_of(1000)
+    parts = chunk_parts(chunks, 70)
+    store = make_store(tmp_path)
+    upload = store.receive_table()
+    answers: dict[int, list[Addr]] = {}
+
+    def add(seq: int) -> None:
+        data, lengths = parts[seq]
+        answers[seq] = upload.add_chunks(seq, data, lengths)
+
+    with ThreadPoolExecutor(len(parts)) as pool:  # later parts start first and wait for their turn
+        list(pool.map(add, reversed(range(len(parts)))))
+    addrs = [compute_addr(c) for c in chunks]
+    assert [a for seq in range(len(parts)) for a in answers[seq]] == addrs
+    spec = store.add_received(upload)
+    expected = build_table(zip(addrs, chunks))
+    assert (spec.name, spec.chunk_count) == (expected.name, len(chunks))
+    assert store.get_many(addrs) == dict(zip(addrs, chunks))
+
+
+def test_chunks_stored_already_or_repeated_add_no_record(tmp_path: Path) -> None:
+    chunks = chunks_of(300)
+    store = new_local_store(str(tmp_path))
+    held = store.put_many(chunks[:100])
+    assert store.commit(held[-1], store.root())
+    upload = store.receive_table()
+    sent = chunks[50:200] + chunks[150:250]  # 50 already held; 150-199 twice, the second time in another batch
+    for seq, (data, lengths) in enumerate(chunk_parts(sent, 60)):
+        upload.add_chunks(seq, data, lengths)
+    spec = store.add_received(upload)
+    novel = chunks[100:250]
+    expected = build_table((compute_addr(c), c) for c in novel)
+    assert (spec.name, spec.chunk_count) == (expected.name, len(novel))
+
+
+def test_an_upload_of_chunks_all_stored_already_makes_no_table(tmp_path: Path) -> None:
+    chunks = chunks_of(40)
+    store = new_local_store(str(tmp_path))
+    addrs = store.put_many(chunks)
+    assert store.commit(addrs[-1], store.root())
+    tables_before = sorted(os.listdir(tmp_path))
+    upload = store.receive_table()
+    data, lengths = chunk_parts(chunks, 40)[0]
+    assert upload.add_chunks(0, data, lengths) == addrs
+    spec = store.add_received(upload)
+    assert spec.chunk_count == 0
+    assert sorted(os.listdir(tmp_path)) == tables_before and not temp_files(tmp_path)
+
+
+@pytest.mark.parametrize(("lengths_of", "reason"), [
+    (lambda n: [n - 1], "adding up"),  # one byte short of the data
+    (lambda n: [n, 0], "1 to"),  # an empty chunk
+    (lambda n: [], "0 chunks"),
+])
+def test_parts_of_chunks_with_bad_lengths_are_refused(tmp_path: Path, lengths_of: Callable[[int], list[int]],
+                                                     reason: str) -> None:
+    store = new_local_store(str(tmp_path))
+    upload = store.receive_table()
+    with pytest.raises(UploadError, match=reason):
+        upload.add_chunks(0, b"x" * 100, lengths_of(100))
+    assert not temp_files(tmp_path)
+
+
+def test_an_upload_takes_one_form_of_part_only(tmp_path: Path) -> None:
+    chunks = chunks_of(20)
+    store = new_local_store(str(tmp_path))
+    upload = store.receive_table()
+    data, lengths = chunk_parts(chunks, 10)[0]
+    upload.add_chunks(0, data, lengths)
+    _, parts = parts_of(chunks[10:])
+    with pytest.raises(UploadError, match="holds records, the parts before it chunks"):
+        send(upload, parts[0], seq=1)
+    with pytest.raises(UploadError, match="discarded"):
+        upload.add_chunks(2, data, lengths)
+    assert not temp_files(tmp_path)
+
+
+def test_a_part_of_chunks_whose_predecessor_never_comes_ends_the_upload(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(table_upload, "TURN_WAIT_S", 0.2)
+    store = new_local_store(str(tmp_path))
+    upload = store.receive_table()
+    data, lengths = chunk_parts(chunks_of(10), 10)[0]
+    with pytest.raises(UploadError, match="part 1 waited 0.2s for part 0"):
+        upload.add_chunks(1, data, lengths)
+    with pytest.raises(UploadError, match="discarded"):
+        upload.add_chunks(0, data, lengths)
+    assert not temp_files(tmp_path)
+
+
+def test_a_part_of_chunks_waiting_for_its_turn_wakes_when_the_upload_is_discarded(tmp_path: Path) -> None:
+    store = new_local_store(str(tmp_path))
+    upload = store.receive_table()
+    data, lengths = chunk_parts(chunks_of(10), 10)[0]
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(upload.add_chunks, 1, data, lengths)
+        with pytest.raises(FutureTimeout):
+            waiting.result(0.3)  # waits for part 0
+        upload.discard()  # the session closed, or a newer upload evicted this one
+        with pytest.raises(UploadError, match="discarded"):
+            waiting.result(5)

@@ -1,9 +1,9 @@
-"""A table's records cut into parts as they are encoded, for streaming to a receiver (``nbs.table_upload``).
+"""A table's records cut into parts as a client before ``table_chunks`` streamed them (``table_part``).
 
-Records are encoded batch by batch by the chunk workers, as ``TableStream`` does,
-and grouped into parts of about ``target`` bytes, so a part can be on its way
-while the next is encoded.  A part keeps its batches' record bytes as they
-are (slices only where a part ends inside a batch): sending them copies them once.
+nbsd still takes such uploads from clients of earlier versions; the tests
+make them here.  Records are encoded batch by batch by the chunk workers and
+grouped into parts of at most ``target`` bytes (slices only where a part ends
+inside a batch).
 """
 
 from __future__ import annotations
