@@ -30,7 +30,7 @@ from nbs.chunk_workers import runs
 from nbs.errors import SpecError, StoreClosedError, UploadError
 from nbs.forksafe import register
 from nbs.manifest import ManifestContents, TableSpec
-from nbs.mem_table import MemTable, check_chunk
+from nbs.mem_table import MemTable, check_chunk, check_chunks
 from nbs.spec import StoreSpec, local_path, parse_store_spec
 from nbs.stats import Stats
 from nbsclient import protocol as p
@@ -257,10 +257,7 @@ class DaemonStore:
         chunk is refused."""
         started = time.perf_counter_ns()
         items = list(chunks)
-        sizes = list(map(len, items))
-        if sizes and (min(sizes) == 0 or max(sizes) > self._memtable_size):
-            for data in items:
-                check_chunk(data, self._memtable_size)
+        sizes = check_chunks(items, self._memtable_size)
         addrs: list[Addr] = []
         with self._lock:
             if self._closed:

@@ -295,7 +295,8 @@ class Service:
             raise p.ProtocolError("table_end's name (bin) and count (int) go together")
         spec = session.uploads.end(upload, lambda received: session.store.add_received(received, name, count),
                                    WAIT_FOR_UPLOAD_END)
-        self.figures[session.key].tables_written += spec.chunk_count > 0
+        if spec.chunk_count:  # 0: every chunk was stored already, no table
+            self.figures[session.key].tables_written += 1
         return {"name": bytes(spec.name), "count": spec.chunk_count}
 
     def _commit(self, identity: bytes, body: dict[str, Any], rid: int) -> Any:

@@ -7,6 +7,7 @@ a table never depend on where its records were encoded.
 
 from __future__ import annotations
 
+import itertools
 import struct
 from collections.abc import Generator, Sequence
 from typing import TypeVar
@@ -151,11 +152,7 @@ def hash_encode_all(data: bytes | memoryview, lengths: Sequence[int]
                     ) -> Generator[tuple[int, list[Addr], EncodedRecords], None, None]:
     """The addresses and records of the chunks laid back to back in ``data``, batch by batch, in order, each batch
     with the index of its first chunk (``hash_all`` and ``encode_all`` in one pass)."""
-    view, offsets, at = memoryview(data), [], 0
-    for length in lengths:
-        offsets.append(at)
-        at += length
-    offsets.append(at)
+    view, offsets = memoryview(data), list(itertools.accumulate(lengths, initial=0))
     spans = batches(lengths)
     jobs = [HashEncodeJob(view[offsets[start]:offsets[end]], lengths[start:end]) for start, end in spans]
     for (start, _), (addrs, records) in zip(spans, run_jobs(jobs)):

@@ -20,12 +20,18 @@ def check_chunk(data: bytes, memtable_size: int) -> None:
         raise ChunkError(f"chunk of {len(data)} bytes is larger than the memtable ({memtable_size})")
 
 
-def check_and_hash(chunks: Sequence[bytes], memtable_size: int) -> list[Addr]:
-    """The addresses of ``chunks`` (hashed by the chunk workers), once every one of them may be stored."""
-    lengths = list(map(len, chunks))
-    if lengths and (min(lengths) == 0 or max(lengths) > memtable_size):
+def check_chunks(chunks: Sequence[bytes], memtable_size: int) -> list[int]:
+    """The sizes of ``chunks``, once every one of them may be stored (``check_chunk`` names the first that may not)."""
+    sizes = list(map(len, chunks))
+    if sizes and (min(sizes) == 0 or max(sizes) > memtable_size):
         for data in chunks:
             check_chunk(data, memtable_size)
+    return sizes
+
+
+def check_and_hash(chunks: Sequence[bytes], memtable_size: int) -> list[Addr]:
+    """The addresses of ``chunks`` (hashed by the chunk workers), once every one of them may be stored."""
+    check_chunks(chunks, memtable_size)
     return hash_all(chunks)
 
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass
 from typing import NoReturn
 
-from nbs.addr import ADDR_SIZE, Addr
+from nbs.addr import ADDR_SIZE, EMPTY_ADDR, Addr
 from nbs.chunk_jobs import hash_encode_all, verify_pieces
 from nbs.chunk_source import ChunkSource, EmptyChunkSource
 from nbs.errors import CorruptTableError, UploadError
@@ -279,7 +279,7 @@ class TableUpload:
             table = writer.finish()  # pieces: an empty one per part (the records are in the sink), then the index
             if table.parsed is None or (name is not None and (table.name != name or table.chunk_count != count)):
                 self._discard(f"the parts make table {table.name} of {table.chunk_count} chunks, "
-                              f"not {Addr(name or bytes(20))} of {count}")
+                              f"not {Addr(name or EMPTY_ADDR)} of {count}")
             assert table.parsed is not None
             try:
                 source = self._sink.finish(table.name, table.parsed, table.pieces[-1], self._stats)
