@@ -128,6 +128,7 @@ class _Channels:
 
 _CONTEXT: ProcessLocal[zmq.Context[zmq.Socket[bytes]]] = ProcessLocal(zmq.Context)  # one per process
 _CHANNELS: dict[tuple[str, curve.ClientKeys | None], _Channels] = {}
+_SNDMORE = int(zmq.SNDMORE)
 _IDS = itertools.count(random.getrandbits(40))  # request ids, unique across the process's connections
 
 
@@ -152,6 +153,7 @@ class Connection:
         self.connect_timeout = connect_timeout if connect_timeout is not None else _connect_timeout_from_env()
         self._channels = _channels(self.endpoint, self.curve_keys)
         self.max_message = p.DEFAULT_MAX_MESSAGE
+        self.attachments = False  # whether the daemon reads attachments (its hello says)
 
     def __enter__(self) -> Connection:
         return self
@@ -205,9 +207,10 @@ class Connection:
                                              None, None)
         return chunk
 
-    def pipeline(self, op: str, bodies: Iterable[dict[str, Any]], window: int,
+    def pipeline(self, op: str, requests: Iterable[tuple[dict[str, Any], bytes | None]], window: int,
                  timeout: float | None = None) -> list[Any]:
-        """Send a request per body without waiting for each reply, at most ``window`` unanswered; the replies, in order.
+        """Send a request per ``(body, attachment or None)`` without waiting for each reply, at most ``window``
+        unanswered; the replies, in order.
 
         Every reply must come (in any order) within ``timeout`` of the wait for
         it; nothing is resent.  Silence or a lost connection raises
@@ -222,26 +225,28 @@ class Connection:
         _set_waits(channel, max(1, int(timeout * 1000)))
         waiting: dict[int, int] = {}  # request id -> position
         replies: list[Any] = []
-        for body in bodies:
+        for body, attachment in requests:
             request_id = next(_IDS)
             frame = p.encode_request(request_id, op, body)
-            if len(frame) > self.max_message:
-                raise p.ProtocolError(f"request of {len(frame)} bytes exceeds the daemon's limit {self.max_message}")
+            size = len(frame) + (0 if attachment is None else len(attachment))
+            if size > self.max_message:
+                raise p.ProtocolError(f"request of {size} bytes exceeds the daemon's limit {self.max_message}")
             while len(waiting) >= window:
                 self._await_one(channel, waiting, replies, op, timeout)
-            self._send_once(channel, frame, op, timeout)
+            self._send_once(channel, frame, attachment, op, timeout)
             waiting[request_id] = len(replies)
             replies.append(None)
         while waiting:
             self._await_one(channel, waiting, replies, op, timeout)
         return replies
 
-    def _send_once(self, channel: _Channel, frame: bytes, op: str, timeout: float) -> None:
+    def _send_once(self, channel: _Channel, frame: bytes, attachment: bytes | None, op: str, timeout: float) -> None:
+        """Send a request frame, then its attachment if any."""
         deadline = time.monotonic() + timeout
         while True:
             try:
-                send_frame(channel.sock, frame, 0, copy=len(frame) < (1 << 20))
-                return
+                send_frame(channel.sock, frame, 0 if attachment is None else _SNDMORE, copy=len(frame) < (1 << 20))
+                break
             except zmq.Again:
                 _drain(channel)
                 if channel.refused or time.monotonic() >= deadline:
@@ -249,6 +254,13 @@ class Connection:
                     if channel.refused:
                         raise curve.refusal(channel.refused, self.endpoint, self.curve_keys) from None
                     raise p.DaemonUnavailableError(f"nbsd at {self.endpoint} took no {op!r} for {timeout}s") from None
+        if attachment is None:
+            return
+        try:  # a message's later frames are queued with its first, whatever the high-water mark
+            send_frame(channel.sock, attachment, 0, copy=len(attachment) < (1 << 20))
+        except zmq.Again:  # never expected; a half-sent message must not stay queued ahead of the next request
+            self._channels.reset()
+            raise p.DaemonUnavailableError(f"nbsd at {self.endpoint} took {op!r} but not its attachment") from None
 
     def _await_one(self, channel: _Channel, waiting: dict[int, int], replies: list[Any], op: str,
                    timeout: float) -> None:

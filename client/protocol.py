@@ -44,6 +44,9 @@ REPORT = "report"
 STATS = "stats"
 OPS = frozenset({HELLO, OPEN, CLOSE, GET, HAS, WRITE_TABLE, TABLE_BEGIN, TABLE_PART, TABLE_CHUNKS, TABLE_END, COMMIT,
                  REBASE, COUNT, REPORT, STATS})
+# Operations whose ``data`` may travel as an attachment: a second frame of raw bytes, which the daemon
+# reads in place (no copy into a msgpack value, which costs its main thread as much as the rest of a write).
+ATTACHING_OPS = frozenset({TABLE_CHUNKS})
 
 # Error codes of the protocol's own conditions (the full table is ERROR_CODES).
 UNKNOWN_SESSION = "UnknownSession"
@@ -195,11 +198,21 @@ def encode_request(request_id: int, op: str, body: dict[str, Any]) -> bytes:
     return pack([PROTOCOL_VERSION, request_id, op, body])
 
 
-def decode_request(frame: bytes, max_size: int = DEFAULT_MAX_MESSAGE) -> Request:
-    """Validate the envelope; the request id is recovered even when the rest is bad, for the reply."""
+def decode_request(frame: bytes, max_size: int = DEFAULT_MAX_MESSAGE, attachment: memoryview | None = None
+                   ) -> Request:
+    """Validate the envelope; the request id is recovered even when the rest is bad, for the reply.
+
+    An ``attachment`` (the request's second frame) becomes the body's ``data``,
+    for the operations that take one (``ATTACHING_OPS``).
+    """
     if frame[:1] == COMPACT_MARK:
+        if attachment is not None:
+            raise ProtocolError("a compact get takes no attachment")
         request_id, handle, addr = decode_get_one(frame)
         return Request(request_id, GET, {"handle": handle, "addrs": [addr]}, True)
+    size = len(frame) + (0 if attachment is None else len(attachment))
+    if size > max_size:
+        raise ProtocolError(f"request of {size} bytes exceeds the limit {max_size}")
     message = unpack(frame, max_size)
     if not isinstance(message, list) or len(message) != 4:
         raise ProtocolError("a request is [version, id, op, body]")
@@ -212,6 +225,12 @@ def decode_request(frame: bytes, max_size: int = DEFAULT_MAX_MESSAGE) -> Request
         raise BadRequestError(request_id, f"unknown operation {op!r}")
     if not isinstance(body, dict):
         raise BadRequestError(request_id, "request body must be a map")
+    if attachment is not None:
+        if op not in ATTACHING_OPS:
+            raise BadRequestError(request_id, f"{op!r} takes no attachment")
+        if "data" in body:
+            raise BadRequestError(request_id, f"{op!r} has its data in the body or attached, not both")
+        body["data"] = attachment
     return Request(request_id, op, body)
 
 

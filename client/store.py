@@ -110,6 +110,7 @@ class DaemonStore:
         """
         hello = self._conn.hello() if first else self._conn.request(p.HELLO, {})
         self._conn.max_message = int(hello.get("max_message", p.DEFAULT_MAX_MESSAGE))
+        self._conn.attachments = bool(hello.get("attachments"))
         cache_info = hello.get("cache")
         if self._fast_path:
             self._cache = ReadOnlyCache.try_open(cache_info)
@@ -333,12 +334,18 @@ class DaemonStore:
         upload, first = self._upload, self._seq
         parts = runs(lengths, target)
 
-        def bodies() -> Iterator[dict[str, Any]]:
-            for seq, (start, end) in enumerate(parts, first):
-                yield {"handle": handle, "upload": upload, "seq": seq, "data": b"".join(chunks[start:end]),
-                       "lengths": p.encode_lengths(lengths[start:end])}
+        attach = self._conn.attachments
 
-        replies = self._conn.pipeline(p.TABLE_CHUNKS, bodies(), window)
+        def requests() -> Iterator[tuple[dict[str, Any], bytes | None]]:
+            for seq, (start, end) in enumerate(parts, first):
+                body = {"handle": handle, "upload": upload, "seq": seq, "lengths": p.encode_lengths(lengths[start:end])}
+                data = b"".join(chunks[start:end])
+                if attach:  # the daemon reads it in place
+                    yield body, data
+                else:
+                    yield {**body, "data": data}, None
+
+        replies = self._conn.pipeline(p.TABLE_CHUNKS, requests(), window)
         self._seq += len(parts)
         new = bytes.__new__
         addrs = [new(Addr, reply["addrs"][i:i + ADDR_SIZE])

@@ -201,9 +201,10 @@ class Server:
         """Take one message and answer it or hand it to a worker; a blocking wait ends after POLL_MS.
 
         A ROUTER message is the peer's identity, then what the peer sent: a
-        request is exactly one frame.  Plain ``recv``/``send`` with flags
-        computed once cost a fraction of the ``*_multipart`` helpers, and a
-        compact get that hits the cache is answered before any general decoding.
+        request is one frame, or two when it has an attachment, which is read
+        in place (no copy).  Plain ``recv``/``send`` with flags computed once
+        cost a fraction of the ``*_multipart`` helpers, and a compact get that
+        hits the cache is answered before any general decoding.
         """
         router = self.router
         try:
@@ -211,21 +212,25 @@ class Server:
         except zmq.Again:
             return
         frame = router.recv(_NOBLOCK)
+        attachment = None
         if router.getsockopt(_RCVMORE):
-            while router.getsockopt(_RCVMORE):
-                router.recv(_NOBLOCK)
-            self._send(identity, p.encode_error(0, p.BAD_REQUEST, "a request is one frame"))
-            return
-        reply = self.service.get_one_inline(frame) if frame[:1] == p.COMPACT_MARK else None
+            attachment = router.recv(_NOBLOCK, copy=False).buffer
+            if router.getsockopt(_RCVMORE):
+                while router.getsockopt(_RCVMORE):
+                    router.recv(_NOBLOCK)
+                self._send(identity, p.encode_error(0, p.BAD_REQUEST, "a request is one frame, or two with an "
+                                                                      "attachment"))
+                return
+        reply = self.service.get_one_inline(frame) if attachment is None and frame[:1] == p.COMPACT_MARK else None
         if reply is None:
-            reply = self._decode_and_serve(identity, frame)
+            reply = self._decode_and_serve(identity, frame, attachment)
         if reply is not None:
             self._send(identity, reply)
 
-    def _decode_and_serve(self, identity: bytes, frame: bytes) -> bytes | None:
+    def _decode_and_serve(self, identity: bytes, frame: bytes, attachment: memoryview | None) -> bytes | None:
         """The reply to any request, or None once it has been handed to a worker."""
         try:
-            request = p.decode_request(frame, self.config.max_message_size)
+            request = p.decode_request(frame, self.config.max_message_size, attachment)
         except p.UnsupportedProtocolError as err:
             return p.encode_error(err.request_id, p.UNSUPPORTED_PROTOCOL, str(err))
         except p.BadRequestError as err:

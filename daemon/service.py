@@ -154,7 +154,7 @@ class Service:
         cache = {"path": info.path, "map_size": info.map_size, "max_readers": info.max_readers,
                  "cache_id": info.cache_id}
         return {"protocol": p.PROTOCOL_VERSION, "pid": os.getpid(), "max_message": self.config.max_message_size,
-                "cache": cache if self.config.client_fast_path else None}
+                "attachments": True, "cache": cache if self.config.client_fast_path else None}
 
     def _open(self, identity: bytes, body: dict[str, Any], rid: int) -> Any:
         spec_text = body.get("spec")
@@ -277,8 +277,8 @@ class Service:
         session = self._session(body)
         upload, seq = _ints(body, "upload", "seq")
         data = body.get("data")
-        if type(data) is not bytes:
-            raise p.ProtocolError("table_chunks needs data (bin: the chunks back to back)")
+        if not isinstance(data, (bytes, memoryview)):  # memoryview: an attachment, read in place
+            raise p.ProtocolError("table_chunks needs data (bin or an attachment: the chunks back to back)")
         addrs = session.uploads.add_chunks(upload, seq, data, p.decode_lengths(body.get("lengths")))
         self.figures[session.key].bytes_written += len(data)
         return {"addrs": b"".join(addrs)}

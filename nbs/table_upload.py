@@ -153,7 +153,7 @@ class TableUpload:
         self._end = 0  # parts of chunks: where the next part's records go
         self._state = "open"  # then "finished" or "discarded"
 
-    def add_chunks(self, seq: int, data: bytes, lengths: Sequence[int]) -> list[Addr]:
+    def add_chunks(self, seq: int, data: bytes | memoryview, lengths: Sequence[int]) -> list[Addr]:
         """Hash and encode part ``seq``, chunks of ``lengths`` back to back in ``data``, and store the records of
         those neither stored before nor held by the store, after part ``seq - 1``'s; the addresses of all.
 

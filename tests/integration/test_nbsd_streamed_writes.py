@@ -157,10 +157,11 @@ def test_a_killed_client_s_upload_is_cleaned_up_when_its_session_expires(tmp_pat
             "from nbsclient import store as s, protocol as p\n"
             "store = nbsclient.connect(sys.argv[1], sys.argv[2])\n"
             "original = store._conn.pipeline\n"
-            "def pipeline(op, bodies, window, timeout=None):\n"
+            "def pipeline(op, requests, window, timeout=None):\n"
             "    if op != p.TABLE_CHUNKS:\n"
-            "        return original(op, bodies, window, timeout)\n"
-            "    store._conn.request(op, next(iter(bodies)))\n"
+            "        return original(op, requests, window, timeout)\n"
+            "    body, attachment = next(iter(requests))\n"
+            "    store._conn.request(op, {**body, 'data': attachment})\n"
             "    print('sent', flush=True)\n"
             "    sys.stdin.read()\n"
             "store._conn.pipeline = pipeline\n"
@@ -190,13 +191,13 @@ class _RestartingConnection(Connection):
         self.parts = 0
         self.restarted = False
 
-    def _send_once(self, channel: Any, frame: bytes, op: str, timeout: float) -> None:
+    def _send_once(self, channel: Any, frame: bytes, attachment: bytes | None, op: str, timeout: float) -> None:
         if op == p.TABLE_CHUNKS:
             self.parts += 1
             if self.parts == 3 and not self.restarted:
                 self.restarted = True
                 self.daemon.restart()
-        super()._send_once(channel, frame, op, timeout)
+        super()._send_once(channel, frame, attachment, op, timeout)
 
 
 def test_a_daemon_restart_mid_upload_still_ends_in_a_correct_commit(small_parts: None) -> None:
@@ -244,10 +245,25 @@ def test_a_table_is_sent_again_as_often_as_a_request_would_be(nbsd_daemon: Daemo
     assert failures[0] == (lost if lands else max(2, retries) + 1)
 
 
-def test_puts_and_put_manys_with_repeats_make_the_tables_a_direct_store_makes(nbsd_daemon: Daemon, tmp_path: Path,
-                                                                              small_parts: None) -> None:
+@pytest.mark.parametrize("attached", [True, False], ids=["attachments", "older-daemon"])
+def test_puts_and_put_manys_with_repeats_make_the_tables_a_direct_store_makes(
+        nbsd_daemon: Daemon, tmp_path: Path, small_parts: None, monkeypatch: pytest.MonkeyPatch,
+        attached: bool) -> None:
     """The daemon hashes what ``put_many`` sends; a ``put`` chunk waits for the next part.  Chunks the store
-    holds and repeats are stored once, in insertion order: the same tables as a direct store's."""
+    holds and repeats are stored once, in insertion order: the same tables as a direct store's.  A daemon
+    whose hello does not offer attachments (an older one) gets the chunks in the request body."""
+    if not attached:
+        hello = Connection.hello
+        monkeypatch.setattr(Connection, "hello", lambda self: {**hello(self), "attachments": None})
+    forms: set[tuple[bool, bool]] = set()
+    pipeline = Connection.pipeline
+
+    def spy(self: Connection, op: str, requests: Any, *args: Any) -> Any:
+        requests = list(requests)
+        forms.update((attachment is not None, "data" not in body) for body, attachment in requests)
+        return pipeline(self, op, requests, *args)
+
+    monkeypatch.setattr(Connection, "pipeline", spy)
     chunks = mixed(400, 5)
     first, later = chunks[:100], chunks[60:300] + chunks[250:400]
 
@@ -260,10 +276,11 @@ def test_puts_and_put_manys_with_repeats_make_the_tables_a_direct_store_makes(nb
         assert store.commit(addrs[-1], store.root())
         return addrs
 
-    path = nbsd_daemon.store_path("puts-and-repeats")
+    path = nbsd_daemon.store_path(f"puts-and-repeats-{attached}")
     with nbsclient.connect(path, nbsd_daemon.endpoint, memtable_size=MEMTABLE) as store:
         via = write(store)
         assert store.get_many(via) == {compute_addr(c): c for c in first + later}
+    assert forms == {(attached, attached)}
     direct_dir = str(tmp_path / "direct")
     os.makedirs(direct_dir)
     assert write(new_local_store(direct_dir, MEMTABLE)) == via
@@ -271,7 +288,7 @@ def test_puts_and_put_manys_with_repeats_make_the_tables_a_direct_store_makes(nb
     assert not temp_files(path)
 
 
-def test_a_part_of_chunks_out_of_order_is_placed_after_its_predecessor(nbsd_daemon: Daemon) -> None:
+def test_a_part_of_chunks_out_of_order_is_placed_after_its_predecessor_attached_or_not(nbsd_daemon: Daemon) -> None:
     path = nbsd_daemon.store_path("chunks-out-of-order")
     os.makedirs(path)
     chunks = mixed(60, 6)
@@ -281,9 +298,12 @@ def test_a_part_of_chunks_out_of_order_is_placed_after_its_predecessor(nbsd_daem
         upload = session.call(p.TABLE_BEGIN, {})["upload"]
         halves = (chunks[30:], chunks[:30])
         for seq, half in zip((1, 0), halves):  # part 1 is sent (and waits) before part 0
-            body = {"upload": upload, "seq": seq, "data": b"".join(half), "handle": session.handle,
+            body = {"upload": upload, "seq": seq, "handle": session.handle,
                     "lengths": p.encode_lengths([len(c) for c in half])}
-            sock.send(p.encode_request(100 + seq, p.TABLE_CHUNKS, body))
+            if seq:  # as an attachment (what a client does), or in the body (what older clients do)
+                sock.send_multipart([p.encode_request(100 + seq, p.TABLE_CHUNKS, body), b"".join(half)])
+            else:
+                sock.send(p.encode_request(100 + seq, p.TABLE_CHUNKS, {**body, "data": b"".join(half)}))
         replies = {}
         for _ in halves:
             _, reply_id, status, reply = p.unpack(sock.recv())

@@ -107,6 +107,31 @@ def test_size_limits_apply() -> None:
         p.decode_request(p.encode_request(1, p.WRITE_TABLE, {"data": b"x" * 5000}), max_size=1000)
 
 
+def test_an_attachment_becomes_the_data_of_an_operation_that_takes_one() -> None:
+    attachment = memoryview(b"chunk bytes")
+    request = p.decode_request(p.encode_request(5, p.TABLE_CHUNKS, {"upload": 1}), attachment=attachment)
+    assert request.body["data"] is attachment and request.body["upload"] == 1
+
+
+@pytest.mark.parametrize("frame", [
+    p.encode_request(5, p.HELLO, {}),  # takes no attachment
+    p.encode_request(5, p.TABLE_CHUNKS, {"data": b"x"}),  # data twice
+])
+def test_an_attachment_where_none_belongs_is_a_bad_request_naming_its_id(frame: bytes) -> None:
+    with pytest.raises(p.BadRequestError) as caught:
+        p.decode_request(frame, attachment=memoryview(b"x"))
+    assert caught.value.request_id == 5
+
+
+def test_an_attachment_to_a_compact_get_or_past_the_size_limit_is_refused() -> None:
+    with pytest.raises(p.ProtocolError, match="compact get takes no attachment"):
+        p.decode_request(p.encode_get_one(5, 1, b"a" * 20), attachment=memoryview(b"x"))
+    frame = p.encode_request(5, p.TABLE_CHUNKS, {})
+    with pytest.raises(p.ProtocolError, match="exceeds the limit"):
+        p.decode_request(frame, max_size=len(frame) + 9, attachment=memoryview(bytes(10)))
+    assert p.decode_request(frame, max_size=len(frame) + 10, attachment=memoryview(bytes(10))).body["data"]
+
+
 def test_contents_codec() -> None:
     c = ManifestContents("7.18", Addr.of(b"l"), Addr.of(b"r"), (TableSpec(Addr.of(b"t"), 3),))
     assert p.decode_contents(p.unpack(p.pack(p.encode_contents(c)))) == c
