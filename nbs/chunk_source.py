@@ -13,11 +13,13 @@ import functools
 import operator
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
 from typing import NamedTuple
 
 from nbs.addr import EMPTY_ADDR, Addr
 from nbs.cpu_pool import BATCH_CHUNKS, CPU_POOL
 from nbs.errors import CorruptTableError
+from nbs.io_pool import finish_all
 from nbs.record import RecordBatchError, RecordError, decode_record, decode_records
 from nbs.stats import Histogram
 from nbs.table_index import TableIndex
@@ -30,6 +32,15 @@ _ordinal = operator.itemgetter(0)
 
 class ReaderAt(abc.ABC):
     """Positioned reads of a table's bytes."""
+
+    reads_per_wave = 0
+    """Reads a batched get issues before handing their records to the decoders (0: all at once).
+
+    Cheap reads (a local file) go in small waves: the next wave is read while
+    the last one decodes, and the buffers of decoded waves are freed and reused
+    rather than each read filling fresh memory (a page fault per 4 KiB).
+    Slow reads (S3) go all at once, as concurrently as their pool allows.
+    """
 
     @abc.abstractmethod
     def read_at(self, offset: int, length: int) -> bytes:
@@ -244,7 +255,8 @@ class TableChunkSource(ChunkSource):
         """Add the chunks of ``(ordinal, address)`` pairs, already located, to ``found``.
 
         Records are read in file order, coalesced into physical reads, and
-        decoded in batches on the CPU pool.  All of this runs per chunk, so it
+        decoded in batches on the CPU pool, a wave of reads at a time
+        (``ReaderAt.reads_per_wave``).  All of this runs per chunk, so it
         works on ordinals and slices of ``located``: no object per chunk.
         """
         if len(located) == 1:  # the common case over many tables: nothing to coalesce
@@ -252,18 +264,31 @@ class TableChunkSource(ChunkSource):
             found[addr] = self.get_ordinal(ordinal, addr)
             return
         located = sorted(located, key=_ordinal)
-        work: list[_Decode] = []
         groups = self._coalesce([o for o, _ in located])
+        decode = functools.partial(self._decode_task, located)
+        wave = self._reader.reads_per_wave or len(groups)
+        decoding: list[Future[list[tuple[bytes, bytes]]]] = []
+        try:
+            for first in range(0, len(groups), wave):
+                tasks = _tasks(self._read_work(groups[first:first + wave]))
+                if len(groups) <= wave and len(tasks) == 1:  # one task in all: no hand-off
+                    found.update(decode(tasks[0]))
+                    return
+                decoding += [CPU_POOL.submit(functools.partial(decode, task)) for task in tasks]
+        finally:
+            finish_all(decoding)  # on a failed read too: no decoder still running when it is raised
+        for chunks in decoding:
+            found.update(chunks.result())
+
+    def _read_work(self, groups: Sequence[tuple[int, int, int, int]]) -> list[_Decode]:
+        """Read coalesced ``groups`` (``_coalesce``'s) and cut their records into decode batches."""
+        work: list[_Decode] = []
         ranges = [(start, length) for start, length, _, _ in groups]
         for (start, length, first, end), data in zip(groups, self._reader.read_ranges(ranges)):
             if len(data) != length:
                 raise CorruptTableError(self._label, f"short read of {len(data)}/{length} bytes at {start}")
             work.extend(_Decode(start, data, i, min(i + BATCH_CHUNKS, end)) for i in range(first, end, BATCH_CHUNKS))
-        tasks = _tasks(work)
-        decode = functools.partial(self._decode_task, located)
-        decoded = CPU_POOL.map(decode, tasks) if len(tasks) > 1 else [decode(tasks[0])]
-        for chunks in decoded:
-            found.update(chunks)
+        return work
 
     def _decode_task(self, located: Located, task: Sequence[_Decode]) -> list[tuple[bytes, bytes]]:
         """``(address, chunk)`` of each record of the task's reads."""

@@ -32,6 +32,8 @@ TABLE_TEMP_PREFIX = "nbs_table_"
 class FileReaderAt(ReaderAt):
     """Positioned reads of one table file through the descriptor cache."""
 
+    reads_per_wave = 8  # reads of up to FILE_MAX_READ: 8 MiB read ahead of the decoders
+
     def __init__(self, path: str, fd_cache: FDCache, stats: Stats) -> None:
         self.path = path
         self._fd_cache = fd_cache

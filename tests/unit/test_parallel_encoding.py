@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 
 import pytest
 
@@ -153,6 +154,45 @@ def test_get_many_names_a_corrupt_chunk_found_in_a_late_batch() -> None:
     source = TableChunkSource(table.name, index, BytesReaderAt(bytes(damaged)), 4096)
     with pytest.raises(CorruptTableError, match=str(Addr.of(chunks[2 * BATCH_CHUNKS + 1]))):
         source.get_many([Addr.of(c) for c in chunks], {})
+
+
+class WaveReader(CountingReader):
+    """A cheap reader, as a local file is: a batched get reads two ranges at a time."""
+
+    reads_per_wave = 2
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.waves: list[int] = []
+
+    def read_ranges(self, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
+        self.waves.append(len(ranges))
+        return super().read_ranges(ranges)
+
+
+def test_cheap_reads_go_in_waves_and_every_record_of_every_wave_is_decoded() -> None:
+    chunks = [os.urandom(3000) for _ in range(2 * BATCH_CHUNKS + 3)]
+    table = build_table((Addr.of(c), c) for c in chunks)
+    reader = WaveReader(table.data)
+    source = TableChunkSource(table.name, table.index(), reader, 4096, max_read=64 << 10)
+    found: dict[bytes, bytes] = {}
+    assert source.get_many([Addr.of(c) for c in chunks], found) == []
+    assert found == {Addr.of(c): c for c in chunks}
+    assert len(reader.waves) > 2 and max(reader.waves) == 2
+    assert sum(reader.waves) == len(reader.reads)
+
+
+def test_a_corrupt_chunk_in_a_late_wave_is_named() -> None:
+    chunks = [os.urandom(100) for _ in range(3 * BATCH_CHUNKS)]
+    table = build_table((Addr.of(c), c) for c in chunks)
+    index = table.index()
+    damaged = bytearray(table.data)
+    damaged[index.offsets[2 * BATCH_CHUNKS + 1] + 1] ^= 0xFF
+    reader = WaveReader(bytes(damaged))
+    source = TableChunkSource(table.name, index, reader, 4096, max_read=8 << 10)
+    with pytest.raises(CorruptTableError, match=str(Addr.of(chunks[2 * BATCH_CHUNKS + 1]))):
+        source.get_many([Addr.of(c) for c in chunks], {})
+    assert len(reader.waves) > 3
 
 
 def test_cpu_pool_used_before_fork_works_in_the_child() -> None:
