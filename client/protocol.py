@@ -47,6 +47,7 @@ OPS = frozenset({HELLO, OPEN, CLOSE, GET, HAS, WRITE_TABLE, TABLE_BEGIN, TABLE_P
 # Operations whose ``data`` may travel as an attachment: a second frame of raw bytes, which the daemon
 # reads in place (no copy into a msgpack value, which costs its main thread as much as the rest of a write).
 ATTACHING_OPS = frozenset({TABLE_CHUNKS})
+UPLOAD_PART_OPS = frozenset({TABLE_PART, TABLE_CHUNKS})  # parts of an upload, placed in sequence order
 
 # Error codes of the protocol's own conditions (the full table is ERROR_CODES).
 UNKNOWN_SESSION = "UnknownSession"

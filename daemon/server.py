@@ -242,9 +242,12 @@ class Server:
         if reply is not None:
             return reply
         with self._busy_lock:
-            if self._busy[identity] >= self.config.max_inflight_per_client:
-                return p.encode_error(request.request_id, p.BUSY, "too many requests in flight")
-            self._busy[identity] += 1
+            busy = self._busy[identity] >= self.config.max_inflight_per_client
+            if not busy:
+                self._busy[identity] += 1
+        if busy:
+            self.service.refused(request)
+            return p.encode_error(request.request_id, p.BUSY, "too many requests in flight")
         self._handed_off += 1
         self.pool.submit(self._work, identity, request, received)
         return None

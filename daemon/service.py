@@ -97,6 +97,22 @@ class Service:
             return reply
         return None
 
+    def refused(self, req: p.Request) -> None:
+        """``req`` was refused unserved (busy).  A refused part leaves a hole in its upload that no later part
+        fills, so the upload ends now: the parts after it, waiting on worker threads for their turn, are
+        released at once instead of after ``TURN_WAIT_S`` (the client sends the table again).
+
+        Runs on the main thread, so the discard, which may wait for a part being written, gets its own.
+        """
+        handle, upload_id = req.body.get("handle"), req.body.get("upload")
+        if req.op not in p.UPLOAD_PART_OPS or type(handle) is not int or type(upload_id) is not int:
+            return
+        session = self.sessions.find(handle)
+        upload = session.uploads.take(upload_id) if session is not None else None
+        if upload is not None:
+            log.info("upload %d ended: one of its parts was refused (too many requests in flight)", upload_id)
+            threading.Thread(target=upload.discard, name="nbsd-discard", daemon=True).start()
+
     def get_one_inline(self, frame: bytes) -> bytes | None:
         """The reply to a compact get that the cache answers; else None, and the general path takes the frame.
 

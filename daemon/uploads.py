@@ -92,10 +92,14 @@ class SessionUploads:
         return spec
 
     def discard(self, upload_id: int) -> None:
-        with self._lock:
-            upload = self._open.pop(upload_id, None)
+        upload = self.take(upload_id)
         if upload is not None:
             upload.discard()
+
+    def take(self, upload_id: int) -> TableUpload | None:
+        """Remove the open upload ``upload_id`` without discarding it (the caller does, where it may block)."""
+        with self._lock:
+            return self._open.pop(upload_id, None)
 
     def discard_all(self) -> None:
         """Drop every upload not yet ending (the session is closing)."""

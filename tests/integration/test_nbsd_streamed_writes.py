@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -316,4 +317,69 @@ def test_a_part_of_chunks_out_of_order_is_placed_after_its_predecessor_attached_
         assert isinstance(half_named, p.ERROR_CODES["BadRequest"])
     finally:
         ctx.destroy(0)
+    assert len(table_files(path)) == 1 and not temp_files(path)
+
+
+@pytest.fixture
+def two_in_flight(tmp_path: Path) -> Iterator[Daemon]:
+    """A daemon that serves a client at most two requests at once (fewer than the parts a client sends)."""
+    config = tmp_path / "nbsd.toml"
+    config.write_text("max_inflight_per_client = 2\n")
+    with Daemon(extra=["--config", str(config), "--threads", "4"]) as daemon:
+        yield daemon
+
+
+def test_a_part_refused_as_busy_ends_its_upload_and_frees_the_parts_waiting_for_it(two_in_flight: Daemon) -> None:
+    """Parts 1 and 2 wait for part 0, which the daemon refuses: they are answered at once, not after their
+    30 s wait for a turn that cannot come, and the upload is gone."""
+    path = two_in_flight.store_path("busy-part")
+    os.makedirs(path)
+    chunks = mixed(30, 7)
+    ctx, sock = raw_dealer(two_in_flight.endpoint, 20000)  # well under the turn wait: its replies must come first
+    try:
+        session = RawSession(sock, path)
+        upload = session.call(p.TABLE_BEGIN, {})["upload"]
+        for seq in (1, 2, 0):
+            part = chunks[10 * seq:10 * seq + 10]
+            body = {"upload": upload, "seq": seq, "handle": session.handle,
+                    "lengths": p.encode_lengths([len(c) for c in part])}
+            sock.send_multipart([p.encode_request(100 + seq, p.TABLE_CHUNKS, body), b"".join(part)])
+        replies = {}
+        for _ in range(3):
+            _, reply_id, status, reply = p.unpack(sock.recv())
+            assert status == p.ERROR
+            replies[reply_id - 100] = reply["type"]
+        assert replies == {0: p.BUSY, 1: "UploadError", 2: "UploadError"}
+        assert isinstance(session.call(p.TABLE_END, {"upload": upload}), p.ERROR_CODES["UploadError"])
+        assert session.call(p.COUNT, {}) == {"count": 0}  # the session serves on: no thread is held
+    finally:
+        ctx.destroy(0)
+    assert not table_files(path) and not temp_files(path)
+
+
+def test_put_many_with_more_parts_in_flight_than_the_daemon_serves_still_lands(
+        two_in_flight: Daemon, small_parts: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parts beyond the two the daemon serves get ``Busy``: the client sends the table again a part at a time,
+    and the put lands whole."""
+    refused: list[p.DaemonBusyError] = []
+    pipeline = Connection.pipeline
+
+    def spy(self: Connection, *args: Any) -> Any:
+        try:
+            return pipeline(self, *args)
+        except p.DaemonBusyError as err:
+            refused.append(err)
+            raise
+
+    monkeypatch.setattr(Connection, "pipeline", spy)
+    path = two_in_flight.store_path("busy-put-many")
+    os.makedirs(path)
+    chunks = mixed(200, 8)
+    with nbsclient.connect(path, two_in_flight.endpoint) as store:
+        addrs = store.put_many(chunks)
+        assert addrs == [compute_addr(c) for c in chunks]
+        assert store.commit(addrs[-1], store.root())
+    assert refused
+    with nbsclient.connect(path, two_in_flight.endpoint) as store:
+        assert store.get_many(addrs) == dict(zip(addrs, chunks))
     assert len(table_files(path)) == 1 and not temp_files(path)
