@@ -55,6 +55,18 @@ PROBE_EVERY = 0.05
 MONITORED = zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED | curve.REFUSALS
 
 
+class Backoff:
+    """Pauses between attempts of a request the daemon refused or left unanswered: jittered, doubling from
+    ``BACKOFF_START`` to ``BACKOFF_MAX``, so that clients refused together do not return together."""
+
+    def __init__(self) -> None:
+        self._delay = BACKOFF_START
+
+    def wait(self) -> None:
+        time.sleep(self._delay * random.uniform(0.5, 1.0))
+        self._delay = min(BACKOFF_MAX, self._delay * 2)
+
+
 class _Channel:
     """One thread's socket to one endpoint, its monitor, what it last set on them and the handshake failures seen."""
 
@@ -290,7 +302,7 @@ class Connection:
         millis = max(1, int(timeout * 1000))
         attempts = 0
         busy = 0
-        backoff = BACKOFF_START
+        backoff = Backoff()
         while True:
             attempts += 1
             channel = self._channels.get()
@@ -307,8 +319,7 @@ class Connection:
             elif attempts > retries:
                 raise p.DaemonUnavailableError(
                     f"no reply from nbsd at {self.endpoint} to {op!r} after {attempts} attempts of {timeout}s")
-            time.sleep(backoff * random.uniform(0.5, 1.0))
-            backoff = min(BACKOFF_MAX, backoff * 2)
+            backoff.wait()
 
     def _attempt(self, channel: _Channel, frame: bytes, request_id: int, timeout: float,
                  millis: int) -> tuple[Any, Exception | None] | None:

@@ -167,7 +167,9 @@ ERROR_CODES: dict[str, type[nbs_errors.NBSError]] = {
     "CredentialsError": nbs_errors.CredentialsError,
     "AWSUnavailableError": nbs_errors.AWSUnavailableError,
 }
-_CODE_OF = {cls: code for code, cls in ERROR_CODES.items() if cls is not DaemonError}
+# Library errors sent as a protocol condition's code: refused for now, as a request too many is (clients back off).
+BUSY_ERRORS: dict[type[nbs_errors.NBSError], str] = {nbs_errors.UploadMemoryFullError: BUSY}
+_CODE_OF = {**{cls: code for code, cls in ERROR_CODES.items() if cls is not DaemonError}, **BUSY_ERRORS}
 
 
 def pack(message: Any) -> bytes:

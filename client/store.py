@@ -34,7 +34,7 @@ from nbs.mem_table import MemTable, check_chunk, check_chunks
 from nbs.spec import StoreSpec, local_path, parse_store_spec
 from nbs.stats import Stats
 from nbsclient import protocol as p
-from nbsclient.connection import Connection
+from nbsclient.connection import BUSY_RETRIES, Backoff, Connection
 from nbsclient.curve import ClientKeys
 from nbsclient.fast_cache import ReadOnlyCache
 
@@ -302,24 +302,32 @@ class DaemonStore:
         An upload the daemon lost (it restarted, or a part failed or lost its
         reply) begins again with every chunk of the memtable, as often as a
         request would be resent (``retries``): the memtable keeps its chunks
-        until their table has ended.  A daemon that says it is busy gets the
-        parts one at a time.
+        until their table has ended.  A daemon that says it is busy (too many
+        requests in flight, or its memory for uploads full) gets the table
+        again after a pause (``Backoff``), as often as a busy request is
+        retried, a part at a time.
         """
         window = PARTS_IN_FLIGHT
         attempt = 1
+        busy = 0
+        backoff = Backoff()
         while True:
             def send_once(handle: int, window: int = window) -> T:
                 return send(handle, window)
 
             try:
                 return self._in_session(send_once)
-            except (p.DaemonUnavailableError, p.DaemonBusyError, UploadError) as err:
+            except p.DaemonBusyError:
+                if busy >= BUSY_RETRIES:
+                    raise
+                busy += 1
+                self._upload, self._sent, window = None, 0, 1
+                backoff.wait()
+            except (p.DaemonUnavailableError, UploadError):
                 if attempt > max(UPLOAD_RETRIES, self._conn.retries):
                     raise
                 attempt += 1
                 self._upload, self._sent = None, 0
-                if isinstance(err, p.DaemonBusyError):
-                    window = 1
 
     def _send_chunks(self, handle: int, window: int, memtable: MemTable, batch: Sequence[bytes]) -> list[Addr]:
         """Send the memtable's chunks not yet in the upload, then ``batch``, as pipelined ``table_chunks`` parts;

@@ -181,6 +181,8 @@ class Config(BaseModel):
     max_message_size: Size = _field(256 * MiB, 'a size from 1MiB to 2GiB (bytes, or a string such as "256MiB")',
                                     ge=MiB, le=2 << 30)
     max_inflight_per_client: int = _field(16, "an integer from 1 to 65536", ge=1, le=65536)
+    upload_memory: Size = _field(1 << 30, 'a size of at least 16MiB (bytes, or a string such as "1GiB")',
+                                 ge=16 * MiB)
     session_ttl: float = _field(900.0, "a number of seconds above 0", gt=0)
     socket_mode: Annotated[int, AfterValidator(_socket_mode)] = _field(
         0o660, "a file mode such as 0o660: owner read-write, group bits optional, none for others")

@@ -19,6 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.metrics_core import Metric
 
 from nbs import chunk_workers
+from nbs.upload_memory import UPLOAD_MEMORY
 from nbsd.config import metrics_address
 from nbsd.service import Service
 from nbsd.timings import BOUNDS
@@ -93,6 +94,13 @@ class DaemonCollector:
                                 value=workers.running)
         yield CounterMetricFamily("nbsd_chunk_worker_failures", "chunk workers found dead or hung; their batches "
                                   "were done in the daemon's threads", value=workers.failures)
+
+        yield GaugeMetricFamily("nbsd_upload_memory_bytes", "bytes of tables being received held in memory "
+                                "(AWS and mem stores)", value=UPLOAD_MEMORY.held)
+        yield GaugeMetricFamily("nbsd_upload_memory_budget_bytes", "the most they may hold (upload_memory)",
+                                value=UPLOAD_MEMORY.limit or 0)
+        yield CounterMetricFamily("nbsd_upload_memory_refusals", "parts refused as Busy because the tables "
+                                  "being received held upload_memory", value=UPLOAD_MEMORY.refusals)
 
         calls, failed = opener.backend.snapshot()
         backend = CounterMetricFamily("nbsd_backend_requests", "S3 and DynamoDB API calls the daemon made",

@@ -16,7 +16,7 @@ from typing import Any
 from nbsd.config import Config, effective
 
 RELOADABLE = frozenset({"log_level", "local_roots", "aws_stores", "allow_mem", "cache_size", "session_ttl",
-                        "max_inflight_per_client"})
+                        "max_inflight_per_client", "upload_memory"})
 
 
 @dataclass

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import lmdb
 import zmq
 
+from nbs.upload_memory import UPLOAD_MEMORY
 from nbsclient import protocol as p
 from nbsclient.sockets import send_frame
 from nbsd.cache import ChunkCache
@@ -60,6 +61,7 @@ class Server:
     def __init__(self, config: Config, load_config: Callable[[], Config] | None = None) -> None:
         """``load_config`` reads the configuration again, for a reload (``reload.set()``, on SIGHUP)."""
         tune_allocator()  # before any worker thread exists: each would get an arena of its own
+        UPLOAD_MEMORY.limit = config.upload_memory
         self.config = config
         self._load_config = load_config
         self.stop = threading.Event()
@@ -303,6 +305,7 @@ class Server:
         set_level(config.log_level)
         if "cache_size" in change.applied:
             self.pool.submit(self.cache.set_budget, config.cache_size)
+        UPLOAD_MEMORY.limit = config.upload_memory
         for key, (old, value) in change.applied.items():
             log.info("reload: %s changed from %s to %s", key, json.dumps(old), json.dumps(value))
         for key, (old, value) in change.pending.items():

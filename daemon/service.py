@@ -20,6 +20,7 @@ import psutil
 
 from nbs.addr import Addr
 from nbs.errors import NBSError
+from nbs.upload_memory import UPLOAD_MEMORY
 from nbsclient import protocol as p
 from nbsd.cache import ChunkCache
 from nbsd.config import Config
@@ -403,6 +404,8 @@ class Service:
             "memory": {"rss": proc.memory_info().rss, "threads": proc.num_threads(), **heap_figures()},
             "chunk_workers": {"running": workers.running, "configured": workers.count, "failures": workers.failures},
             "mem_store": {"bytes": self.opener.mem.held_bytes, "budget": self.opener.mem.max_bytes},
+            "upload_memory": {"bytes": UPLOAD_MEMORY.held, "budget": UPLOAD_MEMORY.limit or 0,
+                              "refused": UPLOAD_MEMORY.refusals},
             "stores": stores,
         }
 

@@ -20,7 +20,7 @@ def activity(figures: dict[str, int]) -> int:
 
 def render(stats: dict[str, Any], top: int = TOP_STORES) -> str:
     cache, files, index, small = stats["cache"], stats["open_files"], stats["index_cache"], stats["small_table_cache"]
-    policy, workers = stats["policy"], stats["chunk_workers"]
+    policy, workers, uploads = stats["policy"], stats["chunk_workers"], stats["upload_memory"]
     served = cache["hits"] + cache["client_hits"]
     lines = [
         f"nbsd {stats['version']}, pid {stats['pid']}, up {duration(stats['uptime_s'])}, on {stats['endpoint']}",
@@ -39,6 +39,8 @@ def render(stats: dict[str, Any], top: int = TOP_STORES) -> str:
         f"{files['fds']} of {files['limit']} (sockets and pipes included)",
         f"memory: {_memory(stats['memory'])}",
         f"chunk workers: {workers['running']} running of {workers['configured']}, {workers['failures']} failed",
+        f"uploads in memory: {size(uploads['bytes'])} of {size(uploads['budget'])}, {uploads['refused']} parts "
+        "refused as Busy",
         f"backend: {_counts(stats['backend']['requests']) or 'no requests'}; errors: "
         f"{_counts(stats['backend']['errors']) or 'none'}",
     ]

@@ -35,6 +35,11 @@ class UploadError(NBSError):
     not fit together (a part sent twice, offsets that leave gaps or overlap)."""
 
 
+class UploadMemoryFullError(UploadError):
+    """The tables this process holds in memory while they are received are at its bound (nbsd's
+    ``upload_memory``): the part was refused for now, and the table may be sent again later."""
+
+
 class TableNotFoundError(NBSError):
     """A table named by a manifest is missing from storage."""
 

@@ -35,6 +35,7 @@ from nbs.record import CRC_SIZE, EncodedRecords, RecordBatchError
 from nbs.stats import Stats
 from nbs.table_index import TableIndex
 from nbs.table_writer import MAX_CHUNK_SIZE, TableWriter, WrittenTable
+from nbs.upload_memory import UPLOAD_MEMORY
 
 MAX_PARTS = 1 << 16
 MAX_UPLOAD_BYTES = 1 << 36  # bounds the offsets a client may name (a file sink would otherwise grow sparse files)
@@ -71,6 +72,7 @@ class MemoryUploadSink(UploadSink):
         size = sum(map(len, pieces))
         if self._held + size > MAX_MEMORY_UPLOAD:
             raise UploadError(f"a table held in memory may not pass {MAX_MEMORY_UPLOAD} bytes")
+        UPLOAD_MEMORY.reserve(size, self._held)
         self._parts[offset] = pieces
         self._held += size
 
@@ -79,10 +81,18 @@ class MemoryUploadSink(UploadSink):
         self._parts = {}
         table = WrittenTable(name, (*pieces, tail), index.chunk_count, index.total_uncompressed,
                              index.data_len - CRC_SIZE * index.chunk_count, index.data_len + len(tail), index)
-        return self._persist(table, stats)
+        try:
+            return self._persist(table, stats)
+        finally:
+            self._release()
 
     def abort(self) -> None:
         self._parts = {}
+        self._release()
+
+    def _release(self) -> None:
+        """Give back what the upload counted against ``UPLOAD_MEMORY`` (once: its parts are gone)."""
+        UPLOAD_MEMORY.release(self._held)
         self._held = 0
 
 
@@ -152,6 +162,7 @@ class TableUpload:
         self._seen: set[bytes] = set()  # parts of chunks: the addresses stored so far
         self._end = 0  # parts of chunks: where the next part's records go
         self._state = "open"  # then "finished" or "discarded"
+        self._cause: BaseException | None = None  # why it was discarded, told to the parts that come after
 
     def add_chunks(self, seq: int, data: bytes | memoryview, lengths: Sequence[int]) -> list[Addr]:
         """Hash and encode part ``seq``, chunks of ``lengths`` back to back in ``data``, and store the records of
@@ -169,8 +180,8 @@ class TableUpload:
             batches = list(hash_encode_all(data, lengths))
             addrs = [addr for _, batch_addrs, _ in batches for addr in batch_addrs]
             absent = self._absent(addrs)
-        except BaseException:
-            self.discard()
+        except BaseException as err:
+            self.discard(err)
             raise
         with self._turn:
             if not self._turn.wait_for(lambda: self._state != "open" or len(self._parts) == seq, TURN_WAIT_S):
@@ -180,8 +191,8 @@ class TableUpload:
             try:
                 if pieces:
                     self._sink.write(self._end, pieces)
-            except BaseException:
-                self._discard_quietly()
+            except BaseException as err:
+                self._discard_quietly(err)
                 raise
             self._parts[seq] = part
             self._end += part.size
@@ -222,8 +233,8 @@ class TableUpload:
         self._claim(seq, offset, "records", size)
         try:
             part = verify_part(offset, pieces, addrs, lengths)
-        except BaseException:
-            self.discard()
+        except BaseException as err:
+            self.discard(err)
             raise
         with self._lock:
             self._check_open()
@@ -233,8 +244,8 @@ class TableUpload:
                 self._discard(f"part {seq} at offset {offset} does not follow its neighbours")
             try:
                 self._sink.write(offset, pieces)
-            except BaseException:
-                self._discard_quietly()
+            except BaseException as err:
+                self._discard_quietly(err)
                 raise
             self._parts[seq] = part
 
@@ -283,31 +294,37 @@ class TableUpload:
             assert table.parsed is not None
             try:
                 source = self._sink.finish(table.name, table.parsed, table.pieces[-1], self._stats)
-            except BaseException:
-                self._discard_quietly()
+            except BaseException as err:
+                self._discard_quietly(err)
                 raise
             self._state = "finished"
             self._parts.clear()
             return source
 
-    def discard(self) -> None:
+    def discard(self, cause: BaseException | None = None) -> None:
         """Drop the upload and what it stored (idempotent; a finished table stays)."""
         with self._lock:
-            self._discard_quietly()
+            self._discard_quietly(cause)
 
     def _check_open(self) -> None:
+        """Raise unless open; after a discard, with its cause and, for an upload error, its type: a part in
+        flight behind a refused one must not hide why (a client backs off from a busy daemon, not a bug)."""
         if self._state != "open":
-            raise UploadError(f"the upload is {self._state}")
+            cause = self._cause
+            kind = type(cause) if isinstance(cause, UploadError) else UploadError
+            raise kind(f"the upload is {self._state}" + ("" if cause is None else f": {cause}"))
 
     def _discard(self, reason: str) -> NoReturn:
         """Discard (lock held) and raise ``UploadError`` for ``reason``."""
-        self._discard_quietly()
-        raise UploadError(reason)
+        error = UploadError(reason)
+        self._discard_quietly(error)
+        raise error
 
-    def _discard_quietly(self) -> None:
-        """Discard (lock held); parts waiting for their turn wake to find the upload gone."""
+    def _discard_quietly(self, cause: BaseException | None = None) -> None:
+        """Discard (lock held); parts waiting for their turn wake to find the upload gone, and why."""
         if self._state == "open":
             self._state = "discarded"
+            self._cause = cause
             self._parts.clear()
             self._sink.abort()
             self._turn.notify_all()

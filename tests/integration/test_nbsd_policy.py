@@ -5,20 +5,25 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import nbsclient
-from nbs.addr import EMPTY_ADDR
-from nbs.errors import StoreFullError
+from nbs.addr import EMPTY_ADDR, compute_addr
+from nbs.errors import StoreFullError, UploadError
 from nbs.factory import new_local_store
 from nbsclient import protocol as p
 from nbsclient.connection import Connection
 from tests.conftest import AWSLocation
-from tests.daemon_harness import Daemon
+from tests.daemon_harness import Daemon, raw_dealer
 from tests.fault_proxy import FaultProxy
+from tests.metrics_scrape import free_port, scrape, value
+from tests.integration.test_nbsd_streamed_writes import RawSession
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -100,3 +105,55 @@ def test_cache_is_group_readable_only_with_the_client_fast_path(nbsd_daemon: Dae
         cache_figures = daemon.stats()["cache"]
         # Every read was a request: the repeats were the daemon's own cache hits, none the client's.
         assert cache_figures["hits"] >= 3 * 20 and cache_figures["client_hits"] == 0
+
+
+def test_tables_received_in_memory_stay_under_upload_memory(tmp_path: Path) -> None:
+    """12 MiB held by one client's open upload leave room for 4 MiB: a second client's 8 MiB table is refused
+    as Busy, backs off, and lands once the first upload ends.  A table past the bound on its own is refused
+    for good.  Status counts the bytes and the refusals."""
+    config = tmp_path / "nbsd.toml"
+    config.write_text('upload_memory = "16MiB"\nmem_store_size = "128MiB"\nallow_mem = true\n')
+    address = f"127.0.0.1:{free_port()}"
+    with Daemon(extra=["--config", str(config), "--metrics", address]) as daemon:
+        with nbsclient.connect("mem", daemon.endpoint) as store:
+            with pytest.raises(UploadError, match="upload memory limit of 16777216 bytes"):
+                store.put_many([os.urandom(1 << 20) for _ in range(17)])
+        ctx, sock = raw_dealer(daemon.endpoint, 20000)
+        try:
+            holder = RawSession(sock, "mem")
+            upload = holder.call(p.TABLE_BEGIN, {})["upload"]
+            for seq in range(6):
+                chunks = [os.urandom(1 << 20) for _ in range(2)]
+                body = {"upload": upload, "seq": seq, "handle": holder.handle,
+                        "lengths": p.encode_lengths([len(c) for c in chunks])}
+                sock.send_multipart([p.encode_request(seq + 100, p.TABLE_CHUNKS, body), b"".join(chunks)])
+                assert p.unpack(sock.recv())[2] == p.OK
+            assert daemon.stats()["upload_memory"]["bytes"] >= 12 << 20
+            refused = daemon.stats()["upload_memory"]["refused"]
+            later = [os.urandom(1 << 20) for _ in range(8)]
+            landed: dict[str, Any] = {}
+
+            def write() -> None:
+                with nbsclient.connect("mem", daemon.endpoint) as other:
+                    landed["addrs"] = other.put_many(later)
+                    landed["committed"] = other.commit(landed["addrs"][-1], other.root())
+
+            writer = threading.Thread(target=write)
+            writer.start()
+            deadline = time.monotonic() + 30
+            while daemon.stats()["upload_memory"]["refused"] == refused and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert daemon.stats()["upload_memory"]["refused"] > refused and "addrs" not in landed
+            assert holder.call(p.TABLE_END, {"upload": upload})["count"] == 12
+            writer.join(60)
+            assert landed == {"addrs": [compute_addr(c) for c in later], "committed": True}
+        finally:
+            ctx.destroy(0)
+        with nbsclient.connect("mem", daemon.endpoint) as reader:
+            assert reader.get_many(landed["addrs"]) == dict(zip(landed["addrs"], later))
+        stats = daemon.stats()["upload_memory"]
+        assert stats["bytes"] == 0 and stats["budget"] == 16 << 20
+        scraped = scrape(address)
+        assert value(scraped, "nbsd_upload_memory_refusals_total") == stats["refused"] > refused
+        assert value(scraped, "nbsd_upload_memory_budget_bytes") == 16 << 20
+        assert value(scraped, "nbsd_upload_memory_bytes") == 0

@@ -45,7 +45,7 @@ def test_sighup_reloads_what_it_can_and_names_the_rest(tmp_path: Path) -> None:
     with daemon:
         with pytest.raises(nbsclient.ForbiddenError):
             nbsclient.connect(str(extra / "db"), daemon.endpoint)
-        config.write_text(f'log_level = "DEBUG"\nthreads = 4\ncache_size = "128MiB"\n'
+        config.write_text(f'log_level = "DEBUG"\nthreads = 4\ncache_size = "128MiB"\nupload_memory = "64MiB"\n'
                           f'local_roots = ["{daemon.stores}", "{extra}"]\n')
         assert daemon.proc is not None
         daemon.proc.send_signal(signal.SIGHUP)
@@ -55,6 +55,7 @@ def test_sighup_reloads_what_it_can_and_names_the_rest(tmp_path: Path) -> None:
         stats = daemon.stats()
         assert stats["policy"]["local_roots"] == [daemon.stores, str(extra)]
         assert stats["cache"]["budget"] == 128 << 20 and stats["open_files"]["threads"] == 16
+        assert stats["upload_memory"]["budget"] == 64 << 20
 
         config.write_text("threads = [")  # a broken file changes nothing
         daemon.proc.send_signal(signal.SIGHUP)
@@ -65,6 +66,7 @@ def test_sighup_reloads_what_it_can_and_names_the_rest(tmp_path: Path) -> None:
     assert f"reload: local_roots changed from {roots} to {json.dumps([daemon.stores, str(extra)])}" in log
     assert 'reload: log_level changed from "INFO" to "DEBUG"' in log
     assert f"reload: cache_size changed from {256 << 20} to {128 << 20}" in log
+    assert f"reload: upload_memory changed from {1 << 30} to {64 << 20}" in log
     assert "reload: threads changed to 4 in the configuration, but only a restart applies it; still 16" in log
     assert " DEBUG " in log.split("reload: threads changed", 1)[1]  # DEBUG lines appear from the reload on
 
