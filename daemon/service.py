@@ -47,7 +47,7 @@ class StoreFigures:
     chunks_fetched: int = 0
     bytes_fetched: int = 0
     tables_written: int = 0
-    bytes_written: int = 0
+    bytes_written: int = 0  # as clients sent them: whole tables, records or raw chunks
     commits: int = 0
     commits_lost: int = 0
 
