@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from typing import TypeVar
 
 import pytest
 
@@ -129,11 +130,19 @@ class CountingReader(BytesReaderAt):
         return super().read_at(offset, length)
 
 
-def test_get_many_reads_at_most_max_read_bytes_at_once_and_decodes_every_batch() -> None:
+R = TypeVar("R", bound=CountingReader)
+
+
+def _batched_table(reader_type: type[R]) -> tuple[list[bytes], R, TableChunkSource]:
+    """Two batches and a bit of 3000-byte chunks in one table, read through a ``reader_type`` 64 KiB at a time."""
     chunks = [os.urandom(3000) for _ in range(2 * BATCH_CHUNKS + 3)]
     table = build_table((Addr.of(c), c) for c in chunks)
-    reader = CountingReader(table.data)
-    source = TableChunkSource(table.name, table.index(), reader, 4096, max_read=64 << 10)
+    reader = reader_type(table.data)
+    return chunks, reader, TableChunkSource(table.name, table.index(), reader, 4096, max_read=64 << 10)
+
+
+def test_get_many_reads_at_most_max_read_bytes_at_once_and_decodes_every_batch() -> None:
+    chunks, reader, source = _batched_table(CountingReader)
     found: dict[bytes, bytes] = {}
     missing = source.get_many([Addr.of(c) for c in chunks] + [Addr.of(b"absent")], found)
     assert missing == [Addr.of(b"absent")]
@@ -160,10 +169,7 @@ class WaveReader(CountingReader):
 
 
 def test_cheap_reads_go_in_waves_and_every_record_of_every_wave_is_decoded() -> None:
-    chunks = [os.urandom(3000) for _ in range(2 * BATCH_CHUNKS + 3)]
-    table = build_table((Addr.of(c), c) for c in chunks)
-    reader = WaveReader(table.data)
-    source = TableChunkSource(table.name, table.index(), reader, 4096, max_read=64 << 10)
+    chunks, reader, source = _batched_table(WaveReader)
     found: dict[bytes, bytes] = {}
     assert source.get_many([Addr.of(c) for c in chunks], found) == []
     assert found == {Addr.of(c): c for c in chunks}
