@@ -46,6 +46,7 @@ INDEX_CACHE_SIZE = "8MiB"  # small budgets fill early, so what grows after that 
 SMALL_TABLE_CACHE_SIZE = "16MiB"
 EMPTY = Addr(bytes(20))
 ROOT_TAG = b"soak-root"
+CACHES = ("index_cache", "small_table_cache")  # the daemon's budgeted in-memory caches, as stats names them
 SLOPE_TARGET = 1.0  # MB/min over the last two thirds
 
 
@@ -237,7 +238,7 @@ def _cached_bytes(stats: dict[str, Any]) -> int:
     Their growth is taken out of the slope that looks for leaks, so a run too short for the caches to fill
     does not read as one (an 8 MiB index cache fills over about ten minutes of the soak).
     """
-    return int(stats["index_cache"]["bytes"]) + int(stats["small_table_cache"]["bytes"])
+    return sum(int(stats[key]["bytes"]) for key in CACHES)
 
 
 def _memory_figures(report: Report, section: str, idle: tuple[float, int, int, int, int],
@@ -265,7 +266,7 @@ def _budget_figures(report: Report, section: str, endpoint: str) -> None:
     with Connection(endpoint) as conn:
         stats = conn.request(p.STATS, {})
     mib = 2**20
-    for key in ("index_cache", "small_table_cache"):
+    for key in CACHES:
         figures = stats[key]
         report.add(Figure(section, f"{key.replace('_', ' ')} at end", figures["bytes"] / mib, "MiB", "budget",
                           figures["budget"] / mib))
