@@ -9,17 +9,12 @@ coalescing for batched gets (NBS-FORMAT.md sections 2.9-2.14).
 from __future__ import annotations
 
 import abc
-import functools
 import operator
 import time
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future
-from typing import NamedTuple
+from collections.abc import Iterable, Iterator, Sequence
 
 from nbs.addr import EMPTY_ADDR, Addr
-from nbs.cpu_pool import BATCH_CHUNKS, CPU_POOL
 from nbs.errors import CorruptTableError
-from nbs.io_pool import finish_all
 from nbs.record import RecordBatchError, RecordError, decode_record, decode_records
 from nbs.stats import Histogram
 from nbs.table_index import TableIndex
@@ -34,11 +29,11 @@ class ReaderAt(abc.ABC):
     """Positioned reads of a table's bytes."""
 
     reads_per_wave = 0
-    """Reads a batched get issues before handing their records to the decoders (0: all at once).
+    """Reads a batched get issues before it decodes their records (0: all at once).
 
-    Cheap reads (a local file) go in small waves: the next wave is read while
-    the last one decodes, and the buffers of decoded waves are freed and reused
-    rather than each read filling fresh memory (a page fault per 4 KiB).
+    Cheap reads (a local file) go one at a time: a read's records are decoded
+    while its buffer is still in the CPU's cache, and the next read reuses the
+    freed memory rather than filling fresh pages (a page fault per 4 KiB).
     Slow reads (S3) go all at once, as concurrently as their pool allows.
     """
 
@@ -165,35 +160,12 @@ class EmptyChunkSource(ChunkSource):
 Located = Sequence[tuple[int, bytes]]  # (ordinal in the table, address), in ordinal (file) order
 
 
-class _Decode(NamedTuple):
-    """Records of one physical read to decode together: ``located[first:end]``, within ``data`` read at ``start``."""
-
-    start: int
-    data: bytes
-    first: int
-    end: int
-
-
-def _tasks(work: list[_Decode]) -> list[list[_Decode]]:
-    """Consecutive reads grouped into pool tasks of up to ``BATCH_CHUNKS`` records: scattered reads (one
-    record each) handed over one by one would cost more in hand-offs than their decoding."""
-    tasks: list[list[_Decode]] = [[]]
-    records = 0
-    for item in work:
-        if tasks[-1] and records + item.end - item.first > BATCH_CHUNKS:
-            tasks.append([])
-            records = 0
-        tasks[-1].append(item)
-        records += item.end - item.first
-    return tasks
-
-
 class TableChunkSource(ChunkSource):
     """A persisted table: a parsed index plus positioned reads of its records.
 
     A batched get coalesces records into physical reads (Go's rule: gaps of up
     to ``block_size`` bytes are read through; here also at most ``max_read``
-    bytes a read, if set) and decodes their records in batches on the CPU pool.
+    bytes a read, if set) and decodes each read's records in one call.
     """
 
     def __init__(self, name: Addr, index: TableIndex, reader: ReaderAt, block_size: int,
@@ -254,10 +226,13 @@ class TableChunkSource(ChunkSource):
     def read_into(self, located: Located, found: dict[bytes, bytes]) -> None:
         """Add the chunks of ``(ordinal, address)`` pairs, already located, to ``found``.
 
-        Records are read in file order, coalesced into physical reads, and
-        decoded in batches on the CPU pool, a wave of reads at a time
-        (``ReaderAt.reads_per_wave``).  All of this runs per chunk, so it
-        works on ordinals and slices of ``located``: no object per chunk.
+        Records are read in file order, coalesced into physical reads, a wave
+        of reads at a time (``ReaderAt.reads_per_wave``), and decoded in this
+        thread.  Decoding on a pool of threads was measured slower, 1.15-1.5x
+        for chunks of 4 KiB to 1 MiB: each chunk's CRC and decompression are
+        short C calls, and the threads spend more on handing the GIL to each
+        other than they overlap.  All of this runs per chunk, so it works on
+        ordinals and slices of ``located``: no object per chunk.
         """
         if len(located) == 1:  # the common case over many tables: nothing to coalesce
             ordinal, addr = located[0]
@@ -265,45 +240,24 @@ class TableChunkSource(ChunkSource):
             return
         located = sorted(located, key=_ordinal)
         groups = self._coalesce([o for o, _ in located])
-        decode = functools.partial(self._decode_task, located)
         wave = self._reader.reads_per_wave or len(groups)
-        decoding: list[Future[list[tuple[bytes, bytes]]]] = []
-        try:
-            for first in range(0, len(groups), wave):
-                tasks = _tasks(self._read_work(groups[first:first + wave]))
-                if len(groups) <= wave and len(tasks) == 1:  # one task in all: no hand-off
-                    found.update(decode(tasks[0]))
-                    return
-                decoding += [CPU_POOL.submit(functools.partial(decode, task)) for task in tasks]
-        finally:
-            finish_all(decoding)  # on a failed read too: no decoder still running when it is raised
-        for chunks in decoding:
-            found.update(chunks.result())
+        for first in range(0, len(groups), wave):
+            reads = groups[first:first + wave]
+            datas = self._reader.read_ranges([(start, length) for start, length, _, _ in reads])
+            for (start, length, lo, hi), data in zip(reads, datas):
+                if len(data) != length:
+                    raise CorruptTableError(self._label, f"short read of {len(data)}/{length} bytes at {start}")
+                found.update(self._decode_read(located[lo:hi], start, data))
 
-    def _read_work(self, groups: Sequence[tuple[int, int, int, int]]) -> list[_Decode]:
-        """Read coalesced ``groups`` (``_coalesce``'s) and cut their records into decode batches."""
-        work: list[_Decode] = []
-        ranges = [(start, length) for start, length, _, _ in groups]
-        for (start, length, first, end), data in zip(groups, self._reader.read_ranges(ranges)):
-            if len(data) != length:
-                raise CorruptTableError(self._label, f"short read of {len(data)}/{length} bytes at {start}")
-            work.extend(_Decode(start, data, i, min(i + BATCH_CHUNKS, end)) for i in range(first, end, BATCH_CHUNKS))
-        return work
-
-    def _decode_task(self, located: Located, task: Sequence[_Decode]) -> list[tuple[bytes, bytes]]:
-        """``(address, chunk)`` of each record of the task's reads."""
+    def _decode_read(self, pairs: Located, start: int, data: bytes) -> Iterable[tuple[bytes, bytes]]:
+        """``(address, chunk)`` of each ``(ordinal, address)`` of ``pairs``, whose records ``data``, read at
+        ``start``, holds."""
         offsets, lengths = self._index.offsets, self._index.lengths
-        out: list[tuple[bytes, bytes]] = []
-        for item in task:
-            pairs = located[item.first:item.end]
-            start = item.start
-            try:
-                chunks = decode_records(item.data, [(offsets[o] - start, lengths[o]) for o, _ in pairs],
-                                        self._index.max_chunk)
-            except RecordBatchError as err:
-                raise CorruptTableError(self._label, f"chunk {Addr(pairs[err.position][1])}: {err}") from err
-            out.extend(zip([a for _, a in pairs], chunks))
-        return out
+        try:
+            chunks = decode_records(data, [(offsets[o] - start, lengths[o]) for o, _ in pairs], self._index.max_chunk)
+        except RecordBatchError as err:
+            raise CorruptTableError(self._label, f"chunk {Addr(pairs[err.position][1])}: {err}") from err
+        return zip([a for _, a in pairs], chunks)
 
     def calc_reads(self, addrs: Sequence[bytes]) -> tuple[int, list[bytes]]:
         index = self._index

@@ -32,7 +32,7 @@ TABLE_TEMP_PREFIX = "nbs_table_"
 class FileReaderAt(ReaderAt):
     """Positioned reads of one table file through the descriptor cache."""
 
-    reads_per_wave = 8  # reads of up to FILE_MAX_READ: 8 MiB read ahead of the decoders
+    reads_per_wave = 1  # a read of up to FILE_MAX_READ, decoded before the next
 
     def __init__(self, path: str, fd_cache: FDCache, stats: Stats) -> None:
         self.path = path

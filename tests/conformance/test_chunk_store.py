@@ -219,7 +219,7 @@ def test_put_many_returns_addresses_in_order_and_stores_duplicates_once(backend:
 
 def test_put_many_over_many_memtables(backend: Backend) -> None:
     s = backend.open(SMALL_MEMTABLE)
-    chunks = [os.urandom(700) for _ in range(600)]  # more than one batch of the CPU pool
+    chunks = [os.urandom(700) for _ in range(600)]  # more than one batch of the chunk workers
     addrs = s.put_many(chunks)
     assert s.commit(addrs[-1], s.root())
     other = backend.open()

@@ -90,7 +90,7 @@ def test_corrupted_table_sent_to_the_daemon_is_refused(nbsd_daemon: Daemon, flip
 def test_table_filing_a_chunk_under_a_wrong_address_is_refused_by_the_daemon(nbsd_daemon: Daemon) -> None:
     """Verification runs in batches on the daemon's threads: a lie in the last batch is still caught."""
     import nbsclient
-    from nbs.cpu_pool import BATCH_CHUNKS
+    from nbs.chunk_workers import BATCH_CHUNKS
     from nbs.table_writer import TableWriter
 
     chunks = [os.urandom(200) for _ in range(3 * BATCH_CHUNKS)]

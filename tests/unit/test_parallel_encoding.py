@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Sequence
 from typing import TypeVar
 
@@ -11,12 +10,11 @@ import pytest
 
 from nbs.addr import Addr
 from nbs.chunk_source import BytesReaderAt, TableChunkSource
-from nbs.cpu_pool import BATCH_CHUNKS
+from nbs.chunk_workers import BATCH_CHUNKS
 from nbs.errors import CorruptTableError
 from nbs.record import RecordBatchError, decode_records, encode_record, encode_records
 from nbs.table_index import parse_table_index
 from nbs.table_writer import TableWriter, WrittenTable, build_table
-from tests.forking import in_child
 from tests.helpers import FIXTURES
 
 
@@ -177,6 +175,30 @@ def test_cheap_reads_go_in_waves_and_every_record_of_every_wave_is_decoded() -> 
     assert sum(reader.waves) == len(reader.reads)
 
 
+class DecodedSoFarReader(WaveReader):
+    """Notes, at each wave it reads, how many chunks the get has already decoded into ``found``."""
+
+    reads_per_wave = 1
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.found: dict[bytes, bytes] = {}
+        self.decoded_before: list[int] = []
+
+    def read_ranges(self, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
+        self.decoded_before.append(len(self.found))
+        return super().read_ranges(ranges)
+
+
+def test_each_wave_is_decoded_before_the_next_is_read() -> None:
+    """Only one wave's buffers are alive at a time, and they are decoded while in the CPU's cache."""
+    chunks, reader, source = _batched_table(DecodedSoFarReader)
+    assert source.get_many([Addr.of(c) for c in chunks], reader.found) == []
+    assert reader.found == {Addr.of(c): c for c in chunks}
+    assert len(reader.decoded_before) > 2 and reader.decoded_before[0] == 0
+    assert all(after > before for before, after in zip(reader.decoded_before, reader.decoded_before[1:]))
+
+
 @pytest.mark.parametrize("waves", [False, True], ids=["one-read", "waves"])
 def test_get_many_names_a_corrupt_chunk_found_in_a_late_batch(waves: bool) -> None:
     chunks = [os.urandom(100) for _ in range(3 * BATCH_CHUNKS)]
@@ -189,21 +211,3 @@ def test_get_many_names_a_corrupt_chunk_found_in_a_late_batch(waves: bool) -> No
     with pytest.raises(CorruptTableError, match=str(Addr.of(chunks[2 * BATCH_CHUNKS + 1]))):
         source.get_many([Addr.of(c) for c in chunks], {})
     assert not isinstance(reader, WaveReader) or len(reader.waves) > 3  # the bad chunk lay in a late wave
-
-
-def test_cpu_pool_used_before_fork_works_in_the_child() -> None:
-    chunks = mixed_chunks(3 * BATCH_CHUNKS)
-    expected = build_table((Addr.of(c), c) for c in chunks).data
-    time.sleep(0.2)  # the parent's pool threads go idle; the child must start its own
-    assert in_child(lambda: build_table((Addr.of(c), c) for c in chunks).data == expected, timeout=30)
-    assert build_table((Addr.of(c), c) for c in chunks).data == expected
-
-
-def test_scattered_reads_are_decoded_in_tasks_of_a_batch_not_one_by_one() -> None:
-    from nbs.chunk_source import _Decode, _tasks
-    from nbs.cpu_pool import BATCH_CHUNKS
-
-    one_each = [_Decode(i, b"", i, i + 1) for i in range(BATCH_CHUNKS + 44)]
-    assert [sum(item.end - item.first for item in task) for task in _tasks(one_each)] == [BATCH_CHUNKS, 44]
-    full = _Decode(0, b"", 0, BATCH_CHUNKS)
-    assert [len(task) for task in _tasks([full, full, one_each[0]])] == [1, 1, 1]
