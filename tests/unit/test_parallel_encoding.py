@@ -139,7 +139,7 @@ def _batched_table(reader_type: type[R]) -> tuple[list[bytes], R, TableChunkSour
     return chunks, reader, TableChunkSource(table.name, table.index(), reader, 4096, max_read=64 << 10)
 
 
-def test_get_many_reads_at_most_max_read_bytes_at_once_and_decodes_every_batch() -> None:
+def test_get_many_reads_at_most_max_read_bytes_at_once_and_decodes_every_read() -> None:
     chunks, reader, source = _batched_table(CountingReader)
     found: dict[bytes, bytes] = {}
     missing = source.get_many([Addr.of(c) for c in chunks] + [Addr.of(b"absent")], found)
@@ -200,7 +200,7 @@ def test_each_wave_is_decoded_before_the_next_is_read() -> None:
 
 
 @pytest.mark.parametrize("waves", [False, True], ids=["one-read", "waves"])
-def test_get_many_names_a_corrupt_chunk_found_in_a_late_batch(waves: bool) -> None:
+def test_get_many_names_a_corrupt_chunk_far_into_its_records(waves: bool) -> None:
     chunks = [os.urandom(100) for _ in range(3 * BATCH_CHUNKS)]
     table = build_table((Addr.of(c), c) for c in chunks)
     index = table.index()
