@@ -46,6 +46,7 @@ _compress = cramjam.snappy.compress_raw
 _crc32c = crc32c.crc32c
 _decompressed_len = cramjam.snappy.decompress_raw_len
 _decompress = cramjam.snappy.decompress_raw
+_decompress_into = cramjam.snappy.decompress_raw_into
 
 
 def decode_record(record: bytes | memoryview, max_len: int) -> bytes:
@@ -99,10 +100,16 @@ def encode_records(chunks: Sequence[bytes]) -> EncodedRecords:
 def decode_records(data: bytes | memoryview, spans: Sequence[tuple[int, int]], max_len: int) -> list[bytes]:
     """``decode_record`` of each ``(offset, length)`` span of ``data``, with the loop kept in one frame.
 
-    A failure raises ``RecordBatchError`` naming the position of the bad span.
+    Each chunk is decompressed into one scratch buffer and copied out as
+    ``bytes``: the binding's own output (a ``Buffer``, then ``read()``) costs
+    an allocation and an object more per chunk, 7-9 ms per 100 MB of 4 KiB
+    chunks (12% of a ``get_many`` whose memory is already mapped; page faults
+    hide it when every chunk lands on a fresh page).  A failure raises
+    ``RecordBatchError`` naming the position of the bad span.
     """
     view = memoryview(data)
-    crc, decompressed_len, decompress = _crc32c, _decompressed_len, _decompress
+    crc, decompressed_len, decompress_into = _crc32c, _decompressed_len, _decompress_into
+    scratch = memoryview(bytearray(0))
     out: list[bytes] = []
     keep = out.append
     for offset, length in spans:
@@ -114,7 +121,12 @@ def decode_records(data: bytes | memoryview, spans: Sequence[tuple[int, int]], m
             size = decompressed_len(compressed)
             if size > max_len or size > MAX_EXPANSION * (length - CRC_SIZE) or size == 0:
                 raise RecordBatchError(len(out), f"record claims {size} uncompressed bytes (limit {max_len})")
-            keep(decompress(compressed).read())
+            if size > len(scratch):
+                scratch = memoryview(bytearray(size))
+            chunk = scratch[:size]
+            if decompress_into(compressed, chunk) != size:
+                raise RecordBatchError(len(out), f"Snappy data shorter than the {size} bytes it claims")
+            keep(bytes(chunk))
         except cramjam.DecompressionError as err:
             raise RecordBatchError(len(out), f"bad Snappy data: {err}") from err
     return out

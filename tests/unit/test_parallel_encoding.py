@@ -12,6 +12,7 @@ from nbs.addr import Addr
 from nbs.chunk_source import BytesReaderAt, TableChunkSource
 from nbs.chunk_workers import BATCH_CHUNKS
 from nbs.errors import CorruptTableError
+from nbs import record
 from nbs.record import RecordBatchError, decode_records, encode_record, encode_records
 from nbs.table_index import parse_table_index
 from nbs.table_writer import TableWriter, WrittenTable, build_table
@@ -60,6 +61,30 @@ def test_decode_records_names_the_bad_record() -> None:
     with pytest.raises(RecordBatchError) as err:
         decode_records(bytes(data), spans, 1 << 20)
     assert err.value.position == 6
+
+
+def test_decoded_chunks_are_bytes_of_their_own_whatever_the_order_of_sizes() -> None:
+    """Chunks are decompressed into one scratch buffer and copied out: a small chunk after a large one
+    must not carry the large one's tail, and no chunk may change when the next is decoded."""
+    chunks = [os.urandom(3000), b"tiny", b'{"k": 1}' * 900, b"x", os.urandom(5000), b"yz"]
+    encoded = encode_records(chunks)
+    decoded = decode_records(encoded.data, spans_of(encoded.lengths), 1 << 20)
+    assert decoded == chunks and all(type(chunk) is bytes for chunk in decoded)
+
+
+def test_decode_records_refuses_snappy_data_that_fills_less_than_it_claims(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever the Snappy binding does, a chunk is never handed out with bytes it did not write."""
+    chunks = mixed_chunks(4)
+    encoded = encode_records(chunks)
+    real = record._decompress_into
+
+    def short(compressed: memoryview, out: memoryview) -> int:
+        return int(real(compressed, out)) - 1
+
+    monkeypatch.setattr(record, "_decompress_into", short)
+    with pytest.raises(RecordBatchError, match="shorter than") as err:
+        decode_records(encoded.data, spans_of(encoded.lengths), 1 << 20)
+    assert err.value.position == 0
 
 
 def test_parallel_table_is_byte_identical_to_the_serial_one() -> None:
