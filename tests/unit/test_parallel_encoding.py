@@ -8,11 +8,11 @@ from typing import TypeVar
 
 import pytest
 
+from nbs import record
 from nbs.addr import Addr
 from nbs.chunk_source import BytesReaderAt, TableChunkSource
 from nbs.chunk_workers import BATCH_CHUNKS
 from nbs.errors import CorruptTableError
-from nbs import record
 from nbs.record import RecordBatchError, decode_records, encode_record, encode_records
 from nbs.table_index import parse_table_index
 from nbs.table_writer import TableWriter, WrittenTable, build_table
