@@ -224,6 +224,7 @@ def run(report: Report, quick: bool) -> None:
                       "one-core read limit keeping the chunks", kept_limit_rate))
 
     _threads_or_processes(report, section, chunks, total)
+    _shared_workers(report, section, chunks[:2 * BATCH_CHUNKS])
     _via_nbsd(report, section, workdir, chunks, total)
     _import_memory(report, workdir, (64 if quick else 1024) * MIB, (64 * MIB, 16 * MIB))
     shutil.rmtree(workdir)
@@ -254,6 +255,27 @@ def _threads_or_processes(report: Report, section: str, chunks: list[bytes], tot
     report.add(Figure(section, f"hash+encode on {cpus} threads", many, "MB/s", "one thread", one))
     report.add(Figure(section, f"hash+encode on {pool().count} chunk worker processes", workers, "MB/s",
                       "one thread", one))
+
+
+def _shared_workers(report: Report, section: str, chunks: list[bytes], threads: int = 4, calls: int = 30) -> None:
+    """The slowest of many ``hash_all`` calls made at once by ``threads`` threads sharing the chunk workers,
+    against the same call alone.
+
+    Waiting callers are served in turn, so a call waits at most for the
+    calls ahead of it: the target allows each of ``threads`` calls 4x its time alone.
+    """
+    def call() -> float:
+        started = time.perf_counter()
+        hash_all(chunks)
+        return time.perf_counter() - started
+
+    alone = statistics.median(call() for _ in range(calls))
+    with ThreadPoolExecutor(threads) as pool_of_threads:
+        slowest = max(pool_of_threads.map(lambda _: max(call() for _ in range(calls)), range(threads)))
+    bound = 4 * threads
+    report.add(Figure(section, f"slowest hash_all of {len(chunks)} chunks, {threads} threads at once",
+                      slowest * 1e3, "ms", "the same call alone (median)", alone * 1e3, f"<= {bound}x",
+                      slowest <= bound * alone))
 
 
 def _via_nbsd(report: Report, section: str, workdir: str, chunks: list[bytes], total: int) -> None:

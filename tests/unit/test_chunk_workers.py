@@ -305,3 +305,35 @@ def test_a_caller_waits_for_a_busy_worker_and_works_here_once_the_wait_runs_out(
         assert one.failures == 0 and one.running == 1
     finally:
         one.shutdown()
+
+
+def test_callers_waiting_for_a_worker_get_it_in_the_order_they_came() -> None:
+    """A caller that gives its worker back and asks again at once must queue behind those already waiting."""
+    one = workers.ChunkWorkers(1)
+    try:
+        held = one.lease(1)
+        assert len(held) == 1
+        order: list[str] = []
+
+        def take(name: str) -> None:
+            got = one.lease(1)
+            order.append(name if got else f"{name} (none)")
+            if got:
+                one.give_back(got[0], broken=False)
+
+        waiters = []
+        for name in ("first", "second"):
+            waiter = threading.Thread(target=take, args=(name,))
+            waiter.start()
+            waiters.append(waiter)
+            deadline = time.monotonic() + 10
+            while one.waiting < len(waiters) and time.monotonic() < deadline:
+                time.sleep(0.001)
+            assert one.waiting == len(waiters)
+        one.give_back(held[0], broken=False)
+        take("returning")  # the caller that just gave the worker back, at once
+        for waiter in waiters:
+            waiter.join(10)
+        assert order == ["first", "second", "returning"] and one.waiting == 0
+    finally:
+        one.shutdown()
