@@ -287,9 +287,13 @@ def _via_nbsd(report: Report, section: str, workdir: str, chunks: list[bytes], t
         me, served = psutil.Process(), psutil.Process(daemon.pid)
         spent: dict[str, list[float]] = {"direct": [], "client": [], "daemon": []}
 
+        def daemon_side() -> list[psutil.Process]:
+            """The daemon and its chunk workers."""
+            return [served, *served.children(recursive=True)]
+
         def writer_side() -> list[psutil.Process]:
             """This process and its chunk workers (not the daemon's)."""
-            theirs = {p.pid for p in [served, *served.children(recursive=True)]}
+            theirs = {p.pid for p in daemon_side()}
             return [me, *(p for p in me.children(recursive=True) if p.pid not in theirs)]
 
         def direct(i: int) -> float:
@@ -304,12 +308,12 @@ def _via_nbsd(report: Report, section: str, workdir: str, chunks: list[bytes], t
             return seconds
 
         def via(i: int) -> float:
-            client, daemon_side = _cpu_seconds([me]), _cpu_seconds([served, *served.children(recursive=True)])
+            client, daemon_cpu = _cpu_seconds([me]), _cpu_seconds(daemon_side())
             with nbsclient.connect(os.path.join(daemon.stores, f"via-{i}"), daemon.endpoint,
                                    commit_timeout=600.0) as store:
                 seconds = put_all_and_commit(store, chunks)[0]
             spent["client"].append(_cpu_seconds([me]) - client)
-            spent["daemon"].append(_cpu_seconds([served, *served.children(recursive=True)]) - daemon_side)
+            spent["daemon"].append(_cpu_seconds(daemon_side()) - daemon_cpu)
             return seconds
 
         direct_rate, via_rate = median_rates(total, direct, via)

@@ -255,10 +255,6 @@ class ChunkWorkers:
         """
         deadline = time.monotonic() + LEASE_WAIT_S
         with self._lock:
-            if not self._queue:  # no one is waiting: take what there is
-                taken = self._take(wanted)
-                if taken or not self._running:
-                    return taken
             turn = threading.Condition(self._lock)
             self._queue.append(turn)
             try:
