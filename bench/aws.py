@@ -14,6 +14,7 @@ import os
 import statistics
 import tempfile
 import time
+import tracemalloc
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,7 +24,10 @@ from bench.common import Figure, Report, chunk_payloads, progress, run_parallel,
 from bench.writes import commit_batches, write_batches
 from nbs.addr import Addr
 from nbs.aws_factory import aws_clients, new_aws_store
+from nbs.aws_table_persister import cut_parts, part_size
+from nbs.chunk_jobs import hash_all
 from nbs.chunk_store import ChunkStore
+from nbs.table_writer import TableStream
 from nbsd.runner import DaemonProcess
 from tests.aws_server import MotoServer, isolate_aws_environment, start_moto_server
 from tests.fault_proxy import FaultProxy
@@ -163,7 +167,44 @@ def _writes(report: Report, place: Place, workdir: str, commits: int, per_commit
                       direct_rate))
 
 
+def _part_cutting(report: Report, per_commit: int) -> None:
+    """Memory and time of cutting a table's records into upload parts, against the table itself.
+
+    The upload keeps every part until it completes, so the parts alone hold
+    the table's bytes once; joining the whole table and slicing the parts out
+    of it (how it was done before) held them twice.
+    """
+    section = f"AWS upload parts of a {per_commit >> 20} MiB table"
+    progress(f"[{section}]")
+    batch = write_batches(1, per_commit, seed=47)[0]
+    pieces = list(TableStream(hash_all(batch), batch).pieces())
+    table_size = sum(map(len, pieces))
+    size = part_size(table_size, 5 << 20)
+    cut_seconds, join_seconds = [], []
+    for _ in range(9):
+        started = time.perf_counter()
+        parts = [part for part, _ in cut_parts(pieces, size)]
+        cut_seconds.append(time.perf_counter() - started)
+        del parts
+        started = time.perf_counter()
+        whole = b"".join(pieces)
+        join_seconds.append(time.perf_counter() - started)
+        del whole
+    tracemalloc.start()
+    try:
+        parts = [part for part, _ in cut_parts(pieces, size)]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert b"".join(parts) == b"".join(pieces)
+    report.add(Figure(section, f"memory allocated cutting {len(parts)} parts (all kept)", peak / (1 << 20), "MiB",
+                      "the table's bytes", table_size / (1 << 20), "<= 1.05x", peak <= 1.05 * table_size))
+    report.add(Figure(section, "time cutting the parts (median of 9)", statistics.median(cut_seconds) * 1e3, "ms",
+                      "one join of the whole table", statistics.median(join_seconds) * 1e3))
+
+
 def run(report: Report, quick: bool) -> None:
+    _part_cutting(report, 10 << 20)
     workdir = tempfile.mkdtemp(prefix="nbs-bench-aws-")
     with moto_place(workdir) as place:
         _cold_reads(report, place, workdir, 1024 if quick else 4096)

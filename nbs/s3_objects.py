@@ -165,12 +165,12 @@ class S3Objects:
         with limited(self.rate_limit), aws_call(f"PutObject s3://{self.bucket}/{key}"):
             self.s3.put_object(Bucket=self.bucket, Key=key, Body=data)
 
-    def bytes_part(self, data: bytes, offset: int, length: int) -> UploadPart:
-        """A part uploading ``data[offset:offset + length]``."""
+    def bytes_part(self, data: bytes) -> UploadPart:
+        """A part uploading ``data``."""
         def send(key: str, upload_id: str, number: int) -> str:
             with limited(self.rate_limit), aws_call(f"UploadPart s3://{self.bucket}/{key} part {number}"):
                 return self.s3.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number,
-                                           Body=data[offset:offset + length])["ETag"]
+                                           Body=data)["ETag"]
         return send
 
     def copy_part(self, part: CopyPart) -> UploadPart:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 
 from nbs.addr import Addr
 from nbs.aws_table_persister import (DYNAMO_ITEM_OVERHEAD, MAX_PARTS, AWSLimits, AWSTablePersister, cut_parts,
-                                     divide_plan, fit_parts, part_ranges, split_on_max_size)
+                                     divide_plan, fit_parts, part_size, split_on_max_size)
 from nbs.chunk_source import BytesReaderAt, ChunkSource, TableChunkSource
 from nbs.dynamo_table_store import DynamoTableStore
 from nbs.errors import AWSError
@@ -40,7 +41,7 @@ TABLE = build_table((Addr.of(c), c) for c in TEST_CHUNKS)
 MAX_TABLE_SIZE = 236  # Go's maxTableSize(3, 21) for the test chunks
 
 
-def part_size(k: int) -> int:
+def target_of(k: int) -> int:
     return MAX_TABLE_SIZE // k
 
 
@@ -134,7 +135,7 @@ def test_persist_to_s3_in_multiple_parts(pool: IOPool) -> None:
 def test_persist_to_s3_caches_table(pool: IOPool, tmp_path: Path) -> None:
     s3 = FakeS3()
     table_cache = FSTableCache(str(tmp_path), 1 << 20, FDCache(4))
-    persister = make(pool, AWSLimits(part_target=part_size(3), item_max=0, chunk_max=0), s3=s3,
+    persister = make(pool, AWSLimits(part_target=target_of(3), item_max=0, chunk_max=0), s3=s3,
                      table_cache=table_cache)
     source = persister.persist(memtable_of(TEST_CHUNKS), None, Stats())
     assert str(source.name) in table_cache
@@ -146,16 +147,30 @@ def test_persist_to_s3_caches_table(pool: IOPool, tmp_path: Path) -> None:
 
 def test_persist_to_s3_in_single_part_is_one_put(pool: IOPool) -> None:
     s3 = FakeS3()
-    source = make(pool, AWSLimits(part_target=part_size(3), item_max=0, chunk_max=0), s3=s3).persist(
+    source = make(pool, AWSLimits(part_target=target_of(3), item_max=0, chunk_max=0), s3=s3).persist(
         memtable_of(TEST_CHUNKS), None, Stats())
     # 143 bytes / 78 is one part, as in Go; a single PutObject stores the same object
     assert s3.puts == 1 and s3.uploaded_parts == [] and s3.uploads == {}
     assert has_all(parsed(s3.objects[str(source.name)]), TEST_CHUNKS)
 
 
+@pytest.mark.parametrize("k", [3, 4])
+def test_small_table_too_big_for_an_item_goes_to_s3_whole(pool: IOPool, tmp_path: Path, k: int) -> None:
+    # Few enough chunks for DynamoDB, too many bytes for its item: built whole, then put or uploaded in parts.
+    s3 = FakeS3()
+    table_cache = FSTableCache(str(tmp_path), 1 << 20, FDCache(4))
+    source = make(pool, AWSLimits(part_target=target_of(k), item_max=0, chunk_max=6), s3=s3,
+                  table_cache=table_cache).persist(memtable_of(TEST_CHUNKS), None, Stats())
+    assert s3.objects[str(source.name)] == TABLE.data
+    size = target_of(k)
+    expected = [] if len(TABLE.data) < 2 * size else [(1, size), (2, len(TABLE.data) - size)]
+    assert s3.uploaded_parts == expected and s3.puts == (0 if expected else 1)
+    assert str(source.name) in table_cache
+
+
 def test_persist_no_new_chunks(pool: IOPool) -> None:
     s3, ddb = FakeS3(), FakeDDB()
-    source = make(pool, AWSLimits(part_target=part_size(1)), s3=s3, ddb=ddb).persist(
+    source = make(pool, AWSLimits(part_target=target_of(1)), s3=s3, ddb=ddb).persist(
         memtable_of(TEST_CHUNKS), memtable_of(TEST_CHUNKS), Stats())
     assert source.count() == 0 and source.name.is_empty()
     assert s3.objects == {} and ddb.items == {} and s3.uploads == {}
@@ -175,7 +190,7 @@ class FailSecondPartS3(FakeS3):
 
 def test_persist_to_s3_aborts_failed_upload(pool: IOPool) -> None:
     s3 = FailSecondPartS3()
-    persister = make(pool, AWSLimits(part_target=part_size(4), item_max=0, chunk_max=0), s3=s3)
+    persister = make(pool, AWSLimits(part_target=target_of(4), item_max=0, chunk_max=0), s3=s3)
     with pytest.raises(AWSError) as err:
         persister.persist(memtable_of(TEST_CHUNKS), None, Stats())
     assert err.value.code == "MalformedXML"
@@ -206,7 +221,7 @@ class SlowFirstPartS3(FakeS3):
 def test_abort_waits_for_parts_in_flight(pool: IOPool) -> None:
     s3 = SlowFirstPartS3()
     with pytest.raises(AWSError):
-        make(pool, AWSLimits(part_target=part_size(4), item_max=0, chunk_max=0), s3=s3).persist(
+        make(pool, AWSLimits(part_target=target_of(4), item_max=0, chunk_max=0), s3=s3).persist(
             memtable_of(TEST_CHUNKS), None, Stats())
     assert s3.events == ["part 1 done", "abort"] and s3.uploads == {}
 
@@ -264,38 +279,36 @@ def test_dynamo_write_failure_fails_the_persist(pool: IOPool) -> None:
 # -- part sizing ----------------------------------------------------------------------------
 
 
-def check_parts(ranges: list[tuple[int, int]], total: int) -> None:
-    assert ranges[0][0] == 0
-    assert all(a + n == b for (a, n), (b, _) in zip(ranges, ranges[1:]))
-    assert sum(n for _, n in ranges) == total
+def part_lengths(total: int, size: int, piece: int = 4096) -> list[int]:
+    """The lengths of the parts ``cut_parts`` cuts from ``total`` bytes arriving in pieces of ``piece``."""
+    data = os.urandom(total)
+    parts = [part for part, _ in cut_parts((data[i:i + piece] for i in range(0, total, piece)), size)]
+    assert b"".join(parts) == data
+    return [len(part) for part in parts]
 
 
-def test_part_ranges_follow_go() -> None:
-    assert part_ranges(143, 78) == [(0, 143)]
-    assert part_ranges(143, 59) == [(0, 59), (59, 84)]
-    assert part_ranges(10, 100) == [(0, 10)]
+def test_parts_follow_go() -> None:
+    assert part_lengths(143, part_size(143, 78)) == [143]
+    assert part_lengths(143, part_size(143, 59)) == [59, 84]
+    assert part_lengths(10, part_size(10, 100)) == [10]
     mib = 1 << 20
-    ranges = part_ranges(23 * mib + 5, 5 * mib)
-    assert [n for _, n in ranges] == [5 * mib] * 3 + [8 * mib + 5]
-    check_parts(ranges, 23 * mib + 5)
+    assert part_lengths(23 * mib + 5, part_size(23 * mib + 5, 5 * mib)) == [5 * mib] * 3 + [8 * mib + 5]
 
 
 @pytest.mark.parametrize("parts_worth", [MAX_PARTS, MAX_PARTS + 1, 3 * MAX_PARTS + 7, 12_345_678])
-def test_part_ranges_never_exceed_the_s3_part_count(parts_worth: int) -> None:
+def test_part_size_never_exceeds_the_s3_part_count(parts_worth: int) -> None:
     target = 5 << 20
     total = parts_worth * target + 12345
-    ranges = part_ranges(total, target)
-    assert len(ranges) <= MAX_PARTS
-    check_parts(ranges, total)
-    sizes = [n for _, n in ranges]
-    assert min(sizes[:-1] or sizes) >= target and max(sizes) < 2 * min(sizes) + 1
-    assert max(sizes) <= 5 << 30 or parts_worth == 12_345_678
+    size = part_size(total, target)
+    count = total // size  # cut_parts: parts of size, the last taking the remainder
+    assert count <= MAX_PARTS
+    assert size >= target and total - (count - 1) * size < 2 * size
+    assert 2 * size <= 5 << 30 or parts_worth == 12_345_678
 
 
-def test_part_ranges_with_a_part_budget() -> None:
-    ranges = part_ranges(1000, 10, max_parts=7)
-    assert len(ranges) <= 7
-    check_parts(ranges, 1000)
+def test_part_size_with_a_part_budget() -> None:
+    size = part_size(1000, 10, max_parts=7)
+    assert len(part_lengths(1000, size, piece=3)) <= 7
 
 
 def test_calc_part_sizes() -> None:
@@ -462,8 +475,24 @@ def test_open_many_opens_concurrently_and_in_order(pool: IOPool) -> None:
 
 @pytest.mark.parametrize("total", [1, 99, 100, 199, 200, 201, 399, 400, 1234])
 @pytest.mark.parametrize("piece", [1, 7, 100, 333, 5000])
-def test_streamed_parts_are_cut_as_part_ranges_cuts_the_whole(total: int, piece: int) -> None:
+def test_streamed_parts_are_the_whole_cut_in_parts_of_the_size(total: int, piece: int) -> None:
     data = os.urandom(total)
     parts = list(cut_parts((data[i:i + piece] for i in range(0, total, piece)), 100))
-    assert [bytes(d[o:o + n]) for d, o, n, _ in parts] == [data[o:o + n] for o, n in part_ranges(total, 100)]
-    assert [final for *_, final in parts] == [False] * (len(parts) - 1) + [True]
+    count = max(1, total // 100)
+    assert [part for part, _ in parts] == [data[i * 100:(i + 1) * 100] for i in range(count - 1)] + [
+        data[(count - 1) * 100:]]
+    assert all(type(part) is bytes for part, _ in parts)
+    assert [final for _, final in parts] == [False] * (len(parts) - 1) + [True]
+
+
+def test_cutting_parts_copies_each_byte_once() -> None:
+    pieces = [os.urandom(4099) for _ in range(800)]  # 3.3 MB in parts of 1 MB: cuts split pieces
+    total = sum(map(len, pieces))
+    tracemalloc.start()
+    try:
+        parts = [part for part, _ in cut_parts(iter(pieces), 1 << 20)]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert b"".join(parts) == b"".join(pieces) and list(map(len, parts)) == [1 << 20, 1 << 20, total - (2 << 20)]
+    assert peak < total + (64 << 10)  # the parts, and no joined whole to slice them from
