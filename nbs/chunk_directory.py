@@ -23,19 +23,18 @@ ones; then a fresh directory is built.
 
 from __future__ import annotations
 
+import struct
 import threading
 import weakref
 from array import array
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
-from nbs.addr import PREFIX_SIZE, SUFFIX_SIZE
-from nbs.chunk_source import TableChunkSource
+from nbs.addr import ADDR_SIZE, SUFFIX_SIZE
+from nbs.chunk_source import Located, TableChunkSource
 from nbs.forksafe import register
 
 MIN_SLOTS = 64
-_KEY_SIZE = 8  # bytes of the address that key the hash (all of Go's 8-byte prefix)
-
-Located = list[tuple[int, bytes]]  # (ordinal within the table, address)
+_SPLIT = struct.Struct(f">Q{SUFFIX_SIZE}s")  # an address: its prefix, which keys the hash, and its suffix
 View = Mapping[int, TableChunkSource]  # directory table number -> the reader's own table
 Charge = Callable[[int], None]
 
@@ -133,58 +132,75 @@ class ChunkDirectory:
             self._charged[0] = size
 
     def locate(self, addr: bytes, view: View) -> tuple[TableChunkSource, int] | None:
-        """The table of ``view`` holding ``addr`` and its ordinal there, or None."""
-        for _, table, ordinal in self._probe((addr,), view):
-            return (table, ordinal) if table is not None else None
+        """The table of ``view`` holding ``addr`` and its ordinal there, or None (``locate_many``'s probe, for one)."""
+        if len(addr) != ADDR_SIZE:
+            return None
+        key, suffix = _SPLIT.unpack(addr)
+        keys, entries, mask = self._slots
+        slot = key & mask
+        while entry := entries[slot]:
+            if keys[slot] == key:
+                number = self._table_of[entry]
+                table = view.get(number)
+                if table is not None:
+                    _, ordinals, suffixes, first = self._tables[number]
+                    ordinal = ordinals[entry - first]
+                    if suffixes.startswith(suffix, ordinal * SUFFIX_SIZE):
+                        return table, ordinal
+            slot = (slot + 1) & mask
         return None
 
-    def locate_many(self, addrs: Sequence[bytes], view: View
-                    ) -> tuple[dict[TableChunkSource, Located], list[bytes]]:
-        """Addresses grouped by the table of ``view`` holding them, and those none holds."""
-        groups: dict[TableChunkSource, Located] = {}
-        missing: list[bytes] = []
-        for addr, table, ordinal in self._probe(addrs, view):
-            if table is None:
-                missing.append(addr)
-                continue
-            group = groups.get(table)
-            if group is None:
-                groups[table] = [(ordinal, addr)]
-            else:
-                group.append((ordinal, addr))
-        return groups, missing
-
-    def absent(self, addrs: Sequence[bytes], view: View) -> list[bytes]:
-        """The addresses of ``addrs`` no table of ``view`` holds."""
-        return [addr for addr, table, _ in self._probe(addrs, view) if table is None]
-
-    def _probe(self, addrs: Sequence[bytes], view: View) -> Iterator[tuple[bytes, TableChunkSource | None, int]]:
-        """``(address, table of view holding it or None, ordinal there)`` of each address.
+    def locate_many(self, addrs: Sequence[bytes], view: View) -> tuple[dict[TableChunkSource, Located], list[bytes]]:
+        """Addresses grouped by the table of ``view`` holding them, and those none holds.
 
         One loop over all addresses with everything in locals: this runs once
-        per chunk read, and a call per address cost more than the probe itself.
+        per chunk read, and a call per address cost more than the probe
+        itself.  Prefixes and suffixes are split out of all the addresses
+        joined, in one C call, not sliced out of each.
         """
+        joined = b"".join(addrs)
+        missing: list[bytes] = []
+        if len(joined) != ADDR_SIZE * len(addrs):  # some are no address, so no table holds them
+            missing = [addr for addr in addrs if len(addr) != ADDR_SIZE]
+            addrs = [addr for addr in addrs if len(addr) == ADDR_SIZE]
+            joined = b"".join(addrs)
         keys, entries, mask = self._slots
-        table_of, tables, in_view, from_bytes = self._table_of, self._tables, view.get, int.from_bytes
-        for addr in addrs:
-            key = from_bytes(addr[:_KEY_SIZE], "big")
+        table_of, tables, in_view = self._table_of, self._tables, view.get
+        groups: dict[TableChunkSource, Located] = {}
+        current = -1  # the number of the table probed last: its index, and its group once it has one, in locals
+        table: TableChunkSource | None = None
+        group: Located | None = None
+        ordinals: Sequence[int] = ()
+        suffixes, first = b"", 0
+        for (key, suffix), addr in zip(_SPLIT.iter_unpack(joined), addrs):
             slot = key & mask
             while True:
                 entry = entries[slot]
                 if not entry:
-                    yield addr, None, 0
+                    missing.append(addr)
                     break
                 if keys[slot] == key:
                     number = table_of[entry]
-                    table = in_view(number)
-                    if table is not None:
-                        _, ordinals, suffixes, first = tables[number]
+                    if number != current:
+                        viewed = in_view(number)
+                        if viewed is not None:
+                            _, ordinals, suffixes, first = tables[number]
+                            table, group, current = viewed, groups.get(viewed), number
+                    if number == current:
                         ordinal = ordinals[entry - first]
-                        start = ordinal * SUFFIX_SIZE
-                        if suffixes[start:start + SUFFIX_SIZE] == addr[PREFIX_SIZE:]:
-                            yield addr, table, ordinal
+                        if suffixes.startswith(suffix, ordinal * SUFFIX_SIZE):
+                            if group is None:
+                                assert table is not None  # set with current
+                                group = groups[table] = Located()
+                            group.ordinals.append(ordinal)
+                            group.addrs.append(addr)
                             break
                 slot = (slot + 1) & mask
+        return groups, missing
+
+    def absent(self, addrs: Sequence[bytes], view: View) -> list[bytes]:
+        """The addresses of ``addrs`` no table of ``view`` holds."""
+        return self.locate_many(addrs, view)[1]
 
 
 def _insert(keys: array, entries: array, mask: int, prefixes: Sequence[int], first: int) -> None:  # type: ignore[type-arg]

@@ -118,14 +118,13 @@ class TableSet:
         for table, located in groups.items():
             table.read_into(located, found)
             if origins is not None:
-                name = table.name
-                origins.update((a, name) for _, a in located)
+                origins.update(dict.fromkeys(located.addrs, table.name))
         return missing
 
     def upstream_holders(self, addrs: Sequence[bytes]) -> dict[bytes, Addr]:
         """The upstream table holding each address that one holds: an index lookup, no chunk is read."""
         groups, _ = self._directory.locate_many(addrs, self._view)
-        return {a: table.name for table, located in groups.items() for _, a in located}
+        return {a: table.name for table, located in groups.items() for a in located.addrs}
 
     def calc_reads(self, addrs: Sequence[bytes]) -> tuple[int, list[bytes]]:
         reads = 0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from nbs.addr import Addr
 from nbs.chunk_directory import MIN_SLOTS, ChunkDirectory, View
-from nbs.chunk_source import FILE_BLOCK_SIZE, BytesReaderAt, TableChunkSource
+from nbs.chunk_source import FILE_BLOCK_SIZE, BytesReaderAt, Located, TableChunkSource
 from nbs.factory import SharedCaches, local_store_with
 from nbs.index_cache import IndexCache
 from nbs.manifest import TableSpec
@@ -62,8 +62,8 @@ def test_prefix_collisions_are_told_apart_by_the_suffix() -> None:
     assert directory.locate(crafted(42, 4), live) is None
     groups, missing = directory.locate_many([*same, crafted(42, 5)], live)
     assert missing == [crafted(42, 5)]
-    assert sorted(a for located in groups.values() for _, a in located) == same
-    assert sorted(len(located) for located in groups.values()) == [1, 2]
+    assert sorted(a for located in groups.values() for a in located.addrs) == same
+    assert sorted(len(located.ordinals) for located in groups.values()) == [1, 2]
 
 
 def test_many_tables_grow_the_slots_and_every_chunk_is_found() -> None:
@@ -96,6 +96,36 @@ def test_tables_outside_the_live_set_are_not_served() -> None:
     assert located is not None and located[0] is new
     assert directory.locate(bytes(Addr.of(b"only old")), live) is None
     assert directory.add([old, new]) == {0: old, 1: new}  # adding again adds nothing
+
+
+def test_a_batch_probing_past_a_table_outside_the_view_still_finds_the_chunks_after_it() -> None:
+    stale, live_table = table_of([crafted(43, 2)]), table_of([crafted(42, 1), crafted(43, 1)])
+    directory = ChunkDirectory()
+    directory.add([stale])  # its entry comes first in the probe of prefix 43
+    live = directory.add([live_table])
+    # 42/9 probes the live table and misses; 43/1 probes past the stale table's entry, then finds its own
+    groups, missing = directory.locate_many([crafted(42, 9), crafted(43, 1), crafted(43, 2)], live)
+    assert missing == [crafted(42, 9), crafted(43, 2)]
+    assert list(groups) == [live_table] and groups[live_table].addrs == [crafted(43, 1)]
+    assert directory.locate(crafted(43, 2), live) is None
+
+
+def test_what_is_no_address_is_held_by_no_table() -> None:
+    held = [crafted(42, 1), crafted(43, 1)]
+    table = table_of(held)
+    directory = ChunkDirectory()
+    live = directory.add([table])
+    short, long = held[1][:15], held[1] + b"x"  # one a prefix of a held address, one extending it
+    groups, missing = directory.locate_many([short, held[0], long, held[1]], live)
+    assert missing == [short, long] and groups[table].addrs == held
+    assert directory.locate(short, live) is None and directory.locate(long, live) is None
+
+
+def test_located_chunks_in_file_order() -> None:
+    in_order = Located([1, 4, 4, 9], [b"a", b"b", b"c", b"d"])
+    assert in_order.in_file_order() is in_order
+    shuffled = Located([9, 1, 4, 4], [b"d", b"a", b"b", b"c"]).in_file_order()
+    assert shuffled.ordinals == [1, 4, 4, 9] and shuffled.addrs == [b"a", b"b", b"c", b"d"]
 
 
 def test_worn_when_stale_entries_outnumber_live_ones() -> None:
