@@ -151,7 +151,16 @@ class ChunkDirectory:
         return None
 
     def locate_many(self, addrs: Sequence[bytes], view: View) -> tuple[dict[TableChunkSource, Located], list[bytes]]:
-        """Addresses grouped by the table of ``view`` holding them, and those none holds.
+        """Addresses grouped by the table of ``view`` holding them, and those none holds."""
+        return self._probe_all(addrs, view, grouped=True)
+
+    def absent(self, addrs: Sequence[bytes], view: View) -> list[bytes]:
+        """The addresses of ``addrs`` no table of ``view`` holds."""
+        return self._probe_all(addrs, view, grouped=False)[1]
+
+    def _probe_all(self, addrs: Sequence[bytes], view: View,
+                   grouped: bool) -> tuple[dict[TableChunkSource, Located], list[bytes]]:
+        """``locate_many``, whose groups stay empty unless ``grouped``.
 
         One loop over all addresses with everything in locals: this runs once
         per chunk read, and a call per address cost more than the probe
@@ -185,22 +194,20 @@ class ChunkDirectory:
                         viewed = in_view(number)
                         if viewed is not None:
                             _, ordinals, suffixes, first = tables[number]
-                            table, group, current = viewed, groups.get(viewed), number
+                            table, current = viewed, number
+                            group = groups.get(viewed) if grouped else None
                     if number == current:
                         ordinal = ordinals[entry - first]
                         if suffixes.startswith(suffix, ordinal * SUFFIX_SIZE):
-                            if group is None:
-                                assert table is not None  # set with current
-                                group = groups[table] = Located()
-                            group.ordinals.append(ordinal)
-                            group.addrs.append(addr)
+                            if grouped:
+                                if group is None:
+                                    assert table is not None  # set with current
+                                    group = groups[table] = Located()
+                                group.ordinals.append(ordinal)
+                                group.addrs.append(addr)
                             break
                 slot = (slot + 1) & mask
         return groups, missing
-
-    def absent(self, addrs: Sequence[bytes], view: View) -> list[bytes]:
-        """The addresses of ``addrs`` no table of ``view`` holds."""
-        return self.locate_many(addrs, view)[1]
 
 
 def _insert(keys: array, entries: array, mask: int, prefixes: Sequence[int], first: int) -> None:  # type: ignore[type-arg]
