@@ -267,7 +267,8 @@ class TableChunkSource(ChunkSource):
             for (start, length, lo, hi), data in zip(reads, datas):
                 if len(data) != length:
                     raise CorruptTableError(self._label, f"short read of {len(data)}/{length} bytes at {start}")
-                found.update(zip(addrs[lo:hi], self._decode_read(ordinals[lo:hi], addrs[lo:hi], start, data)))
+                held = addrs[lo:hi]
+                found.update(zip(held, self._decode_read(ordinals[lo:hi], held, start, data)))
 
     def _decode_read(self, ordinals: list[int], addrs: list[bytes], start: int, data: bytes) -> list[bytes]:
         """The chunks at ``ordinals`` (of ``addrs``), whose records ``data``, read at ``start``, holds."""
