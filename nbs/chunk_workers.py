@@ -250,8 +250,9 @@ class ChunkWorkers:
         callers are served in the order they came, and a newcomer queues
         behind them: a caller that gives a worker back and asks again at once
         (it holds the GIL) used to win it every time, and with 4 threads
-        sharing 2 workers the slowest call took 0.5-0.6 s against 12-16 ms
-        now.  None (work here) only when no worker runs or the wait ran out.
+        sharing 2 workers the slowest call took 161-163 ms against 10-14 ms
+        now (the bench's "slowest hash_all").  None (work here) only when no
+        worker runs or the wait ran out.
         """
         deadline = time.monotonic() + LEASE_WAIT_S
         with self._lock:
