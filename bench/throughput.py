@@ -32,7 +32,7 @@ import cramjam
 import crc32c
 import psutil
 
-from bench.common import Figure, Report, progress, run_parallel
+from bench.common import Figure, Report, environment, progress, run_parallel
 from nbs.addr import Addr, addresses_of
 from nbs.chunk_jobs import encode_all, hash_all
 from nbs.chunk_workers import BATCH_CHUNKS, pool
@@ -45,6 +45,7 @@ CHUNK = 4096
 COUNT = 25_000
 REPEATS = 5
 MIB = 1 << 20
+HUGE_PAGES = "glibc.malloc.hugetlb=1"
 IMPORT_OVERHEAD = 48 * MIB  # beyond two memtables: batches in flight, indexes, threads, allocator (README)
 
 
@@ -133,6 +134,26 @@ def get_all(directory: str, addrs: list[Addr]) -> float:
     return elapsed
 
 
+def iterate_all(directory: str, addrs: list[Addr]) -> float:
+    """Seconds of an ``iter_many`` of ``addrs`` from a reopened store, each chunk dropped once seen (Go's
+    ``GetMany`` hands each chunk to the caller, who keeps what it needs)."""
+    started = time.perf_counter()
+    store = new_local_store(directory)
+    seen = sum(len(chunk) for _, chunk in store.iter_many(addrs))
+    elapsed = time.perf_counter() - started
+    assert seen == len(addrs) * CHUNK
+    store.close()
+    return elapsed
+
+
+def reads_in_this_process(args: tuple[str, list[tuple[int, int]], str, list[Addr]]) -> tuple[float, float, float]:
+    """MB/s of the read limit, the limit keeping its chunks and ``get_many`` of all, in this (fresh) process."""
+    limit_file, spans, directory, addrs = args
+    rates = median_rates(len(addrs) * CHUNK, lambda i: read_limit(limit_file, spans, keep=False),
+                         lambda i: read_limit(limit_file, spans, keep=True), lambda i: get_all(directory, addrs))
+    return rates[0], rates[1], rates[2]
+
+
 def median_rates(total: int, *runs: Callable[[int], float]) -> list[float]:
     """MB/s of the median of ``REPEATS`` timed runs of each of ``runs`` (``run(i)`` returns seconds).
 
@@ -215,19 +236,37 @@ def run(report: Report, quick: bool) -> None:
     read_dir = os.path.join(workdir, "read")
     os.makedirs(read_dir)
     addrs = put_all_and_commit(new_local_store(read_dir, sync=False), chunks)[1]
-    read_limit_rate, kept_limit_rate, read_rate = median_rates(
+    read_limit_rate, kept_limit_rate, read_rate, iter_rate = median_rates(
         total, lambda i: read_limit(limit_file, spans, keep=False), lambda i: read_limit(limit_file, spans, keep=True),
-        lambda i: get_all(read_dir, addrs))
+        lambda i: get_all(read_dir, addrs), lambda i: iterate_all(read_dir, addrs))
     report.add(Figure(section, "local get_many all (reopened)", read_rate, "MB/s", "one-core read limit",
                       read_limit_rate, ">= 0.6x", read_rate >= 0.6 * read_limit_rate))
     report.add(Figure(section, "local get_many all (reopened), vs chunks kept", read_rate, "MB/s",
                       "one-core read limit keeping the chunks", kept_limit_rate))
+    report.add(Figure(section, "local iter_many all (reopened), chunks dropped", iter_rate, "MB/s",
+                      "one-core read limit", read_limit_rate, ">= 0.6x", iter_rate >= 0.6 * read_limit_rate))
+    _huge_pages(report, section, (limit_file, spans, read_dir, addrs))
 
     _threads_or_processes(report, section, chunks, total)
     _shared_workers(report, section, chunks[:2 * BATCH_CHUNKS])
     _via_nbsd(report, section, workdir, chunks, total)
     _import_memory(report, workdir, (64 if quick else 1024) * MIB, (64 * MIB, 16 * MIB))
     shutil.rmtree(workdir)
+
+
+def _huge_pages(report: Report, section: str, reads: tuple[str, list[tuple[int, int]], str, list[Addr]]) -> None:
+    """The reads again in two fresh processes, one whose allocator asks for transparent huge pages
+    (``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``): a read keeping 100 MB pays a page fault per 4 KiB of it."""
+    rates = {}
+    for tunables in ("", HUGE_PAGES):
+        with environment("GLIBC_TUNABLES", tunables or None):
+            rates[tunables] = run_parallel(reads_in_this_process, [reads])[0]
+    for tunables, label in (("", "default allocator"), (HUGE_PAGES, HUGE_PAGES)):
+        limit, kept, read = rates[tunables]
+        report.add(Figure(section, f"get_many all, fresh process, {label}", read, "MB/s", "one-core read limit",
+                          limit))
+        report.add(Figure(section, f"read limit keeping the chunks, fresh process, {label}", kept, "MB/s",
+                          "one-core read limit", limit))
 
 
 def _hash_and_encode(batch: Sequence[bytes]) -> int:

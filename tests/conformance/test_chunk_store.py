@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from nbs.addr import EMPTY_ADDR, Addr
-from nbs.chunk_store import ChunkStore
+from nbs.chunk_store import ITER_BATCH, ChunkStore
 from nbs.errors import ChunkError, StoreClosedError
 from nbs.stats import Stats
 from tests.conformance.backends import Backend
@@ -78,6 +78,21 @@ def test_get_many_keys_are_the_requested_objects(backend: Backend) -> None:
     raw = bytes(a)
     got = s.get_many([raw])
     assert list(got) == [raw]
+
+
+def test_iter_many_yields_each_found_chunk_once_over_several_batches(backend: Backend) -> None:
+    s = backend.open()
+    chunks = [b"iter-%d" % i for i in range(ITER_BATCH + 200)]
+    addrs = s.put_many(chunks)
+    assert s.commit(addrs[-1], s.root())
+    pending = s.put_many([b"pending-%d" % i for i in range(3)])
+    absent = [Addr.of(b"nowhere-%d" % i) for i in range(4)]
+    again = addrs[:5] + [bytes(a) for a in addrs[-5:]]  # asked again in a later batch
+    pairs = list(s.iter_many(absent[:2] + addrs + pending + absent[2:] + again))
+    expected = {**dict(zip(addrs, chunks)), **{a: b"pending-%d" % i for i, a in enumerate(pending)}}
+    assert len(pairs) == len(expected)
+    assert dict(pairs) == expected
+    assert list(backend.open().iter_many(absent)) == []
 
 
 def test_binary_and_large_chunks(backend: Backend) -> None:
