@@ -18,7 +18,6 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TypeVar
 
-from nbs.addr import Addr
 from nbs.errors import UploadError
 from nbs.manifest import TableSpec
 from nbs.table_upload import TableUpload
@@ -53,7 +52,7 @@ class SessionUploads:
         """``TableUpload.add_part``; a part that fails ends the upload (its later parts find it unknown)."""
         self._add(upload_id, lambda upload: upload.add_part(seq, offset, pieces, addrs, lengths))
 
-    def add_chunks(self, upload_id: int, seq: int, data: bytes | memoryview, lengths: Sequence[int]) -> list[Addr]:
+    def add_chunks(self, upload_id: int, seq: int, data: bytes | memoryview, lengths: Sequence[int]) -> list[bytes]:
         """``TableUpload.add_chunks``; a part that fails ends the upload, as in ``add_part``."""
         return self._add(upload_id, lambda upload: upload.add_chunks(seq, data, lengths))
 

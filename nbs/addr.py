@@ -43,6 +43,13 @@ def addresses_of(chunks: Sequence[bytes]) -> list[Addr]:
     return [new(Addr, sha512(data).digest()[:ADDR_SIZE]) for data in chunks]
 
 
+def digests_of(chunks: Sequence[bytes]) -> list[bytes]:
+    """The address of each chunk as plain ``bytes``, which the garbage collector does not track (an ``Addr``,
+    a subclass, is tracked: many of them make it run often and long)."""
+    sha512 = hashlib.sha512
+    return [sha512(data).digest()[:ADDR_SIZE] for data in chunks]
+
+
 def validate_addr_text(text: str) -> bool:
     """Go's ``ValidateAddr``: any well-formed base32 string in the Noms alphabet.
 

@@ -164,7 +164,7 @@ class TableUpload:
         self._state = "open"  # then "finished" or "discarded"
         self._cause: BaseException | None = None  # why it was discarded, told to the parts that come after
 
-    def add_chunks(self, seq: int, data: bytes | memoryview, lengths: Sequence[int]) -> list[Addr]:
+    def add_chunks(self, seq: int, data: bytes | memoryview, lengths: Sequence[int]) -> list[bytes]:
         """Hash and encode part ``seq``, chunks of ``lengths`` back to back in ``data``, and store the records of
         those neither stored before nor held by the store, after part ``seq - 1``'s; the addresses of all.
 
@@ -199,7 +199,7 @@ class TableUpload:
             self._turn.notify_all()
         return addrs
 
-    def _novel_records(self, batches: Sequence[tuple[int, list[Addr], EncodedRecords]], sizes: Sequence[int],
+    def _novel_records(self, batches: Sequence[tuple[int, list[bytes], EncodedRecords]], sizes: Sequence[int],
                        absent: Set[bytes]) -> tuple[list[bytes], VerifiedPart]:
         """The records of a part's chunks (of ``sizes`` bytes) to store (lock held): those absent from the store
         and not stored yet."""

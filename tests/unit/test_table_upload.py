@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 from collections.abc import Callable
@@ -216,7 +217,7 @@ def test_parts_of_chunks_are_placed_in_sequence_order_and_make_the_direct_table(
     parts = chunk_parts(chunks, 70)
     store = make_store(tmp_path)
     upload = store.receive_table()
-    answers: dict[int, list[Addr]] = {}
+    answers: dict[int, list[bytes]] = {}
 
     def add(seq: int) -> None:
         data, lengths = parts[seq]
@@ -226,6 +227,8 @@ def test_parts_of_chunks_are_placed_in_sequence_order_and_make_the_direct_table(
         list(pool.map(add, reversed(range(len(parts)))))
     addrs = [compute_addr(c) for c in chunks]
     assert [a for seq in range(len(parts)) for a in answers[seq]] == addrs
+    # plain bytes, which the garbage collector does not track (an Addr per chunk made it run often)
+    assert all(type(a) is bytes and not gc.is_tracked(a) for seq in answers for a in answers[seq])
     spec = store.add_received(upload)
     expected = build_table(zip(addrs, chunks))
     assert (spec.name, spec.chunk_count) == (expected.name, len(chunks))
