@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from nbs.addr import ADDR_SIZE, Addr, compute_addr
-from nbs.chunk_store import iter_in_batches
+from nbs.chunk_store import ITER_BATCH, iter_in_batches
 from nbs.chunk_workers import runs
 from nbs.errors import SpecError, StoreClosedError, UploadError
 from nbs.forksafe import register
@@ -197,8 +197,8 @@ class DaemonStore:
             self._stats.chunks_per_get.sample(len(wanted))
         return found
 
-    def iter_many(self, addrs: Iterable[bytes]) -> Iterator[tuple[bytes, bytes]]:
-        return iter_in_batches(self.get_many, addrs)
+    def iter_many(self, addrs: Iterable[bytes], batch: int = ITER_BATCH) -> Iterator[tuple[bytes, bytes]]:
+        return iter_in_batches(self.get_many, addrs, batch)
 
     def has(self, addr: bytes) -> bool:
         return not self.has_many((addr,))

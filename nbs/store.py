@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from nbs.addr import Addr, compute_addr
 from nbs.chunk_source import ChunkSource
-from nbs.chunk_store import iter_in_batches
+from nbs.chunk_store import ITER_BATCH, iter_in_batches
 from nbs.conjoiner import Conjoiner
 from nbs.errors import StoreClosedError, TableNotFoundError
 from nbs.forksafe import register
@@ -113,8 +113,8 @@ class NomsBlockStore:
     def get_many(self, addrs: Iterable[bytes]) -> dict[bytes, bytes]:
         return self.get_many_with_origins(addrs, None)
 
-    def iter_many(self, addrs: Iterable[bytes]) -> Iterator[tuple[bytes, bytes]]:
-        return iter_in_batches(self.get_many, addrs)
+    def iter_many(self, addrs: Iterable[bytes], batch: int = ITER_BATCH) -> Iterator[tuple[bytes, bytes]]:
+        return iter_in_batches(self.get_many, addrs, batch)
 
     def get_many_with_origins(self, addrs: Iterable[bytes],
                               origins: dict[bytes, Addr] | None) -> dict[bytes, bytes]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+import pytest
+
 from nbs.chunk_store import iter_in_batches
 
 
@@ -48,6 +50,11 @@ def test_absent_left_out_and_repeats_read_once() -> None:
     pairs = list(iter_in_batches(get_many, wanted + wanted[:4] + [wanted[0]], batch=5))
     assert sorted(a for a, _ in pairs) == wanted[::2]
     assert [len(c) for c in get_many.calls] == [5, 5, 2]  # the last batch repeats only: no call
+
+
+def test_a_batch_of_no_address_is_refused_at_the_call() -> None:
+    with pytest.raises(ValueError, match="at least one address"):
+        iter_in_batches(Recorder({}), addresses(3), batch=0)
 
 
 def test_nothing_asked_nothing_read() -> None:
