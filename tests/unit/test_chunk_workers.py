@@ -6,6 +6,7 @@ and pipes; faults are real too (a killed or stopped worker).
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -22,7 +23,7 @@ import pytest
 
 import nbs.chunk_workers as workers
 from nbs.addr import Addr, addresses_of
-from nbs.chunk_jobs import encode_all, hash_all, verify_all
+from nbs.chunk_jobs import encode_all, hash_all, hash_encode_all, verify_all
 from nbs.record import RecordBatchError, encode_records
 from tests.forking import in_child
 
@@ -83,6 +84,10 @@ def test_workers_give_the_bytes_of_in_thread_work(monkeypatch: pytest.MonkeyPatc
         expected = encode_records(chunks)
         assert data == expected.data and lengths == expected.lengths
         assert verify_all(data, lengths, addresses_of(chunks), 9000) == sum(map(len, chunks))
+        both = list(hash_encode_all(b"".join(chunks), [len(c) for c in chunks]))
+        digests = [a for _, batch_addrs, _ in both for a in batch_addrs]
+        assert digests == addresses_of(chunks) and b"".join(r.data for _, _, r in both) == expected.data
+        assert all(type(a) is bytes and not gc.is_tracked(a) for a in digests)  # nbsd's: no Addr for the GC
         assert len(worker_pids()) == min(count, 4)  # the batches went to that many processes
     finally:
         fresh.shutdown()
