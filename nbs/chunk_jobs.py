@@ -54,8 +54,9 @@ class EncodeJob(_ChunksJob[EncodedRecords]):
 class HashEncodeJob(Job[tuple[list[bytes], EncodedRecords]]):
     """Chunks laid back to back in ``data``: their addresses and their records, from one pass over them.
 
-    The addresses are plain ``bytes`` (``digests_of``): nbsd receives every chunk written through it
-    this way, and an ``Addr`` per chunk cost it 13-20 ms of CPU per 25,000, a third of it collections.
+    The addresses are plain ``bytes``, as ``digests_of`` gives them: nbsd receives every chunk written
+    through it this way, and an ``Addr`` per chunk (tracked by the garbage collector) cost it 13-20 ms
+    of CPU per 25,000 where the same loop alone takes 7-10 ms.
     """
 
     def __init__(self, data: memoryview, lengths: Sequence[int]) -> None:
