@@ -19,7 +19,7 @@ from typing import Any
 import psutil
 
 from nbs.addr import Addr
-from nbs.errors import NBSError
+from nbs.errors import NBSError, UploadBusyError
 from nbs.upload_memory import UPLOAD_MEMORY
 from nbsclient import protocol as p
 from nbsd.cache import ChunkCache
@@ -109,10 +109,11 @@ class Service:
         if req.op not in p.UPLOAD_PART_OPS or type(handle) is not int or type(upload_id) is not int:
             return
         session = self.sessions.find(handle)
-        upload = session.uploads.take(upload_id) if session is not None else None
+        cause = UploadBusyError("one of its parts was refused (too many requests in flight)")
+        upload = session.uploads.take(upload_id, cause) if session is not None else None
         if upload is not None:
-            log.info("upload %d ended: one of its parts was refused (too many requests in flight)", upload_id)
-            threading.Thread(target=upload.discard, name="nbsd-discard", daemon=True).start()
+            log.info("upload %d ended: %s", upload_id, cause)
+            threading.Thread(target=upload.discard, args=(cause,), name="nbsd-discard", daemon=True).start()
 
     def get_one_inline(self, frame: bytes) -> bytes | None:
         """The reply to a compact get that the cache answers; else None, and the general path takes the frame.

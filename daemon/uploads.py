@@ -5,7 +5,10 @@ them, temp files and memory with them, and so does any failed part (the
 client then sends the table again whole).  A session holds at most
 ``MAX_UPLOADS`` at once; beginning one more discards the oldest, which only a
 client that gave up on it can have left.  The outcome of the last few ends is
-kept, so a ``table_end`` resent after a lost reply gets the same answer.
+kept, so a ``table_end`` resent after a lost reply gets the same answer, and
+so is why the last few were discarded: a part still in flight behind the one
+that failed gets its cause and type (``Busy`` stays ``Busy``), whichever reply
+the client reads first.
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ from typing import TypeVar
 
 from nbs.errors import UploadError
 from nbs.manifest import TableSpec
-from nbs.table_upload import TableUpload
+from nbs.table_upload import TableUpload, error_after
 
 MAX_UPLOADS = 4
 REMEMBERED_ENDS = 8
+REMEMBERED_DISCARDS = 8
 T = TypeVar("T")
 
 
@@ -32,6 +36,7 @@ class SessionUploads:
         self._lock = threading.Lock()
         self._open: OrderedDict[int, TableUpload] = OrderedDict()
         self._ended: OrderedDict[int, Future[TableSpec]] = OrderedDict()
+        self._causes: OrderedDict[int, BaseException] = OrderedDict()  # why recent uploads were discarded
 
     def begin(self, upload: TableUpload) -> int:
         """Register ``upload``; its id, for the parts and the end."""
@@ -60,8 +65,8 @@ class SessionUploads:
         upload = self._find(upload_id)
         try:
             return add(upload)
-        except BaseException:
-            self.discard(upload_id)
+        except BaseException as err:
+            self.discard(upload_id, err)
             raise
 
     def end(self, upload_id: int, finish: Callable[[TableUpload], TableSpec], wait: float) -> TableSpec:
@@ -71,8 +76,7 @@ class SessionUploads:
             upload = self._open.pop(upload_id, None) if ending is None else None
             if ending is None:
                 if upload is None:
-                    raise UploadError(f"no upload {upload_id} in this session (ended, discarded, or from before "
-                                      "a restart of the daemon)")
+                    raise self._unknown(upload_id)
                 ending = self._ended[upload_id] = Future()
                 while len(self._ended) > REMEMBERED_ENDS:
                     self._ended.popitem(last=False)
@@ -90,15 +94,21 @@ class SessionUploads:
         ending.set_result(spec)
         return spec
 
-    def discard(self, upload_id: int) -> None:
-        upload = self.take(upload_id)
+    def discard(self, upload_id: int, cause: BaseException | None = None) -> None:
+        upload = self.take(upload_id, cause)
         if upload is not None:
-            upload.discard()
+            upload.discard(cause)
 
-    def take(self, upload_id: int) -> TableUpload | None:
-        """Remove the open upload ``upload_id`` without discarding it (the caller does, where it may block)."""
+    def take(self, upload_id: int, cause: BaseException | None = None) -> TableUpload | None:
+        """Remove the open upload ``upload_id`` without discarding it (the caller does, where it may block); its
+        later parts are told ``cause``."""
         with self._lock:
-            return self._open.pop(upload_id, None)
+            upload = self._open.pop(upload_id, None)
+            if upload is not None and cause is not None:
+                self._causes[upload_id] = cause
+                while len(self._causes) > REMEMBERED_DISCARDS:
+                    self._causes.popitem(last=False)
+            return upload
 
     def discard_all(self) -> None:
         """Drop every upload not yet ending (the session is closing)."""
@@ -114,7 +124,14 @@ class SessionUploads:
     def _find(self, upload_id: int) -> TableUpload:
         with self._lock:
             upload = self._open.get(upload_id)
-        if upload is None:
-            raise UploadError(f"no upload {upload_id} in this session (ended, discarded after a bad part, or from "
-                              "before a restart of the daemon)")
+            if upload is None:
+                raise self._unknown(upload_id)
         return upload
+
+    def _unknown(self, upload_id: int) -> UploadError:
+        """The error for a part or end of an upload not open (lock held): why it was discarded, if known."""
+        cause = self._causes.get(upload_id)
+        if cause is not None:
+            return error_after(f"upload {upload_id} was discarded", cause)
+        return UploadError(f"no upload {upload_id} in this session (ended, discarded after a bad part, or from "
+                           "before a restart of the daemon)")

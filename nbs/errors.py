@@ -35,9 +35,14 @@ class UploadError(NBSError):
     not fit together (a part sent twice, offsets that leave gaps or overlap)."""
 
 
-class UploadMemoryFullError(UploadError):
+class UploadBusyError(UploadError):
+    """A part was refused for now, not for what it holds (nbsd answers ``Busy``): its upload ended, and the
+    table may be sent again after a pause."""
+
+
+class UploadMemoryFullError(UploadBusyError):
     """The tables this process holds in memory while they are received are at its bound (nbsd's
-    ``upload_memory``): the part was refused for now, and the table may be sent again later."""
+    ``upload_memory``)."""
 
 
 class TableNotFoundError(NBSError):

@@ -96,6 +96,13 @@ class MemoryUploadSink(UploadSink):
         self._held = 0
 
 
+def error_after(what: str, cause: BaseException | None) -> UploadError:
+    """The error for a part of an upload that ended early: ``what`` and its cause, and for an upload error, its
+    type (a part in flight behind a refused one must not hide why: a client backs off from a busy daemon)."""
+    kind = type(cause) if isinstance(cause, UploadError) else UploadError
+    return kind(what if cause is None else f"{what}: {cause}")
+
+
 @dataclass(frozen=True)
 class VerifiedPart:
     """What the index needs of a part whose records were checked, and where the records lie."""
@@ -310,9 +317,7 @@ class TableUpload:
         """Raise unless open; after a discard, with its cause and, for an upload error, its type: a part in
         flight behind a refused one must not hide why (a client backs off from a busy daemon, not a bug)."""
         if self._state != "open":
-            cause = self._cause
-            kind = type(cause) if isinstance(cause, UploadError) else UploadError
-            raise kind(f"the upload is {self._state}" + ("" if cause is None else f": {cause}"))
+            raise error_after(f"the upload is {self._state}", self._cause)
 
     def _discard(self, reason: str) -> NoReturn:
         """Discard (lock held) and raise ``UploadError`` for ``reason``."""

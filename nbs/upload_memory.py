@@ -6,7 +6,7 @@ upload has its own bound (``MAX_MEMORY_UPLOAD``), but nbsd receives tables from
 many clients at once, and without a bound on their sum a burst of writers can
 grow the daemon past what its host has.  ``UPLOAD_MEMORY`` is that bound;
 nbsd sets it from ``upload_memory``.  A part that would pass it is refused
-with ``UploadMemoryFullError`` (nbsd answers ``Busy``): its upload ends and
+with ``UploadMemoryFullError`` (an ``UploadBusyError``: nbsd answers ``Busy``): its upload ends and
 frees what it held, and the client sends the table again after a pause.  A
 table that would pass the bound on its own can never fit, and is refused
 with a plain ``UploadError``.

@@ -122,7 +122,8 @@ def test_a_corrupt_part_is_refused_with_a_typed_error_and_leaves_no_temp_file(nb
         assert isinstance(error, p.ERROR_CODES["CorruptTableError"])
         assert not temp_files(path)
         later = session.part(upload, parts[2])
-        assert isinstance(later, p.ERROR_CODES["UploadError"]) and "no upload" in str(later)
+        assert isinstance(later, p.ERROR_CODES["UploadError"]) and f"upload {upload} was discarded: " in str(later)
+        assert str(error) in str(later)  # the part that ended the upload is named
         end = session.call(p.TABLE_END, {"upload": upload, "name": bytes(table_name(addrs)), "count": len(addrs)})
         assert isinstance(end, p.ERROR_CODES["UploadError"])
         absent = session.call(p.HAS, {"addrs": addrs[:10]})["absent"]
@@ -330,8 +331,8 @@ def two_in_flight(tmp_path: Path) -> Iterator[Daemon]:
 
 
 def test_a_part_refused_as_busy_ends_its_upload_and_frees_the_parts_waiting_for_it(two_in_flight: Daemon) -> None:
-    """Parts 1 and 2 wait for part 0, which the daemon refuses: they are answered at once, not after their
-    30 s wait for a turn that cannot come, and the upload is gone."""
+    """Parts 1 and 2 wait for part 0, which the daemon refuses: they are answered at once, as busy as it, not
+    after their 30 s wait for a turn that cannot come, and the upload is gone."""
     path = two_in_flight.store_path("busy-part")
     os.makedirs(path)
     chunks = mixed(30, 7)
@@ -349,8 +350,8 @@ def test_a_part_refused_as_busy_ends_its_upload_and_frees_the_parts_waiting_for_
             _, reply_id, status, reply = p.unpack(sock.recv())
             assert status == p.ERROR
             replies[reply_id - 100] = reply["type"]
-        assert replies == {0: p.BUSY, 1: "UploadError", 2: "UploadError"}
-        assert isinstance(session.call(p.TABLE_END, {"upload": upload}), p.ERROR_CODES["UploadError"])
+        assert replies == {0: p.BUSY, 1: p.BUSY, 2: p.BUSY}  # behind a refused part, busy too: the client backs off
+        assert isinstance(session.call(p.TABLE_END, {"upload": upload}), p.DaemonBusyError)
         assert session.call(p.COUNT, {}) == {"count": 0}  # the session serves on: no thread is held
     finally:
         ctx.destroy(0)

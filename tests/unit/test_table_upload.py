@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from nbs.addr import Addr, compute_addr
-from nbs.errors import CorruptTableError, UploadError
+from nbs.errors import CorruptTableError, UploadBusyError, UploadError, UploadMemoryFullError
 from nbs.factory import new_local_store, new_memory_store
 from nbs.file_table_persister import TABLE_TEMP_PREFIX, FSTablePersister
 from nbs import table_upload
@@ -21,6 +21,8 @@ from nbs.store import NomsBlockStore
 from tests.record_parts import TablePart, table_name, table_parts
 from nbs.table_upload import TableUpload
 from nbs.table_writer import build_table
+from nbs.upload_memory import UPLOAD_MEMORY
+from nbsclient import protocol as p
 from nbsd.uploads import MAX_UPLOADS, SessionUploads
 
 
@@ -199,6 +201,40 @@ def test_session_uploads_cap_and_remembered_end(tmp_path: Path) -> None:
     assert spec.name == Addr(table_name(addrs))
     uploads.discard_all()
     assert len(uploads) == 0 and not temp_files(tmp_path)
+
+
+def test_parts_behind_a_failed_one_are_told_its_cause_and_type() -> None:
+    """A part in flight behind the one that ended its upload may be answered first: it must carry that part's
+    cause and error type (a busy refusal stays busy, so the client backs off), not "no upload"."""
+    store, uploads = new_memory_store(), SessionUploads()
+    one_mib = [os.urandom(1 << 20)]
+    before = UPLOAD_MEMORY.limit
+    UPLOAD_MEMORY.limit = UPLOAD_MEMORY.held + (5 << 20) // 2
+    try:
+        holder, refused, alone = (uploads.begin(store.receive_table()) for _ in range(3))
+        uploads.add_chunks(holder, 0, one_mib[0], [1 << 20])
+        uploads.add_chunks(alone, 0, one_mib[0], [1 << 20])
+        with pytest.raises(UploadMemoryFullError):  # the others hold 2 MiB of 2.5: refused for now
+            uploads.add_chunks(refused, 0, one_mib[0], [1 << 20])
+        with pytest.raises(UploadMemoryFullError, match=f"upload {refused} was discarded: tables held in memory"):
+            uploads.add_chunks(refused, 1, one_mib[0], [1 << 20])
+        uploads.discard(holder)
+        two_more = os.urandom(2 << 20)
+        with pytest.raises(UploadError, match="limit of") as never:  # 3 MiB of its own: refused for good
+            uploads.add_chunks(alone, 1, two_more, [1 << 20, 1 << 20])
+        assert type(never.value) is UploadError
+        with pytest.raises(UploadError, match=f"upload {alone} was discarded: .*limit of") as later:
+            uploads.add_chunks(alone, 2, one_mib[0], [1 << 20])
+        assert type(later.value) is UploadError
+    finally:
+        UPLOAD_MEMORY.limit = before
+    busy = uploads.begin(store.receive_table())
+    assert uploads.take(busy, UploadBusyError("a part was refused")) is not None
+    with pytest.raises(UploadBusyError, match=f"upload {busy} was discarded: a part was refused") as told:
+        uploads.add_chunks(busy, 1, one_mib[0], [1 << 20])
+    assert p.error_kind(told.value) == p.BUSY
+    with pytest.raises(UploadError, match="no upload 12345"):
+        uploads.add_chunks(12345, 0, one_mib[0], [1 << 20])
 
 
 # -- parts of chunks (``add_chunks``): the receiver hashes and encodes ------------------------------------------------
