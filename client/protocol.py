@@ -168,7 +168,8 @@ ERROR_CODES: dict[str, type[nbs_errors.NBSError]] = {
     "AWSUnavailableError": nbs_errors.AWSUnavailableError,
 }
 # Library errors sent as a protocol condition's code: refused for now, as a request too many is (clients back off).
-BUSY_ERRORS: dict[type[nbs_errors.NBSError], str] = {nbs_errors.UploadBusyError: BUSY}
+BUSY_ERRORS: dict[type[nbs_errors.NBSError], str] = {nbs_errors.UploadBusyError: BUSY,
+                                                      nbs_errors.UploadMemoryFullError: BUSY}
 _CODE_OF = {**{cls: code for code, cls in ERROR_CODES.items() if cls is not DaemonError}, **BUSY_ERRORS}
 
 
