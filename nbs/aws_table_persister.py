@@ -182,21 +182,46 @@ class AWSTablePersister(TablePersister):
             return self.persist_table(stream.table, stats)
         # Each record is at most its chunk plus snappy's worst-case growth (n / 6 + 32) and a CRC; then the index.
         most = stream.uncompressed_len * 7 // 6 + stream.chunk_count * (36 + INDEX_ENTRY_SIZE) + FOOTER_SIZE
-        self._upload(stream.name, stream.pieces(keep=self.objects.table_cache is not None),
-                     part_size(most, self.limits.part_target))
+        size = part_size(most, self.limits.part_target)
+        self._upload(stream.name, stream.pieces(keep=self.objects.table_cache is not None), size,
+                     lambda: stream.projected_size() >= 2 * size)
         table = stream.table
         self._cache(table.name, lambda write: [write(piece) for piece in table.pieces])
         return self._source(table.name, table.index(), S3ReaderAt(self.objects, table.name, stats))
 
-    def _upload(self, name: Addr, pieces: Iterable[bytes], size: int) -> None:
+    def _upload(self, name: Addr, pieces: Iterable[bytes], size: int,
+                likely_parts: Callable[[], bool] | None = None) -> None:
         """Upload a table's bytes in parts of ``size`` (one request when they make one part), each part sent as
-        soon as its pieces are there, so a caller still producing the later ones overlaps with the upload."""
-        parts = cut_parts(pieces, size)
-        first, final = next(parts)
-        if final:
-            self.objects.put(name, first)
-        else:
-            self.objects.upload(name, map(self.objects.bytes_part, itertools.chain([first], (p for p, _ in parts))))
+        soon as its pieces are there, so a caller still producing the later ones overlaps with the upload.
+
+        Once ``likely_parts()`` says, before a piece, that the table will make
+        more than one part, the multipart upload begins: its round trip then
+        overlaps the encoding of the first part instead of following it.  A
+        table that makes one part after all is put, and that upload aborted.
+        """
+        begun: Future[str] | None = None
+
+        def watched() -> Iterator[bytes]:
+            nonlocal begun
+            for piece in pieces:
+                if begun is None and likely_parts is not None and likely_parts():
+                    begun = self.objects.begin(name)
+                yield piece
+
+        parts = cut_parts(watched(), size)
+        try:
+            first, final = next(parts)
+            if final:
+                self.objects.put(name, first)
+        except BaseException:
+            if begun is not None:
+                self.objects.drop(name, begun)
+            raise
+        if not final:
+            self.objects.upload(name, map(self.objects.bytes_part, itertools.chain([first], (p for p, _ in parts))),
+                                begun)
+        elif begun is not None:
+            self.objects.drop(name, begun)
 
     def conjoin_all(self, sources: Sequence[ChunkSource], stats: Stats) -> ChunkSource:
         plan = plan_conjoin(sources, stats)

@@ -7,7 +7,8 @@ Larger uploads are multipart: parts are sent concurrently, each holding a
 slot of the shared rate limiter, either as bytes or as a server-side copy of
 a range of another object (UploadPartCopy).  On any failure the upload is
 aborted once no part is in flight any more, so no half-finished upload
-lingers in the bucket.
+lingers in the bucket.  A caller still encoding a table may ``begin`` its
+upload ahead, and ``drop`` it (an abort) if the table needs none after all.
 
 A table's index is read with one suffix-range GET (``bytes=-<index+footer>``)
 and its chunks with ranged GETs, which the chunk source has already
@@ -189,16 +190,37 @@ class S3Objects:
             return reply["CopyPartResult"]["ETag"]
         return send
 
-    def upload(self, name: Addr, parts: Iterable[UploadPart]) -> None:
-        """Multipart-upload ``parts`` (numbered from 1) as object ``name``; abort on any failure.
+    def begin(self, name: Addr) -> Future[str]:
+        """Start a multipart upload of object ``name`` in the background; its id, for ``upload`` (or ``drop``).
+
+        A caller that will probably need one starts it while it still encodes
+        the first part, so the request's round trip overlaps that work.
+        """
+        return self.pool.submit(functools.partial(self._create, str(name)))
+
+    def _create(self, key: str) -> str:
+        with aws_call(f"CreateMultipartUpload s3://{self.bucket}/{key}"):
+            return str(self.s3.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"])
+
+    def drop(self, name: Addr, begun: Future[str]) -> None:
+        """Abort the upload ``begin`` started, once it has (one that failed to start left nothing behind)."""
+        try:
+            upload_id = begun.result()
+        except Exception:  # noqa: BLE001 - it never started, and the caller does not need it: nothing to undo
+            return
+        key = str(name)
+        self._abort(f"s3://{self.bucket}/{key}", key, upload_id)
+
+    def upload(self, name: Addr, parts: Iterable[UploadPart], begun: Future[str] | None = None) -> None:
+        """Multipart-upload ``parts`` (numbered from 1) as object ``name``, in the upload ``begun`` if given;
+        abort on any failure.
 
         Each part is sent as soon as ``parts`` yields it, so a caller still
         producing the later parts overlaps with the upload of the earlier ones.
         """
         key = str(name)
         where = f"s3://{self.bucket}/{key}"
-        with aws_call(f"CreateMultipartUpload {where}"):
-            upload_id = self.s3.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
+        upload_id = self._create(key) if begun is None else begun.result()
         sent: list[Future[str]] = []
         try:
             for number, send in enumerate(parts, 1):

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 import time
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,7 @@ from nbs.size_cache import SizeCache
 from nbs.stats import Stats
 from nbs.table_index import parse_table_index
 from nbs.table_persister import CompactionPlan, PlannedSource, plan_conjoin
-from nbs.table_writer import build_table
+from nbs.table_writer import TableStream, build_table
 from tests.helpers import TEST_CHUNKS, memtable_of, table_source
 from tests.unit.aws_fakes import FakeDDB, FakeS3, as_ddb, as_s3, client_error
 
@@ -166,6 +168,90 @@ def test_small_table_too_big_for_an_item_goes_to_s3_whole(pool: IOPool, tmp_path
     expected = [] if len(TABLE.data) < 2 * size else [(1, size), (2, len(TABLE.data) - size)]
     assert s3.uploaded_parts == expected and s3.puts == (0 if expected else 1)
     assert str(source.name) in table_cache
+
+
+class CreateWatchingS3(FakeS3):
+    """Counts the multipart uploads begun and signals the first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.created = threading.Event()
+        self.creates = 0
+
+    def create_multipart_upload(self, **kwargs: Any) -> dict[str, Any]:
+        reply = super().create_multipart_upload(**kwargs)
+        self.creates += 1
+        self.created.set()
+        return reply
+
+
+class WaitingStream(TableStream):
+    """Before its last records, waits (up to 5 s) for ``s3`` to see a multipart upload begin."""
+
+    def __init__(self, chunks: list[bytes], s3: CreateWatchingS3) -> None:
+        super().__init__([Addr.of(c) for c in chunks], chunks)
+        self.s3 = s3
+        self.begun_in_time: bool | None = None
+
+    def pieces(self, keep: bool = True) -> Iterator[bytes]:
+        for piece in super().pieces(keep):
+            if self.begun_in_time is None and self.encoded_in == self.uncompressed_len:
+                self.begun_in_time = self.s3.created.wait(5)
+            yield piece
+
+
+def stream_of_three_batches(compressible: tuple[bool, bool, bool]) -> list[bytes]:
+    """768 distinct chunks of 4 KiB, 256 per batch of the chunk workers: random or repetitive text per batch."""
+    return [(b"row %d " % i * 600)[:4096] if compressible[i // 256] else os.urandom(4096) for i in range(768)]
+
+
+PART = 1280 << 10  # cut_parts cuts a first part once 2.5 MiB is held: here only after the last batch
+
+
+@pytest.mark.parametrize("compressible", [(False, False, False), (True, True, True), (False, True, True)],
+                         ids=["incompressible", "compressible", "only-the-first-batch-incompressible"])
+def test_a_multipart_upload_begins_while_the_first_part_is_encoded_if_the_records_so_far_project_one(
+        pool: IOPool, compressible: tuple[bool, bool, bool]) -> None:
+    """3 MiB of chunks always pass two parts of 1.25 MiB uncompressed; whether their table will is projected from
+    the records encoded so far.  Projected to (random chunks), the upload begins before the last batch is
+    encoded, not after the first part is cut; projected not to (compressible), it never begins; projected
+    wrongly (a random first batch, then text that compresses), it is aborted and the table put whole."""
+    s3 = CreateWatchingS3()
+    chunks = stream_of_three_batches(compressible)
+    stream = WaitingStream(chunks, s3) if not compressible[0] else TableStream([Addr.of(c) for c in chunks], chunks)
+    persister = make(pool, AWSLimits(part_target=PART, item_max=0, chunk_max=0), s3=s3)
+    source = persister.persist_stream(stream, Stats())
+    expected = build_table((Addr.of(c), c) for c in chunks)
+    assert s3.objects == {str(expected.name): expected.data} and s3.uploads == {}
+    assert source.get(Addr.of(chunks[-1])) == chunks[-1]
+    if compressible == (False, False, False):
+        assert len(expected.data) >= 2 * PART and isinstance(stream, WaitingStream) and stream.begun_in_time
+        assert (s3.creates, s3.puts, len(s3.uploaded_parts), s3.aborted) == (1, 0, 2, [])
+    elif compressible == (True, True, True):
+        assert len(expected.data) < 2 * PART
+        assert (s3.creates, s3.puts, s3.aborted) == (0, 1, [])
+    else:
+        assert len(expected.data) < 2 * PART and isinstance(stream, WaitingStream) and stream.begun_in_time
+        assert (s3.creates, s3.puts, s3.uploaded_parts, len(s3.aborted)) == (1, 1, [], 1)
+
+
+class FailingCreateS3(FakeS3):
+    def create_multipart_upload(self, **kwargs: Any) -> dict[str, Any]:
+        raise client_error("AccessDenied", "CreateMultipartUpload", 403)
+
+
+def test_an_upload_begun_ahead_that_failed_to_start_fails_the_upload_and_needs_no_abort(pool: IOPool) -> None:
+    s3 = FailingCreateS3()
+    objects = S3Objects(as_s3(s3), "bucket", pool)
+    name = Addr.of(b"table")
+    objects.drop(name, objects.begin(name))  # not needed: nothing to undo, nothing raised
+    with pytest.raises(AWSError) as err:
+        objects.upload(name, [objects.bytes_part(b"part")], objects.begin(name))
+    assert err.value.code == "AccessDenied" and s3.uploaded_parts == [] and s3.aborted == []
+    working = FakeS3()
+    objects = S3Objects(as_s3(working), "bucket", pool)
+    objects.drop(name, objects.begin(name))
+    assert len(working.aborted) == 1 and working.uploads == {}
 
 
 def test_persist_no_new_chunks(pool: IOPool) -> None:
