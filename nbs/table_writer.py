@@ -12,8 +12,7 @@ from nbs.addr import ADDR_SIZE, PREFIX_SIZE, Addr
 from nbs.chunk_jobs import encode_all, verify_all
 from nbs.errors import ChunkError, CorruptTableError
 from nbs.record import CRC_SIZE, EncodedRecords, RecordBatchError, encode_record
-from nbs.table_index import (FOOTER_SIZE, INDEX_ENTRY_SIZE, TableIndex, encode_sorted_index, name_of_suffixes,
-                             parse_table_index)
+from nbs.table_index import TableIndex, encode_sorted_index, name_of_suffixes, parse_table_index, tail_size
 
 MAX_CHUNK_SIZE = 0xFFFFFFFF
 _ADDR_PARTS = struct.Struct(f">Q{ADDR_SIZE - PREFIX_SIZE}s")  # an address as (prefix, suffix)
@@ -91,6 +90,16 @@ class TableWriter:
     def __len__(self) -> int:
         return len(self._lengths)
 
+    @property
+    def records_len(self) -> int:
+        """Bytes of the records added so far."""
+        return self._records_len
+
+    @property
+    def uncompressed_len(self) -> int:
+        """Bytes of the chunks added so far."""
+        return self._uncompressed
+
     def add(self, addr: bytes, chunk: bytes) -> None:
         """Append ``chunk`` (whose address is ``addr``) as the next ordinal."""
         check_chunk_size(chunk)
@@ -153,7 +162,7 @@ class TableStream:
         self.name = name_of_suffixes(b"".join(suffixes))
         self.chunk_count = len(chunks)
         self.uncompressed_len = sum(lengths)
-        self.encoded_in = self.encoded_out = 0  # bytes of the chunks encoded so far, and of their records
+        self._writer: TableWriter | None = None  # while ``pieces`` runs: what it has encoded so far
         self._table: WrittenTable | None = None
 
     def pieces(self, keep: bool = True) -> Iterator[bytes]:
@@ -163,11 +172,9 @@ class TableStream:
         batch is dropped once the consumer is done with it, so the memory in
         flight is a few batches rather than the whole table.
         """
-        writer = TableWriter(keep)
+        self._writer = writer = TableWriter(keep)
         for start, records in encode_all(self._chunks):
             writer.add_encoded(self._addrs[start:start + len(records.lengths)], records)
-            self.encoded_in += records.uncompressed_len
-            self.encoded_out += len(records.data)
             yield records.data
         self._table = table = writer.finish()
         self._addrs = self._chunks = ()
@@ -176,10 +183,10 @@ class TableStream:
     def projected_size(self) -> int:
         """The table's size as the records encoded so far project it (the chunks' own size before any): how
         much the rest will compress is guessed from how much these did."""
-        records = self.uncompressed_len
-        if self.encoded_in:
-            records = self.encoded_out * self.uncompressed_len // self.encoded_in
-        return records + self.chunk_count * INDEX_ENTRY_SIZE + FOOTER_SIZE
+        records, writer = self.uncompressed_len, self._writer
+        if writer is not None and writer.uncompressed_len:
+            records = writer.records_len * self.uncompressed_len // writer.uncompressed_len
+        return records + tail_size(self.chunk_count)
 
     @property
     def table(self) -> WrittenTable:

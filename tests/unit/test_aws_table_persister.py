@@ -186,7 +186,7 @@ class CreateWatchingS3(FakeS3):
 
 
 class WaitingStream(TableStream):
-    """Before its last records, waits (up to 5 s) for ``s3`` to see a multipart upload begin."""
+    """Before its last records (the third batch's), waits (up to 5 s) for ``s3`` to see a multipart upload begin."""
 
     def __init__(self, chunks: list[bytes], s3: CreateWatchingS3) -> None:
         super().__init__([Addr.of(c) for c in chunks], chunks)
@@ -194,8 +194,8 @@ class WaitingStream(TableStream):
         self.begun_in_time: bool | None = None
 
     def pieces(self, keep: bool = True) -> Iterator[bytes]:
-        for piece in super().pieces(keep):
-            if self.begun_in_time is None and self.encoded_in == self.uncompressed_len:
+        for number, piece in enumerate(super().pieces(keep)):
+            if number == 2:
                 self.begun_in_time = self.s3.created.wait(5)
             yield piece
 
