@@ -209,19 +209,20 @@ class AWSTablePersister(TablePersister):
                 yield piece
 
         parts = cut_parts(watched(), size)
+        handed = False  # to ``upload``, which aborts it itself on failure
         try:
             first, final = next(parts)
             if final:
                 self.objects.put(name, first)
-        except BaseException:
-            if begun is not None:
+                return
+            if begun is None:  # begun before the rest is read, so ``watched`` never begins a second upload
+                begun = self.objects.begin(name)
+            handed = True
+        finally:
+            if begun is not None and not handed:
                 self.objects.drop(name, begun)
-            raise
-        if not final:
-            self.objects.upload(name, map(self.objects.bytes_part, itertools.chain([first], (p for p, _ in parts))),
-                                begun)
-        elif begun is not None:
-            self.objects.drop(name, begun)
+        self.objects.upload(name, map(self.objects.bytes_part, itertools.chain([first], (p for p, _ in parts))),
+                            begun)
 
     def conjoin_all(self, sources: Sequence[ChunkSource], stats: Stats) -> ChunkSource:
         plan = plan_conjoin(sources, stats)

@@ -235,6 +235,22 @@ def test_a_multipart_upload_begins_while_the_first_part_is_encoded_if_the_record
         assert (s3.creates, s3.puts, s3.uploaded_parts, len(s3.aborted)) == (1, 1, [], 1)
 
 
+def test_a_projection_that_says_parts_only_after_the_first_cut_begins_no_second_upload(pool: IOPool) -> None:
+    s3 = CreateWatchingS3()
+    persister = make(pool, AWSLimits(item_max=0, chunk_max=0), s3=s3)
+    pieces = [os.urandom(100) for _ in range(10)]
+    asked: list[int] = []
+
+    def likely_parts() -> bool:
+        asked.append(len(asked))
+        return len(asked) > 5  # only once the first part of 200 bytes has been cut (after the 4th piece)
+
+    name = Addr.of(b"late")
+    persister._upload(name, pieces, 200, likely_parts)
+    assert s3.objects == {str(name): b"".join(pieces)}
+    assert s3.creates == 1 and s3.uploads == {} and s3.aborted == [] and len(asked) == 4
+
+
 class FailingCreateS3(FakeS3):
     def create_multipart_upload(self, **kwargs: Any) -> dict[str, Any]:
         raise client_error("AccessDenied", "CreateMultipartUpload", 403)
