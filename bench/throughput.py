@@ -257,12 +257,9 @@ def run(report: Report, quick: bool) -> None:
 def _huge_pages(report: Report, section: str, reads: tuple[str, list[tuple[int, int]], str, list[Addr]]) -> None:
     """The reads again in two fresh processes, one whose allocator asks for transparent huge pages
     (``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``): a read keeping 100 MB pays a page fault per 4 KiB of it."""
-    rates = {}
-    for tunables in ("", HUGE_PAGES):
-        with environment("GLIBC_TUNABLES", tunables or None):
-            rates[tunables] = run_parallel(reads_in_this_process, [reads])[0]
     for tunables, label in (("", "default allocator"), (HUGE_PAGES, HUGE_PAGES)):
-        limit, kept, read = rates[tunables]
+        with environment("GLIBC_TUNABLES", tunables or None):
+            limit, kept, read = run_parallel(reads_in_this_process, [reads])[0]
         report.add(Figure(section, f"get_many all, fresh process, {label}", read, "MB/s", "one-core read limit",
                           limit))
         report.add(Figure(section, f"read limit keeping the chunks, fresh process, {label}", kept, "MB/s",
