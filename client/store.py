@@ -7,11 +7,13 @@ the next part travels.  ``put_many`` sends its chunks at once and returns the
 addresses the daemon answers; ``put`` hashes its chunk here and sends it with
 the next part or at the table's end.  A local memtable keeps the chunks of the
 table until it ends (at ``memtable_size`` bytes, or on commit), for reads and
-to send them again if the daemon loses the upload.  Reads look in
-the memtable, then in the daemon's cache directly (read-only LMDB), then ask
-the daemon.  The client remembers its view (manifest contents and pending
-tables) so that after a daemon restart it reopens its session exactly where
-it was, and a commit that landed before a lost reply is still reported landed.
+to send them again if the daemon loses the upload.  A memtable that fills in
+the middle of a write ends in the background (its ``table_end``: the daemon's
+index build and fsync) while the next one fills, as a direct store persists
+a full memtable.  Reads look in the memtables, then in the daemon's cache
+directly (read-only LMDB), then ask the daemon.  The client remembers its
+view (manifest contents and pending tables) so that after a daemon restart it
+reopens its session exactly where it was, and a commit that landed before a lost reply is still reported landed.
 A forked child reopens a session of its own the same way, on first use: the
 parent's session, sockets and cache handle stay the parent's.
 """
@@ -23,6 +25,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from nbs.addr import ADDR_SIZE, Addr, compute_addr
@@ -30,6 +33,7 @@ from nbs.chunk_store import ITER_BATCH, iter_in_batches
 from nbs.chunk_workers import runs
 from nbs.errors import SpecError, StoreClosedError, UploadError
 from nbs.forksafe import register
+from nbs.io_pool import IOPool
 from nbs.manifest import ManifestContents, TableSpec
 from nbs.mem_table import MemTable, check_chunk, check_chunks
 from nbs.spec import StoreSpec, local_path, parse_store_spec
@@ -45,6 +49,35 @@ PARTS_IN_FLIGHT = 4
 UPLOAD_RETRIES = 2  # at least this many resends of a whole table, whatever ``retries`` says
 REPORT_EVERY_S = 5.0
 T = TypeVar("T")
+_ENDS = IOPool(2, "nbsclient-table-end")  # the table ends a process's stores leave in the background
+
+
+class _OpenTable:
+    """The memtable filling and the daemon's upload of its table: how far it is sent, to go on or start again."""
+
+    __slots__ = ("memtable", "upload", "seq", "sent")
+
+    def __init__(self, memtable: MemTable) -> None:
+        self.memtable = memtable
+        self.upload: int | None = None  # the daemon's upload, once begun
+        self.seq = 0  # the upload's next part number
+        self.sent = 0  # the memtable's chunks (in insertion order) already in the upload
+
+    def restart(self) -> None:
+        """Forget the upload (the daemon lost it, or this is a forked child): every chunk goes in a new one."""
+        self.upload, self.sent = None, 0
+
+
+class _EndingTable:
+    """A full table whose ``table_end`` runs in the background; its memtable is read until it has ended.
+
+    ``end`` (the reply and when it came) is None in a forked child, where the parent's request cannot finish:
+    the table goes again."""
+
+    __slots__ = ("table", "end", "started")
+
+    def __init__(self, table: _OpenTable, end: Future[tuple[Any, int]] | None, started: int) -> None:
+        self.table, self.end, self.started = table, end, started
 
 
 def _batches(items: Sequence[bytes], size: int = p.MAX_ADDRS_PER_REQUEST) -> Iterator[Sequence[bytes]]:
@@ -82,10 +115,8 @@ class DaemonStore:
         self._lock = threading.RLock()
         self._stats = Stats()
         self._cache: ReadOnlyCache | None = None
-        self._memtable: MemTable | None = None
-        self._upload: int | None = None  # the daemon's upload of the memtable's table, once begun
-        self._seq = 0  # the upload's next part number
-        self._sent = 0  # the memtable's chunks (in insertion order) already in the upload
+        self._table: _OpenTable | None = None
+        self._ending: _EndingTable | None = None  # at most one table ends in the background
         self._novel: list[TableSpec] = []
         self._contents: ManifestContents | None = None
         self._view: frozenset[bytes] = frozenset()
@@ -98,7 +129,11 @@ class DaemonStore:
     def after_fork_in_child(self) -> None:
         self._lock = threading.RLock()
         self._handle = None  # the parent's session: ours is opened on first use
-        self._upload, self._sent = None, 0  # the parent's upload too: the memtable goes again in one of ours
+        for table in (self._table, self._ending.table if self._ending is not None else None):
+            if table is not None:  # the parent's uploads too: the memtables go again in ours
+                table.restart()
+        if self._ending is not None:
+            self._ending.end = None
         self._cache = None
 
     # -- session management -----------------------------------------------------------------
@@ -158,18 +193,30 @@ class DaemonStore:
             if report["hits"] or report["misses"] or report["corrupt"]:
                 self._conn.request(p.REPORT, report)
 
-    def _snapshot(self) -> tuple[MemTable | None, frozenset[bytes]]:
-        """The memtable and view to read with.  No lock: each is replaced whole, never changed in place."""
+    def _snapshot(self) -> tuple[list[MemTable], frozenset[bytes]]:
+        """The memtables (filling, then ending) and view to read with.
+
+        No lock: each is replaced whole, never changed in place.  A table that
+        starts to end is set ending before it stops filling, and stops ending
+        once the daemon has it; read in that order, every chunk is in one of
+        them or the daemon's.
+        """
         if self._closed:
             raise StoreClosedError(f"store {self.spec} is closed")
-        return self._memtable, self._view
+        table, ending = self._table, self._ending
+        held = [t.memtable for t in (table, ending.table if ending is not None else None) if t is not None]
+        return held, self._view
 
     # -- reads -----------------------------------------------------------------------------------
 
     def get(self, addr: bytes) -> bytes | None:
         started = time.perf_counter_ns()
-        memtable, view = self._snapshot()
-        chunk = memtable.get(addr) if memtable is not None else None
+        memtables, view = self._snapshot()
+        chunk = None
+        for memtable in memtables:
+            chunk = memtable.get(addr)
+            if chunk is not None:
+                break
         if chunk is None and self._cache is not None:
             chunk = self._cache.get(addr, view)
         if chunk is None:
@@ -181,9 +228,11 @@ class DaemonStore:
     def get_many(self, addrs: Iterable[bytes]) -> dict[bytes, bytes]:
         started = time.perf_counter_ns()
         wanted = list(addrs)
-        memtable, view = self._snapshot()
+        memtables, view = self._snapshot()
         found: dict[bytes, bytes] = {}
-        remaining = memtable.get_many(wanted, found) if memtable is not None else wanted
+        remaining = wanted
+        for memtable in memtables:
+            remaining = memtable.get_many(remaining, found)
         if remaining and self._cache is not None:
             remaining = self._cache.get_many(remaining, view, found)
         for batch in _batches(remaining):
@@ -206,8 +255,10 @@ class DaemonStore:
     def has_many(self, addrs: Iterable[bytes]) -> set[bytes]:
         started = time.perf_counter_ns()
         wanted = list(addrs)
-        memtable, view = self._snapshot()
-        remaining = memtable.has_many(wanted) if memtable is not None else wanted
+        memtables, view = self._snapshot()
+        remaining = wanted
+        for memtable in memtables:
+            remaining = memtable.has_many(remaining)
         if remaining and self._cache is not None:
             present: dict[bytes, bytes] = {}
             remaining = self._cache.get_many(remaining, view, present)
@@ -221,9 +272,10 @@ class DaemonStore:
         return absent
 
     def count(self) -> int:
-        memtable = self._snapshot()[0]
-        pending = memtable.count() if memtable is not None else 0
-        return int(self._call(p.COUNT, {})["count"]) + pending
+        with self._lock:
+            self._join_ending()  # an ended table counts in the daemon, an ending one nowhere else
+            memtables = self._snapshot()[0]
+            return int(self._call(p.COUNT, {})["count"]) + sum(m.count() for m in memtables)
 
     def root(self) -> Addr:
         with self._lock:
@@ -247,12 +299,10 @@ class DaemonStore:
         with self._lock:
             if self._closed:
                 raise StoreClosedError(f"store {self.spec} is closed")
-            if self._memtable is None:
-                self._memtable = MemTable(self._memtable_size)
-            if not self._memtable.add_chunk(addr, data):
-                self._flush()
-                self._memtable = MemTable(self._memtable_size)
-                self._memtable.add_chunk(addr, data)
+            table = self._table or self._open_table()
+            if not table.memtable.add_chunk(addr, data):
+                self._flush(background=True)
+                self._open_table().memtable.add_chunk(addr, data)
         self._stats.put_latency.sample_time(started)
         return Addr(addr)
 
@@ -269,39 +319,81 @@ class DaemonStore:
                 raise StoreClosedError(f"store {self.spec} is closed")
             done = 0
             while done < len(items):
-                memtable = self._memtable if self._memtable is not None else MemTable(self._memtable_size)
-                end = memtable.room(sizes, done)
+                table = self._table or self._open_table()
+                end = table.memtable.room(sizes, done)
                 if end == done:  # full: its table ends, a new memtable takes the rest
-                    self._flush()
+                    self._flush(background=True)
                     continue
                 batch = items[done:end]
-                batch_addrs = self._with_upload(functools.partial(self._send_chunks, memtable=memtable, batch=batch))
-                memtable.add_chunks(batch_addrs, batch, 0)
-                self._sent = memtable.count()
-                self._memtable = memtable
+                batch_addrs = self._with_upload(table, functools.partial(self._send_chunks, table=table, batch=batch))
+                table.memtable.add_chunks(batch_addrs, batch, 0)
+                table.sent = table.memtable.count()
                 addrs.extend(batch_addrs)
                 done = end
         self._stats.put_latency.sample_time(started)
         return addrs
 
-    def _flush(self) -> None:
-        """End the memtable's table (caller holds the lock): its unsent chunks go, then ``table_end``; the daemon
-        persists the chunks it did not hold already, as a pending table."""
-        memtable = self._memtable
-        if memtable is None or memtable.count() == 0:
+    def _open_table(self) -> _OpenTable:
+        table = self._table = _OpenTable(MemTable(self._memtable_size))
+        return table
+
+    def _flush(self, background: bool = False) -> None:
+        """End the open table (caller holds the lock): its unsent chunks go, then ``table_end``; the daemon
+        persists the chunks it did not hold already, as a pending table.
+
+        In the ``background`` (a memtable full in the middle of a write) only
+        ``table_end`` waits, on a pool thread, while the next memtable fills:
+        one table ends at a time, and the next end, a commit or ``count``
+        waits for it first.
+        """
+        self._join_ending()
+        table = self._table
+        if table is None or table.memtable.count() == 0:
             return
         started = time.perf_counter_ns()
-        spec = self._with_upload(functools.partial(self._end_table, memtable=memtable))
+        if background:
+            if table.sent < table.memtable.count() or table.upload is None:
+                self._with_upload(table, functools.partial(self._send_chunks, table=table, batch=()))
+            body = {"handle": self._handle, "upload": table.upload}
+            self._ending = _EndingTable(table, _ENDS.submit(functools.partial(self._end_request, body)), started)
+        else:
+            spec = self._with_upload(table, functools.partial(self._end_table, table=table))
+            self._table_ended(table, spec, started, time.perf_counter_ns())
+        self._table = None
+
+    def _end_request(self, body: dict[str, Any]) -> tuple[Any, int]:
+        """``table_end`` on a pool thread (its own socket): the reply, and when it came."""
+        return self._conn.request(p.TABLE_END, body, self._commit_timeout), time.perf_counter_ns()
+
+    def _join_ending(self) -> None:
+        """Wait for the table ending in the background (caller holds the lock).  If its end failed (the daemon
+        restarted, lost the upload, or this is a forked child), the table goes again, as any failed end does."""
+        ending = self._ending
+        if ending is None:
+            return
+        table = ending.table
+        try:
+            if ending.end is None:
+                raise UploadError("the table was ending in the parent process")
+            reply, ended = ending.end.result()
+            spec = TableSpec(Addr(reply["name"]), int(reply["count"]))
+        except Exception:  # noqa: BLE001 - the sure path decides: it ends the table again, or raises its error
+            table.restart()
+            spec = self._with_upload(table, functools.partial(self._end_table, table=table))
+            ended = time.perf_counter_ns()
+        self._table_ended(table, spec, ending.started, ended)
+        self._ending = None
+
+    def _table_ended(self, table: _OpenTable, spec: TableSpec, started: int, ended: int) -> None:
         if spec.chunk_count:
             self._novel.insert(0, spec)
             self._view = self._view | {bytes(spec.name)}
-            self._stats.bytes_per_persist.sample(memtable.uncompressed_len())
+            self._stats.bytes_per_persist.sample(table.memtable.uncompressed_len())
             self._stats.chunks_per_persist.sample(spec.chunk_count)
-            self._stats.persist_latency.sample_time(started)
-        self._memtable, self._upload, self._sent = None, None, 0
+            self._stats.persist_latency.sample(max(ended - started, 1))
 
-    def _with_upload(self, send: Callable[[int, int], T]) -> T:
-        """``send(handle, window)`` on the memtable's upload (caller holds the lock).
+    def _with_upload(self, table: _OpenTable, send: Callable[[int, int], T]) -> T:
+        """``send(handle, window)`` on ``table``'s upload (caller holds the lock).
 
         An upload the daemon lost (it restarted, or a part failed or lost its
         reply) begins again with every chunk of the memtable, as often as a
@@ -325,25 +417,27 @@ class DaemonStore:
                 if busy >= BUSY_RETRIES:
                     raise
                 busy += 1
-                self._upload, self._sent, window = None, 0, 1
+                table.restart()
+                window = 1
                 backoff.wait()
             except (p.DaemonUnavailableError, UploadError):
                 if attempt > max(UPLOAD_RETRIES, self._conn.retries):
                     raise
                 attempt += 1
-                self._upload, self._sent = None, 0
+                table.restart()
 
-    def _send_chunks(self, handle: int, window: int, memtable: MemTable, batch: Sequence[bytes]) -> list[Addr]:
-        """Send the memtable's chunks not yet in the upload, then ``batch``, as pipelined ``table_chunks`` parts;
+    def _send_chunks(self, handle: int, window: int, table: _OpenTable, batch: Sequence[bytes]) -> list[Addr]:
+        """Send the table's chunks not yet in its upload, then ``batch``, as pipelined ``table_chunks`` parts;
         the addresses the daemon computed for ``batch``."""
-        if self._upload is None:
-            self._upload, self._seq = int(self._conn.request(p.TABLE_BEGIN, {"handle": handle})["upload"]), 0
-        held = memtable.extract() if self._sent < memtable.count() else iter(())
-        unsent = list(itertools.islice(held, self._sent, None))
+        if table.upload is None:
+            table.upload, table.seq = int(self._conn.request(p.TABLE_BEGIN, {"handle": handle})["upload"]), 0
+        memtable = table.memtable
+        held = memtable.extract() if table.sent < memtable.count() else iter(())
+        unsent = list(itertools.islice(held, table.sent, None))
         chunks = [data for _, data in unsent] + list(batch)
         lengths = list(map(len, chunks))
         target = min(PART_BYTES, self._conn.max_message // 2)
-        upload, first = self._upload, self._seq
+        upload, first = table.upload, table.seq
         parts = runs(lengths, target)
 
         attach = self._conn.attachments
@@ -358,20 +452,20 @@ class DaemonStore:
                     yield {**body, "data": data}, None
 
         replies = self._conn.pipeline(p.TABLE_CHUNKS, requests(), window)
-        self._seq += len(parts)
+        table.seq += len(parts)
         new = bytes.__new__
         addrs = [new(Addr, reply["addrs"][i:i + ADDR_SIZE])
                  for reply in replies for i in range(0, len(reply["addrs"]), ADDR_SIZE)]
         if len(addrs) != len(chunks) or any(a != b for (a, _), b in zip(unsent, addrs)):
             raise p.ProtocolError("the daemon answered other addresses than the chunks of this process have")
-        self._sent += len(unsent)
+        table.sent += len(unsent)
         return addrs[len(unsent):]
 
-    def _end_table(self, handle: int, window: int, memtable: MemTable) -> TableSpec:
+    def _end_table(self, handle: int, window: int, table: _OpenTable) -> TableSpec:
         """Send what the upload still lacks, end it, and return the table's spec (0 chunks: no table)."""
-        if self._sent < memtable.count() or self._upload is None:
-            self._send_chunks(handle, window, memtable, ())
-        reply = self._conn.request(p.TABLE_END, {"handle": handle, "upload": self._upload}, self._commit_timeout)
+        if table.sent < table.memtable.count() or table.upload is None:
+            self._send_chunks(handle, window, table, ())
+        reply = self._conn.request(p.TABLE_END, {"handle": handle, "upload": table.upload}, self._commit_timeout)
         return TableSpec(Addr(reply["name"]), int(reply["count"]))
 
     def commit(self, current: bytes, last: bytes) -> bool:

@@ -6,6 +6,7 @@ import os
 import random
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ import pytest
 import zmq
 
 import nbsclient
-from nbs.addr import compute_addr
+from nbs.addr import Addr, compute_addr
 from nbs.factory import new_local_store
 from nbs.file_table_persister import TABLE_TEMP_PREFIX
 from tests.record_parts import TablePart, table_name, table_parts
@@ -23,6 +24,7 @@ from nbsclient import protocol as p
 from nbsclient import store as client_store
 from nbsclient.connection import Connection
 from tests.daemon_harness import ROOT, Daemon, raw_dealer
+from tests.forking import in_child
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -217,6 +219,79 @@ def test_a_daemon_restart_mid_upload_still_ends_in_a_correct_commit(small_parts:
         reopened = new_local_store(path)
         assert reopened.root() == addrs[-1]
         assert reopened.get_many(addrs) == dict(zip(addrs, chunks))
+
+
+@pytest.fixture
+def held_ends(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
+    """Tables ending in the background send their ``table_end`` only once the event is set."""
+    release = threading.Event()
+    real = client_store.DaemonStore._end_request
+
+    def held(self: client_store.DaemonStore, body: dict[str, Any]) -> tuple[Any, int]:
+        assert release.wait(60), "the test never released the table end"
+        return real(self, body)
+
+    monkeypatch.setattr(client_store.DaemonStore, "_end_request", held)
+    yield release
+    release.set()
+
+
+def _table_ends(daemon: Daemon) -> int:
+    return int(daemon.stats()["requests"].get(p.TABLE_END, 0))
+
+
+def _holds_exactly(path: str, addrs: list[Addr], chunks: list[bytes]) -> bool:
+    reopened = new_local_store(path)
+    return reopened.root() == addrs[-1] and reopened.get_many(addrs) == dict(zip(addrs, chunks))
+
+
+def test_a_memtable_full_mid_write_ends_in_the_background_and_its_chunks_stay_readable(
+        nbsd_daemon: Daemon, held_ends: threading.Event) -> None:
+    """``put_many`` goes on filling the next memtable while the full one's table ends (the daemon's index build
+    and fsync); until the daemon has that table, its chunks are read from the client's memtable."""
+    chunks = mixed(200, 8)  # about 400 KB: one memtable of 256 KiB fills, the rest stays open
+    path = nbsd_daemon.store_path("background-end")
+    before = _table_ends(nbsd_daemon)
+    with nbsclient.connect(path, nbsd_daemon.endpoint, memtable_size=MEMTABLE) as store:
+        addrs = store.put_many(chunks)
+        assert _table_ends(nbsd_daemon) == before  # put_many returned with the full table's end held
+        assert store.get_many(addrs) == dict(zip(addrs, chunks))
+        assert store.get(addrs[0]) == chunks[0] and not store.has_many(addrs)
+        held_ends.set()
+        assert store.commit(addrs[-1], store.root())
+        assert _table_ends(nbsd_daemon) == before + 2
+    assert _holds_exactly(path, addrs, chunks)
+
+
+def test_a_background_end_lost_to_a_daemon_restart_sends_its_table_again(held_ends: threading.Event) -> None:
+    with Daemon() as daemon:
+        path = daemon.store_path("background-end-restart")
+        chunks = mixed(200, 9)
+        with nbsclient.connect(path, daemon.endpoint, memtable_size=MEMTABLE) as store:
+            addrs = store.put_many(chunks)
+            daemon.restart()  # the upload of the ending table is lost with the daemon
+            held_ends.set()
+            assert store.commit(addrs[-1], store.root())
+        assert _holds_exactly(path, addrs, chunks)
+
+
+def test_a_child_forked_while_a_table_ends_sends_that_table_again_in_its_own_session(
+        nbsd_daemon: Daemon, held_ends: threading.Event) -> None:
+    """The parent's background end cannot finish in a forked child (its thread is not there): the child must
+    neither wait for it forever nor lose the table."""
+    path = nbsd_daemon.store_path("background-end-fork")
+    chunks = mixed(200, 10)
+    store = nbsclient.connect(path, nbsd_daemon.endpoint, memtable_size=MEMTABLE)
+    addrs = store.put_many(chunks)
+
+    def commit_in_child() -> bool:
+        with store:
+            return store.commit(addrs[-1], store.root())
+
+    assert in_child(commit_in_child, timeout=60)
+    held_ends.set()
+    store.close()
+    assert _holds_exactly(path, addrs, chunks)
 
 
 @pytest.mark.parametrize(("retries", "lost", "lands"), [(6, 5, True), (1, 2, True), (1, 3, False)])
