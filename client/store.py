@@ -302,7 +302,7 @@ class DaemonStore:
             table = self._table or self._open_table()
             if not table.memtable.add_chunk(addr, data):
                 self._flush(background=True)
-                self._open_table().memtable.add_chunk(addr, data)
+                (self._table or self._open_table()).memtable.add_chunk(addr, data)
         self._stats.put_latency.sample_time(started)
         return Addr(addr)
 
@@ -354,12 +354,18 @@ class DaemonStore:
         if background:
             if table.sent < table.memtable.count() or table.upload is None:
                 self._with_upload(table, functools.partial(self._send_chunks, table=table, batch=()))
+            following = _OpenTable(MemTable(self._memtable_size))
+            following.upload = self._in_session(self._begin_upload)  # answered before the end's work, not behind it
             body = {"handle": self._handle, "upload": table.upload}
             self._ending = _EndingTable(table, _ENDS.submit(functools.partial(self._end_request, body)), started)
-        else:
-            spec = self._with_upload(table, functools.partial(self._end_table, table=table))
-            self._table_ended(table, spec, started, time.perf_counter_ns())
+            self._table = following
+            return
+        spec = self._with_upload(table, functools.partial(self._end_table, table=table))
+        self._table_ended(table, spec, started, time.perf_counter_ns())
         self._table = None
+
+    def _begin_upload(self, handle: int) -> int:
+        return int(self._conn.request(p.TABLE_BEGIN, {"handle": handle})["upload"])
 
     def _end_request(self, body: dict[str, Any]) -> tuple[Any, int]:
         """``table_end`` on a pool thread (its own socket): the reply, and when it came."""
@@ -430,7 +436,7 @@ class DaemonStore:
         """Send the table's chunks not yet in its upload, then ``batch``, as pipelined ``table_chunks`` parts;
         the addresses the daemon computed for ``batch``."""
         if table.upload is None:
-            table.upload, table.seq = int(self._conn.request(p.TABLE_BEGIN, {"handle": handle})["upload"]), 0
+            table.upload, table.seq = self._begin_upload(handle), 0
         memtable = table.memtable
         held = memtable.extract() if table.sent < memtable.count() else iter(())
         unsent = list(itertools.islice(held, table.sent, None))

@@ -221,15 +221,31 @@ def test_a_daemon_restart_mid_upload_still_ends_in_a_correct_commit(small_parts:
         assert reopened.get_many(addrs) == dict(zip(addrs, chunks))
 
 
+class HeldEnds(threading.Event):
+    """Set to let tables ending in the background send their ``table_end``; ``begun`` counts the uploads
+    begun by then."""
+
+    begun: list[int]
+
+
 @pytest.fixture
-def held_ends(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
-    """Tables ending in the background send their ``table_end`` only once the event is set."""
-    release = threading.Event()
+def held_ends(monkeypatch: pytest.MonkeyPatch) -> Iterator[HeldEnds]:
+    release = HeldEnds()
+    release.begun = []
     real = client_store.DaemonStore._end_request
+    begin = client_store.DaemonStore._begin_upload
+    begins = [0]
+
+    def counted(self: client_store.DaemonStore, handle: int) -> int:
+        begins[0] += 1
+        return begin(self, handle)
 
     def held(self: client_store.DaemonStore, body: dict[str, Any]) -> tuple[Any, int]:
+        release.begun.append(begins[0])
         assert release.wait(60), "the test never released the table end"
         return real(self, body)
+
+    monkeypatch.setattr(client_store.DaemonStore, "_begin_upload", counted)
 
     monkeypatch.setattr(client_store.DaemonStore, "_end_request", held)
     yield release
@@ -246,15 +262,17 @@ def _holds_exactly(path: str, addrs: list[Addr], chunks: list[bytes]) -> bool:
 
 
 def test_a_memtable_full_mid_write_ends_in_the_background_and_its_chunks_stay_readable(
-        nbsd_daemon: Daemon, held_ends: threading.Event) -> None:
+        nbsd_daemon: Daemon, held_ends: HeldEnds) -> None:
     """``put_many`` goes on filling the next memtable while the full one's table ends (the daemon's index build
-    and fsync); until the daemon has that table, its chunks are read from the client's memtable."""
+    and fsync); until the daemon has that table, its chunks are read from the client's memtable.  The next
+    upload is begun before that end is sent, so the daemon answers it at once, not behind the end's work."""
     chunks = mixed(200, 8)  # about 400 KB: one memtable of 256 KiB fills, the rest stays open
     path = nbsd_daemon.store_path("background-end")
     before = _table_ends(nbsd_daemon)
     with nbsclient.connect(path, nbsd_daemon.endpoint, memtable_size=MEMTABLE) as store:
         addrs = store.put_many(chunks)
         assert _table_ends(nbsd_daemon) == before  # put_many returned with the full table's end held
+        assert held_ends.begun == [2]
         assert store.get_many(addrs) == dict(zip(addrs, chunks))
         assert store.get(addrs[0]) == chunks[0] and not store.has_many(addrs)
         held_ends.set()
@@ -263,7 +281,7 @@ def test_a_memtable_full_mid_write_ends_in_the_background_and_its_chunks_stay_re
     assert _holds_exactly(path, addrs, chunks)
 
 
-def test_a_background_end_lost_to_a_daemon_restart_sends_its_table_again(held_ends: threading.Event) -> None:
+def test_a_background_end_lost_to_a_daemon_restart_sends_its_table_again(held_ends: HeldEnds) -> None:
     with Daemon() as daemon:
         path = daemon.store_path("background-end-restart")
         chunks = mixed(200, 9)
@@ -276,7 +294,7 @@ def test_a_background_end_lost_to_a_daemon_restart_sends_its_table_again(held_en
 
 
 def test_a_child_forked_while_a_table_ends_sends_that_table_again_in_its_own_session(
-        nbsd_daemon: Daemon, held_ends: threading.Event) -> None:
+        nbsd_daemon: Daemon, held_ends: HeldEnds) -> None:
     """The parent's background end cannot finish in a forked child (its thread is not there): the child must
     neither wait for it forever nor lose the table."""
     path = nbsd_daemon.store_path("background-end-fork")
