@@ -341,10 +341,11 @@ class DaemonStore:
         """End the open table (caller holds the lock): its unsent chunks go, then ``table_end``; the daemon
         persists the chunks it did not hold already, as a pending table.
 
-        In the ``background`` (a memtable full in the middle of a write) only
-        ``table_end`` waits, on a pool thread, while the next memtable fills:
-        one table ends at a time, and the next end, a commit or ``count``
-        waits for it first.
+        In the ``background`` (a memtable full in the middle of a write) the
+        next table's upload is begun first (the daemon answers that at once,
+        not behind the end's work), then only ``table_end`` waits, on a pool
+        thread, while the next memtable fills: one table ends at a time, and
+        the next end, a commit or ``count`` waits for it first.
         """
         self._join_ending()
         table = self._table
@@ -355,7 +356,7 @@ class DaemonStore:
             if table.sent < table.memtable.count() or table.upload is None:
                 self._with_upload(table, functools.partial(self._send_chunks, table=table, batch=()))
             following = _OpenTable(MemTable(self._memtable_size))
-            following.upload = self._in_session(self._begin_upload)  # answered before the end's work, not behind it
+            following.upload = self._in_session(self._begin_upload)
             body = {"handle": self._handle, "upload": table.upload}
             self._ending = _EndingTable(table, _ENDS.submit(functools.partial(self._end_request, body)), started)
             self._table = following
