@@ -19,8 +19,8 @@ The first contact, ``hello``, fails fast instead: a socket file that is
 missing (for more than ``MISSING_GRACE``, which covers a daemon's swap of a
 stale socket for its own) or forbidden is an error at once
 (``nbsclient.reachability``); a daemon that does not answer a greeting, or a
-socket no one listens on (a daemon being restarted), is one after
-``connect_timeout`` seconds (default 5, ``$NBSD_CONNECT_TIMEOUT``).  Long
+socket no one listens on (a daemon being restarted, also one that died during
+the greeting), is one after ``connect_timeout`` seconds (default 5, ``$NBSD_CONNECT_TIMEOUT``).  Long
 waits are for requests to a daemon known to be alive, whose work may take minutes.
 """
 
@@ -190,27 +190,42 @@ class Connection:
         return self._exchange(frame, request_id, op, timeout, retries)
 
     def hello(self) -> Any:
-        """Greet the daemon: its reply, or a typed error within ``connect_timeout`` seconds saying why not."""
-        started = time.monotonic()
-        deadline = started + self.connect_timeout
+        """Greet the daemon: its reply, or a typed error within ``connect_timeout`` seconds saying why not.
+
+        A daemon that goes away during the greeting (it is being restarted) is
+        waited for again, within the same ``connect_timeout``.
+        """
+        deadline = time.monotonic() + self.connect_timeout
+        while True:
+            self._await_socket(deadline)
+            try:
+                return self.request(p.HELLO, {}, timeout=max(deadline - time.monotonic(), PROBE_EVERY), retries=0)
+            except p.DaemonUnavailableError:
+                if time.monotonic() < deadline:
+                    continue  # cut short by a disconnect: the socket says whether a daemon is coming back
+                check_endpoint(self.endpoint)  # the daemon may have gone meanwhile: say so rather than "no answer"
+                raise p.DaemonNotAnsweringError(
+                    f"nbsd at {self.endpoint} did not answer within {self.connect_timeout:g}s: it is hung, stopped or "
+                    f"overloaded (${CONNECT_TIMEOUT_ENV} or connect_timeout= waits longer)") from None
+
+    def _await_socket(self, deadline: float) -> None:
+        """Return once the endpoint can be connected to: a stale socket is waited for until ``deadline``, a missing
+        one for ``MISSING_GRACE``; otherwise raise the reason."""
+        missing_since = None
         while True:
             try:
                 check_endpoint(self.endpoint)
-                break
+                return
             except p.StaleSocketError:
+                missing_since = None
                 if time.monotonic() >= deadline:
                     raise
             except p.DaemonNotRunningError:
-                if time.monotonic() >= min(deadline, started + MISSING_GRACE):
+                now = time.monotonic()
+                missing_since = now if missing_since is None else missing_since
+                if now >= min(deadline, missing_since + MISSING_GRACE):
                     raise
             time.sleep(PROBE_EVERY)
-        try:
-            return self.request(p.HELLO, {}, timeout=max(deadline - time.monotonic(), PROBE_EVERY), retries=0)
-        except p.DaemonUnavailableError:
-            check_endpoint(self.endpoint)  # the daemon may have gone meanwhile: say so rather than "no answer"
-            raise p.DaemonNotAnsweringError(
-                f"nbsd at {self.endpoint} did not answer within {self.connect_timeout:g}s: it is hung, stopped or "
-                f"overloaded (${CONNECT_TIMEOUT_ENV} or connect_timeout= waits longer)") from None
 
     def get_one(self, handle: int, addr: bytes) -> bytes | None:
         """One chunk by the compact get (a single read that missed the cache), or None if absent."""

@@ -17,6 +17,15 @@ from tests.os_faults import unprivileged
 
 pytestmark = pytest.mark.timeout(180)
 
+GREET_AND_DIE = """
+import os, sys, zmq
+sock = zmq.Context().socket(zmq.ROUTER)
+sock.bind(sys.argv[1])
+print("listening", flush=True)
+sock.recv_multipart()
+os._exit(0)  # as a killed daemon: no reply, and the socket file left behind
+"""
+
 SILENT_DAEMON = """
 import sys, time, zmq
 sock = zmq.Context().socket(zmq.ROUTER)
@@ -97,6 +106,28 @@ def test_a_daemon_that_never_answers_costs_the_connect_timeout(tmp_path: Path) -
     finally:
         silent.kill()
         silent.wait()
+
+
+def test_a_daemon_restarted_during_the_greeting_is_waited_for(tmp_path: Path) -> None:
+    """A worker starting while the daemon is restarted after a crash: its greeting dies with the old daemon, the
+    socket is stale for a while, and the new daemon answers within ``connect_timeout``."""
+    socket_path = tmp_path / "restarting.sock"
+    endpoint = f"ipc://{socket_path}"
+    old = subprocess.Popen([sys.executable, "-c", GREET_AND_DIE, endpoint], stdout=subprocess.PIPE, text=True)
+    assert old.stdout is not None and old.stdout.readline() == "listening\n"
+    new = Daemon(endpoint=endpoint)
+    code = "import sys, nbsclient\nnbsclient.connect(sys.argv[1], sys.argv[2], connect_timeout=60).close()\n"
+    client = subprocess.Popen([sys.executable, "-c", code, new.store_path("db"), endpoint], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert old.wait(60) == 0  # it took the greeting and died
+        time.sleep(1.5)  # the client sees the disconnect (within a second) while the socket is stale
+        with new:
+            _, errors = client.communicate(timeout=60)
+            assert client.returncode == 0, errors
+    finally:
+        client.kill()
+        old.kill()
 
 
 def test_relative_paths_are_the_callers(nbsd_daemon: Daemon) -> None:
