@@ -33,7 +33,6 @@ from nbs.chunk_store import ITER_BATCH, iter_in_batches
 from nbs.chunk_workers import runs
 from nbs.errors import SpecError, StoreClosedError, UploadError
 from nbs.forksafe import register
-from nbs.io_pool import IOPool
 from nbs.manifest import ManifestContents, TableSpec
 from nbs.mem_table import MemTable, check_chunk, check_chunks
 from nbs.spec import StoreSpec, local_path, parse_store_spec
@@ -49,7 +48,6 @@ PARTS_IN_FLIGHT = 4
 UPLOAD_RETRIES = 2  # at least this many resends of a whole table, whatever ``retries`` says
 REPORT_EVERY_S = 5.0
 T = TypeVar("T")
-_ENDS = IOPool(2, "nbsclient-table-end")  # the table ends a process's stores leave in the background
 
 
 class _OpenTable:
@@ -66,6 +64,21 @@ class _OpenTable:
     def restart(self) -> None:
         """Forget the upload (the daemon lost it, or this is a forked child): every chunk goes in a new one."""
         self.upload, self.sent = None, 0
+
+
+def _in_background(fn: Callable[[], T]) -> Future[T]:
+    """``fn()`` on a daemon thread of its own (with a socket of its own): a process that exits does not wait
+    for a table end, whose table would be dropped uncommitted anyway, however long the daemon takes."""
+    done: Future[T] = Future()
+
+    def run() -> None:
+        try:
+            done.set_result(fn())
+        except BaseException as err:  # noqa: BLE001 - delivered to whoever takes the result
+            done.set_exception(err)
+
+    threading.Thread(target=run, name="nbsclient-table-end", daemon=True).start()
+    return done
 
 
 class _EndingTable:
@@ -343,8 +356,8 @@ class DaemonStore:
 
         In the ``background`` (a memtable full in the middle of a write) the
         next table's upload is begun first (the daemon answers that at once,
-        not behind the end's work), then only ``table_end`` waits, on a pool
-        thread, while the next memtable fills: one table ends at a time, and
+        not behind the end's work), then only ``table_end`` waits, on a thread
+        of its own, while the next memtable fills: one table ends at a time, and
         the next end, a commit or ``count`` waits for it first.
         """
         self._join_ending()
@@ -358,7 +371,7 @@ class DaemonStore:
             following = _OpenTable(MemTable(self._memtable_size))
             following.upload = self._in_session(self._begin_upload)
             body = {"handle": self._handle, "upload": table.upload}
-            self._ending = _EndingTable(table, _ENDS.submit(functools.partial(self._end_request, body)), started)
+            self._ending = _EndingTable(table, _in_background(functools.partial(self._end_request, body)), started)
             self._table = following
             return
         spec = self._with_upload(table, functools.partial(self._end_table, table=table))
@@ -369,7 +382,7 @@ class DaemonStore:
         return int(self._conn.request(p.TABLE_BEGIN, {"handle": handle})["upload"])
 
     def _end_request(self, body: dict[str, Any]) -> tuple[Any, int]:
-        """``table_end`` on a pool thread (its own socket): the reply, and when it came."""
+        """``table_end`` in the background: the reply, and when it came."""
         return self._conn.request(p.TABLE_END, body, self._commit_timeout), time.perf_counter_ns()
 
     def _join_ending(self) -> None:

@@ -312,6 +312,27 @@ def test_a_child_forked_while_a_table_ends_sends_that_table_again_in_its_own_ses
     assert _holds_exactly(path, addrs, chunks)
 
 
+HUNG_END_THEN_EXIT = """
+import sys, time
+import nbsclient
+from nbsclient import store
+store.DaemonStore._end_request = lambda self, body: time.sleep(600)  # a daemon that never ends the table
+s = nbsclient.connect(sys.argv[1], sys.argv[2], memtable_size=256 << 10)
+s.put_many([bytes([i % 256]) * 2000 + i.to_bytes(4, "big") for i in range(200)])  # one memtable fills
+print("written", flush=True)
+"""
+
+
+def test_a_process_exits_without_waiting_for_a_table_end_it_did_not_commit(nbsd_daemon: Daemon) -> None:
+    """Uncommitted writes are dropped at exit, so a table still ending then (its daemon hung, or slow) must
+    not hold the process for the minutes a table end may take."""
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", HUNG_END_THEN_EXIT, nbsd_daemon.store_path("hung-end"),
+                           nbsd_daemon.endpoint], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout == "written\n", proc.stderr
+    assert time.monotonic() - started < 60  # not the 600 s the end would take
+
+
 @pytest.mark.parametrize(("retries", "lost", "lands"), [(6, 5, True), (1, 2, True), (1, 3, False)])
 def test_a_table_is_sent_again_as_often_as_a_request_would_be(nbsd_daemon: Daemon, monkeypatch: pytest.MonkeyPatch,
                                                               retries: int, lost: int, lands: bool) -> None:
