@@ -7,6 +7,8 @@ table at the end, and written as JSON to bench/results/.
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 import time
 
 from bench import aws, commits, import_export, reads, soak, sync, table_count, throughput, writes
@@ -25,9 +27,13 @@ def main() -> None:
     args = parser.parse_args()
     chosen = args.only.split(",") if args.only else list(SUITES)
     report = Report()
-    for name in chosen:
-        progress(f"== {name}")
-        SUITES[name](report, args.quick)
+    with tempfile.TemporaryDirectory(prefix="nbs-bench-", ignore_cleanup_errors=True) as scratch:
+        # Every suite's working directories (and its daemons' and servers', through $TMPDIR) go in here, and
+        # with it: a suite that stops halfway, or forgets one, leaves nothing behind.
+        tempfile.tempdir = os.environ["TMPDIR"] = scratch
+        for name in chosen:
+            progress(f"== {name}")
+            SUITES[name](report, args.quick)
     print(report.table())
     report.write_json(args.out)
     progress(f"results written to {args.out}")
