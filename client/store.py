@@ -13,9 +13,10 @@ index build and fsync) while the next one fills, as a direct store persists
 a full memtable.  Reads look in the memtables, then in the daemon's cache
 directly (read-only LMDB), then ask the daemon.  The client remembers its
 view (manifest contents and pending tables) so that after a daemon restart it
-reopens its session exactly where it was, and a commit that landed before a lost reply is still reported landed.
-A forked child reopens a session of its own the same way, on first use: the
-parent's session, sockets and cache handle stay the parent's.
+reopens its session exactly where it was, and a commit that landed before a
+lost reply is still reported landed.  A forked child reopens a session of its
+own the same way, on first use: the parent's session, sockets and cache
+handle stay the parent's.
 """
 
 from __future__ import annotations
