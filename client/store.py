@@ -85,12 +85,12 @@ def _in_background(fn: Callable[[], T]) -> Future[T]:
 class _EndingTable:
     """A full table whose ``table_end`` runs in the background; its memtable is read until it has ended.
 
-    ``end`` (the reply and when it came) is None in a forked child, where the parent's request cannot finish:
-    the table goes again."""
+    ``end`` (the table's spec and when it came) is None in a forked child, where the parent's request cannot
+    finish: the table goes again."""
 
     __slots__ = ("table", "end", "started")
 
-    def __init__(self, table: _OpenTable, end: Future[tuple[Any, int]] | None, started: int) -> None:
+    def __init__(self, table: _OpenTable, end: Future[tuple[TableSpec, int]] | None, started: int) -> None:
         self.table, self.end, self.started = table, end, started
 
 
@@ -367,12 +367,12 @@ class DaemonStore:
             return
         started = time.perf_counter_ns()
         if background:
-            if table.sent < table.memtable.count() or table.upload is None:
-                self._with_upload(table, functools.partial(self._send_chunks, table=table, batch=()))
+            self._with_upload(table, functools.partial(self._send_rest, table=table))
             following = _OpenTable(MemTable(self._memtable_size))
             following.upload = self._in_session(self._begin_upload)
-            body = {"handle": self._handle, "upload": table.upload}
-            self._ending = _EndingTable(table, _in_background(functools.partial(self._end_request, body)), started)
+            assert self._handle is not None  # the session the begin just went to
+            end = functools.partial(self._end_in_background, self._handle, table.upload)
+            self._ending = _EndingTable(table, _in_background(end), started)
             self._table = following
             return
         spec = self._with_upload(table, functools.partial(self._end_table, table=table))
@@ -382,9 +382,9 @@ class DaemonStore:
     def _begin_upload(self, handle: int) -> int:
         return int(self._conn.request(p.TABLE_BEGIN, {"handle": handle})["upload"])
 
-    def _end_request(self, body: dict[str, Any]) -> tuple[Any, int]:
-        """``table_end`` in the background: the reply, and when it came."""
-        return self._conn.request(p.TABLE_END, body, self._commit_timeout), time.perf_counter_ns()
+    def _end_in_background(self, handle: int, upload: int | None) -> tuple[TableSpec, int]:
+        """``table_end`` on a thread of its own: the table's spec, and when it came."""
+        return self._request_end(handle, upload), time.perf_counter_ns()
 
     def _join_ending(self) -> None:
         """Wait for the table ending in the background (caller holds the lock).  If its end failed (the daemon
@@ -396,8 +396,7 @@ class DaemonStore:
         try:
             if ending.end is None:
                 raise UploadError("the table was ending in the parent process")
-            reply, ended = ending.end.result()
-            spec = TableSpec(Addr(reply["name"]), int(reply["count"]))
+            spec, ended = ending.end.result()
         except Exception:  # noqa: BLE001 - the sure path decides: it ends the table again, or raises its error
             table.restart()
             spec = self._with_upload(table, functools.partial(self._end_table, table=table))
@@ -482,11 +481,18 @@ class DaemonStore:
         table.sent += len(unsent)
         return addrs[len(unsent):]
 
-    def _end_table(self, handle: int, window: int, table: _OpenTable) -> TableSpec:
-        """Send what the upload still lacks, end it, and return the table's spec (0 chunks: no table)."""
+    def _send_rest(self, handle: int, window: int, table: _OpenTable) -> None:
+        """Send what the table's upload still lacks, beginning it if need be."""
         if table.sent < table.memtable.count() or table.upload is None:
             self._send_chunks(handle, window, table, ())
-        reply = self._conn.request(p.TABLE_END, {"handle": handle, "upload": table.upload}, self._commit_timeout)
+
+    def _end_table(self, handle: int, window: int, table: _OpenTable) -> TableSpec:
+        """Send what the upload still lacks, end it, and return the table's spec (0 chunks: no table)."""
+        self._send_rest(handle, window, table)
+        return self._request_end(handle, table.upload)
+
+    def _request_end(self, handle: int, upload: int | None) -> TableSpec:
+        reply = self._conn.request(p.TABLE_END, {"handle": handle, "upload": upload}, self._commit_timeout)
         return TableSpec(Addr(reply["name"]), int(reply["count"]))
 
     def commit(self, current: bytes, last: bytes) -> bool:

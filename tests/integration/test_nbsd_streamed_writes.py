@@ -18,6 +18,7 @@ import zmq
 import nbsclient
 from nbs.addr import Addr, compute_addr
 from nbs.factory import new_local_store
+from nbs.manifest import TableSpec
 from nbs.file_table_persister import TABLE_TEMP_PREFIX
 from tests.record_parts import TablePart, table_name, table_parts
 from nbsclient import protocol as p
@@ -232,7 +233,7 @@ class HeldEnds(threading.Event):
 def held_ends(monkeypatch: pytest.MonkeyPatch) -> Iterator[HeldEnds]:
     release = HeldEnds()
     release.begun = []
-    real = client_store.DaemonStore._end_request
+    real = client_store.DaemonStore._end_in_background
     begin = client_store.DaemonStore._begin_upload
     begins = [0]
 
@@ -240,14 +241,14 @@ def held_ends(monkeypatch: pytest.MonkeyPatch) -> Iterator[HeldEnds]:
         begins[0] += 1
         return begin(self, handle)
 
-    def held(self: client_store.DaemonStore, body: dict[str, Any]) -> tuple[Any, int]:
+    def held(self: client_store.DaemonStore, handle: int, upload: int | None) -> tuple[TableSpec, int]:
         release.begun.append(begins[0])
         assert release.wait(60), "the test never released the table end"
-        return real(self, body)
+        return real(self, handle, upload)
 
     monkeypatch.setattr(client_store.DaemonStore, "_begin_upload", counted)
 
-    monkeypatch.setattr(client_store.DaemonStore, "_end_request", held)
+    monkeypatch.setattr(client_store.DaemonStore, "_end_in_background", held)
     yield release
     release.set()
 
@@ -316,7 +317,7 @@ HUNG_END_THEN_EXIT = """
 import sys, time
 import nbsclient
 from nbsclient import store
-store.DaemonStore._end_request = lambda self, body: time.sleep(600)  # a daemon that never ends the table
+store.DaemonStore._end_in_background = lambda self, handle, upload: time.sleep(600)  # a table end that never comes
 s = nbsclient.connect(sys.argv[1], sys.argv[2], memtable_size=256 << 10)
 s.put_many([bytes([i % 256]) * 2000 + i.to_bytes(4, "big") for i in range(200)])  # one memtable fills
 print("written", flush=True)
