@@ -33,8 +33,8 @@ import random
 import threading
 import time
 from types import TracebackType
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 import zmq
 
@@ -52,6 +52,7 @@ CONNECT_TIMEOUT_ENV = "NBSD_CONNECT_TIMEOUT"
 DEFAULT_CONNECT_TIMEOUT = 5.0
 MISSING_GRACE = 0.5
 PROBE_EVERY = 0.05
+T = TypeVar("T")
 MONITORED = zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED | curve.REFUSALS
 
 
@@ -235,9 +236,13 @@ class Connection:
         return chunk
 
     def pipeline(self, op: str, requests: Iterable[tuple[dict[str, Any], bytes | None]], window: int,
-                 timeout: float | None = None) -> list[Any]:
+                 on_reply: Callable[[Any], T], timeout: float | None = None) -> list[T]:
         """Send a request per ``(body, attachment or None)`` without waiting for each reply, at most ``window``
-        unanswered; the replies, in order.
+        unanswered; ``on_reply`` of each reply, in order.
+
+        Each reply goes to ``on_reply`` as it comes, while the daemon works on
+        the requests still unanswered, so the caller's work on the replies
+        overlaps the daemon's rather than following the last one.
 
         Every reply must come (in any order) within ``timeout`` of the wait for
         it; nothing is resent.  Silence or a lost connection raises
@@ -251,7 +256,7 @@ class Connection:
         channel.attempts = 1
         _set_waits(channel, max(1, int(timeout * 1000)))
         waiting: dict[int, int] = {}  # request id -> position
-        replies: list[Any] = []
+        replies: list[Any] = []  # every place filled by the time the last reply came
         for body, attachment in requests:
             request_id = next(_IDS)
             frame = p.encode_request(request_id, op, body)
@@ -259,12 +264,12 @@ class Connection:
             if size > self.max_message:
                 raise p.ProtocolError(f"request of {size} bytes exceeds the daemon's limit {self.max_message}")
             while len(waiting) >= window:
-                self._await_one(channel, waiting, replies, op, timeout)
+                self._await_one(channel, waiting, replies, on_reply, op, timeout)
             self._send_once(channel, frame, attachment, op, timeout)
             waiting[request_id] = len(replies)
             replies.append(None)
         while waiting:
-            self._await_one(channel, waiting, replies, op, timeout)
+            self._await_one(channel, waiting, replies, on_reply, op, timeout)
         return replies
 
     def _send_once(self, channel: _Channel, frame: bytes, attachment: bytes | None, op: str, timeout: float) -> None:
@@ -289,9 +294,10 @@ class Connection:
             self._channels.reset()
             raise p.DaemonUnavailableError(f"nbsd at {self.endpoint} took {op!r} but not its attachment") from None
 
-    def _await_one(self, channel: _Channel, waiting: dict[int, int], replies: list[Any], op: str,
-                   timeout: float) -> None:
-        """Wait for the reply to one of ``waiting`` and put it in its place in ``replies``; an error reply raises."""
+    def _await_one(self, channel: _Channel, waiting: dict[int, int], replies: list[Any],
+                   on_reply: Callable[[Any], T], op: str, timeout: float) -> None:
+        """Wait for the reply to one of ``waiting`` and put ``on_reply`` of it in its place in ``replies``; an
+        error reply raises."""
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -306,7 +312,7 @@ class Connection:
             if position is not None:
                 if error is not None:
                     raise error
-                replies[position] = body
+                replies[position] = on_reply(body)
                 return
 
     def _exchange(self, frame: bytes, request_id: int, op: str, timeout: float | None,

@@ -94,6 +94,12 @@ class _EndingTable:
         self.table, self.end, self.started = table, end, started
 
 
+def _reply_addrs(reply: dict[str, Any]) -> list[Addr]:
+    """The addresses a ``table_chunks`` reply holds back to back, made while later parts are still in the daemon."""
+    packed, new = reply["addrs"], bytes.__new__
+    return [new(Addr, packed[i:i + ADDR_SIZE]) for i in range(0, len(packed), ADDR_SIZE)]
+
+
 def _batches(items: Sequence[bytes], size: int = p.MAX_ADDRS_PER_REQUEST) -> Iterator[Sequence[bytes]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
@@ -471,11 +477,9 @@ class DaemonStore:
                 else:
                     yield {**body, "data": data}, None
 
-        replies = self._conn.pipeline(p.TABLE_CHUNKS, requests(), window)
+        replied = self._conn.pipeline(p.TABLE_CHUNKS, requests(), window, _reply_addrs)
         table.seq += len(parts)
-        new = bytes.__new__
-        addrs = [new(Addr, reply["addrs"][i:i + ADDR_SIZE])
-                 for reply in replies for i in range(0, len(reply["addrs"]), ADDR_SIZE)]
+        addrs = list(itertools.chain.from_iterable(replied))
         if len(addrs) != len(chunks) or any(a != b for (a, _), b in zip(unsent, addrs)):
             raise p.ProtocolError("the daemon answered other addresses than the chunks of this process have")
         table.sent += len(unsent)

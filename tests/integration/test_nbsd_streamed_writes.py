@@ -162,9 +162,9 @@ def test_a_killed_client_s_upload_is_cleaned_up_when_its_session_expires(tmp_pat
             "from nbsclient import store as s, protocol as p\n"
             "store = nbsclient.connect(sys.argv[1], sys.argv[2])\n"
             "original = store._conn.pipeline\n"
-            "def pipeline(op, requests, window, timeout=None):\n"
+            "def pipeline(op, requests, window, on_reply, timeout=None):\n"
             "    if op != p.TABLE_CHUNKS:\n"
-            "        return original(op, requests, window, timeout)\n"
+            "        return original(op, requests, window, on_reply, timeout)\n"
             "    body, attachment = next(iter(requests))\n"
             "    store._conn.request(op, {**body, 'data': attachment})\n"
             "    print('sent', flush=True)\n"
@@ -360,6 +360,30 @@ def test_a_table_is_sent_again_as_often_as_a_request_would_be(nbsd_daemon: Daemo
             with pytest.raises(p.DaemonNotAnsweringError):
                 store.put_many(chunks)
     assert failures[0] == (lost if lands else max(2, retries) + 1)
+
+
+def test_a_part_s_addresses_are_made_as_its_reply_comes_while_later_parts_go(
+        nbsd_daemon: Daemon, small_parts: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The client turns each ``table_chunks`` reply into addresses as it comes, between sending the later
+    parts, not all at once after the last reply (the daemon's chunk workers would idle meanwhile)."""
+    events: list[str] = []
+    send_once, reply_addrs = Connection._send_once, client_store._reply_addrs
+
+    def sent(self: Connection, *args: Any) -> None:
+        events.append("sent")
+        send_once(self, *args)
+
+    def replied(reply: dict[str, Any]) -> list[Addr]:
+        events.append("replied")
+        return reply_addrs(reply)
+
+    monkeypatch.setattr(Connection, "_send_once", sent)
+    monkeypatch.setattr(client_store, "_reply_addrs", replied)
+    chunks = mixed(100, 9)  # about 210 KiB: 13 parts of 16 KiB, at most 4 in flight
+    with nbsclient.connect(nbsd_daemon.store_path("replies-as-they-come"), nbsd_daemon.endpoint) as store:
+        assert store.put_many(chunks) == [compute_addr(c) for c in chunks]
+    assert events.count("replied") == events.count("sent") > client_store.PARTS_IN_FLIGHT
+    assert events.index("replied") < len(events) - 1 - events[::-1].index("sent")  # before the last part went
 
 
 @pytest.mark.parametrize("attached", [True, False], ids=["attachments", "older-daemon"])
