@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from nbs.addr import ADDR_SIZE, Addr, compute_addr
+from nbs.addr import Addr, compute_addr
 from nbs.chunk_store import ITER_BATCH, iter_in_batches
 from nbs.chunk_workers import runs
 from nbs.errors import SpecError, StoreClosedError, UploadError
@@ -94,10 +94,9 @@ class _EndingTable:
         self.table, self.end, self.started = table, end, started
 
 
-def _reply_addrs(reply: dict[str, Any]) -> list[Addr]:
-    """The addresses a ``table_chunks`` reply holds back to back, made while later parts are still in the daemon."""
-    packed, new = reply["addrs"], bytes.__new__
-    return [new(Addr, packed[i:i + ADDR_SIZE]) for i in range(0, len(packed), ADDR_SIZE)]
+def _reply_addrs(reply: Any) -> list[Addr]:
+    """The addresses a ``table_chunks`` reply holds, made while later parts are still in the daemon."""
+    return p.decode_packed_addrs(reply.get("addrs") if isinstance(reply, dict) else None)
 
 
 def _batches(items: Sequence[bytes], size: int = p.MAX_ADDRS_PER_REQUEST) -> Iterator[Sequence[bytes]]:

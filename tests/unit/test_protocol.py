@@ -159,9 +159,20 @@ def test_structured_garbage_never_escapes_as_other_errors(value: object) -> None
     try:
         req = p.decode_request(p.pack(value))
         p.decode_addrs(req.body.get("addrs", []))
+        p.decode_packed_addrs(req.body.get("addrs", b""))
         p.decode_specs(req.body.get("novel", []))
     except NBSError:
         pass
+
+
+def test_packed_addresses_are_whole_addresses_back_to_back() -> None:
+    addrs = [Addr.of(b"a"), Addr.of(b"b")]
+    decoded = p.decode_packed_addrs(b"".join(addrs))
+    assert decoded == addrs and all(type(a) is Addr for a in decoded)
+    assert p.decode_packed_addrs(b"") == []
+    for bad in (b"".join(addrs)[:-1], None, [bytes(addrs[0])], bytearray(20)):
+        with pytest.raises(p.ProtocolError, match="20 per address"):
+            p.decode_packed_addrs(bad)
 
 
 def test_compact_get_round_trip() -> None:
