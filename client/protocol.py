@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import msgpack
 
 from nbs import errors as nbs_errors
-from nbs.addr import ADDR_SIZE, Addr
+from nbs.addr import ADDR_SIZE, Addr, unpack_addrs
 from nbs.manifest import ManifestContents, TableSpec
 
 PROTOCOL_VERSION = 1
@@ -383,8 +383,7 @@ def decode_packed_addrs(raw: Any) -> list[Addr]:
     """Addresses sent back to back in one byte string (a ``table_chunks`` reply's)."""
     if type(raw) is not bytes or len(raw) % ADDR_SIZE:
         raise ProtocolError(f"packed addresses must be bytes, {ADDR_SIZE} per address")
-    new = bytes.__new__
-    return [new(Addr, raw[i:i + ADDR_SIZE]) for i in range(0, len(raw), ADDR_SIZE)]
+    return unpack_addrs(raw)
 
 
 def encode_lengths(lengths: list[int]) -> bytes:

@@ -43,6 +43,13 @@ def addresses_of(chunks: Sequence[bytes]) -> list[Addr]:
     return [new(Addr, sha512(data).digest()[:ADDR_SIZE]) for data in chunks]
 
 
+def unpack_addrs(packed: bytes) -> list[Addr]:
+    """The addresses laid back to back in ``packed``, 20 bytes each (the caller checks the length): none is
+    length-checked, as ``Addr(raw)`` would."""
+    new = bytes.__new__
+    return [new(Addr, packed[i:i + ADDR_SIZE]) for i in range(0, len(packed), ADDR_SIZE)]
+
+
 def digests_of(chunks: Sequence[bytes]) -> list[bytes]:
     """The address of each chunk as plain ``bytes``, which the garbage collector does not track (an ``Addr``,
     a subclass, is tracked: many of them make it run often and long)."""

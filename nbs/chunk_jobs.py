@@ -13,7 +13,7 @@ from collections.abc import Generator, Sequence
 from typing import TypeVar
 
 from nbs import chunk_worker as wire
-from nbs.addr import ADDR_SIZE, Addr, addresses_of, compute_addr, digests_of
+from nbs.addr import ADDR_SIZE, Addr, addresses_of, compute_addr, digests_of, unpack_addrs
 from nbs.chunk_workers import ChunkWorker, Job, batches, run_jobs
 from nbs.record import EncodedRecords, RecordBatchError, decode_records, encode_records
 
@@ -33,7 +33,7 @@ class HashJob(_ChunksJob[list[Addr]]):
         worker.send(wire.HASH, self.chunks, self.lengths, ADDR_SIZE * len(self.chunks))
 
     def receive(self, worker: ChunkWorker) -> list[Addr]:
-        return _addresses(worker.receive()[0])
+        return unpack_addrs(worker.receive()[0])
 
     def run_here(self) -> list[Addr]:
         return addresses_of(self.chunks)
@@ -79,12 +79,6 @@ class HashEncodeJob(Job[tuple[list[bytes], EncodedRecords]]):
             chunks.append(bytes(self.data[at:at + length]))
             at += length
         return digests_of(chunks), encode_records(chunks)
-
-
-def _addresses(digests: bytes) -> list[Addr]:
-    """The addresses a worker answered, 20 bytes each."""
-    new = bytes.__new__
-    return [new(Addr, digests[i:i + ADDR_SIZE]) for i in range(0, len(digests), ADDR_SIZE)]
 
 
 def _records(answer: bytes, records: memoryview, input_size: int) -> EncodedRecords:
