@@ -10,7 +10,7 @@
 from nbsclient.curve import AuthenticationError, ClientKeys, CurveKeyError
 from nbsclient.protocol import (ClientConfigError, DaemonBusyError, DaemonError, DaemonNotAnsweringError,
                                 DaemonNotRunningError, DaemonPermissionError, DaemonUnavailableError, ForbiddenError,
-                                UnknownSessionError, default_endpoint)
+                                ProtocolError, UnknownSessionError, default_endpoint)
 from nbsclient.store import DaemonStore
 
 
@@ -25,4 +25,5 @@ def connect(spec: str, endpoint: str | None = None, **options: object) -> Daemon
 
 __all__ = ["AuthenticationError", "ClientConfigError", "ClientKeys", "CurveKeyError", "DaemonBusyError", "DaemonError",
            "DaemonNotAnsweringError", "DaemonNotRunningError", "DaemonPermissionError", "DaemonStore",
-           "DaemonUnavailableError", "ForbiddenError", "UnknownSessionError", "connect", "default_endpoint"]
+           "DaemonUnavailableError", "ForbiddenError", "ProtocolError", "UnknownSessionError", "connect",
+           "default_endpoint"]

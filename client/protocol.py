@@ -14,7 +14,7 @@ import os
 import struct
 import sys
 from array import array
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import msgpack
 
@@ -63,6 +63,7 @@ MAX_ADDRS_PER_REQUEST = 4096
 
 
 SYSTEM_SOCKET = "/run/nbsd/nbsd.sock"
+T = TypeVar("T")
 
 
 def default_endpoint() -> str:
@@ -342,6 +343,35 @@ def error_kind(err: BaseException) -> str:
 
 
 # --- field codecs ---------------------------------------------------------------------------------
+
+def reply_field(reply: Any, name: str, kind: type[T], op: str, default: T | None = None) -> T:
+    """Field ``name`` of the daemon's reply to ``op``, which must be a ``kind`` (an ``int`` is never a ``bool``);
+    ``default`` stands for a field the reply may leave out.
+
+    A reply lacking the field, or holding something else, is a
+    ``ProtocolError`` naming it: not a ``KeyError`` deep in the client, nor a
+    wrong value handed on to the caller (a daemon of another version, or a bug).
+    """
+    if not isinstance(reply, dict):
+        raise ProtocolError(f"the daemon's {op} reply is not a map")
+    value = reply.get(name, default)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ProtocolError(f"the daemon's {op} reply has no {kind.__name__} {name!r}")
+    return value
+
+
+def decode_found(reply: Any) -> dict[bytes, bytes]:
+    """A get reply's chunks by address, each checked to be bytes before any reaches the caller."""
+    found = reply_field(reply, "found", dict, GET)
+    if not all(type(chunk) is bytes for chunk in found.values()):
+        raise ProtocolError("the daemon's get reply has a chunk that is not bytes")
+    return found
+
+
+def decode_table_spec(reply: Any, op: str) -> TableSpec:
+    """The table a reply names (``name``, ``count``)."""
+    return decode_specs([[reply_field(reply, "name", bytes, op), reply_field(reply, "count", int, op)]])[0]
+
 
 def encode_specs(specs: tuple[TableSpec, ...] | list[TableSpec]) -> list[list[Any]]:
     return [[bytes(s.name), s.chunk_count] for s in specs]

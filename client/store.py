@@ -96,7 +96,7 @@ class _EndingTable:
 
 def _reply_addrs(reply: Any) -> list[Addr]:
     """The addresses a ``table_chunks`` reply holds, made while later parts are still in the daemon."""
-    return p.decode_packed_addrs(reply.get("addrs") if isinstance(reply, dict) else None)
+    return p.decode_packed_addrs(p.reply_field(reply, "addrs", bytes, p.TABLE_CHUNKS))
 
 
 def _batches(items: Sequence[bytes], size: int = p.MAX_ADDRS_PER_REQUEST) -> Iterator[Sequence[bytes]]:
@@ -164,17 +164,17 @@ class DaemonStore:
         retries like any request, since the daemon answered before and is likely restarting.
         """
         hello = self._conn.hello() if first else self._conn.request(p.HELLO, {})
-        self._conn.max_message = int(hello.get("max_message", p.DEFAULT_MAX_MESSAGE))
+        self._conn.max_message = p.reply_field(hello, "max_message", int, p.HELLO, p.DEFAULT_MAX_MESSAGE)
         self._conn.attachments = bool(hello.get("attachments"))
-        cache_info = hello.get("cache")
+        cache_info = hello.get("cache") if isinstance(hello.get("cache"), dict) else None
         if self._fast_path:
             self._cache = ReadOnlyCache.try_open(cache_info)
         body: dict[str, Any] = {"spec": self.spec, "novel": p.encode_specs(self._novel)}
         if self._contents is not None:
             body["contents"] = p.encode_contents(self._contents)
         reply = self._conn.request(p.OPEN, body)
-        self._handle = int(reply["handle"])
-        self._set_contents(p.decode_contents(reply["contents"]))
+        self._handle = p.reply_field(reply, "handle", int, p.OPEN)
+        self._set_contents(p.decode_contents(p.reply_field(reply, "contents", dict, p.OPEN)))
 
     def _set_contents(self, contents: ManifestContents) -> None:
         self._contents = contents
@@ -255,7 +255,7 @@ class DaemonStore:
         if remaining and self._cache is not None:
             remaining = self._cache.get_many(remaining, view, found)
         for batch in _batches(remaining):
-            served = self._call(p.GET, {"addrs": [bytes(a) for a in batch]})["found"]
+            served = p.decode_found(self._call(p.GET, {"addrs": [bytes(a) for a in batch]}))
             for a in batch:
                 chunk = served.get(a)
                 if chunk is not None:
@@ -283,7 +283,8 @@ class DaemonStore:
             remaining = self._cache.get_many(remaining, view, present)
         absent: set[bytes] = set()
         for batch in _batches(remaining):
-            told = set(self._call(p.HAS, {"addrs": [bytes(a) for a in batch]})["absent"])
+            told = set(p.decode_addrs(p.reply_field(self._call(p.HAS, {"addrs": [bytes(a) for a in batch]}),
+                                                    "absent", list, p.HAS)))
             absent.update(a for a in batch if a in told)
         if wanted:
             self._stats.has_latency.sample_time(started)
@@ -294,7 +295,7 @@ class DaemonStore:
         with self._lock:
             self._join_ending()  # an ended table counts in the daemon, an ending one nowhere else
             memtables = self._snapshot()[0]
-            return int(self._call(p.COUNT, {})["count"]) + sum(m.count() for m in memtables)
+            return p.reply_field(self._call(p.COUNT, {}), "count", int, p.COUNT) + sum(m.count() for m in memtables)
 
     def root(self) -> Addr:
         with self._lock:
@@ -385,7 +386,7 @@ class DaemonStore:
         self._table = None
 
     def _begin_upload(self, handle: int) -> int:
-        return int(self._conn.request(p.TABLE_BEGIN, {"handle": handle})["upload"])
+        return p.reply_field(self._conn.request(p.TABLE_BEGIN, {"handle": handle}), "upload", int, p.TABLE_BEGIN)
 
     def _end_in_background(self, handle: int, upload: int | None) -> tuple[TableSpec, int]:
         """``table_end`` on a thread of its own: the table's spec, and when it came."""
@@ -496,7 +497,7 @@ class DaemonStore:
 
     def _request_end(self, handle: int, upload: int | None) -> TableSpec:
         reply = self._conn.request(p.TABLE_END, {"handle": handle, "upload": upload}, self._commit_timeout)
-        return TableSpec(Addr(reply["name"]), int(reply["count"]))
+        return p.decode_table_spec(reply, p.TABLE_END)
 
     def commit(self, current: bytes, last: bytes) -> bool:
         started = time.perf_counter_ns()
@@ -505,8 +506,8 @@ class DaemonStore:
             with self._lock:
                 self._flush()
                 reply, retried = self._in_session(self._commit_sender(current, last))
-                contents = p.decode_contents(reply["contents"])
-                ok = bool(reply["ok"])
+                contents = p.decode_contents(p.reply_field(reply, "contents", dict, p.COMMIT))
+                ok = p.reply_field(reply, "ok", bool, p.COMMIT)
                 if not ok and retried and self._landed(current, contents):
                     ok = True  # our first attempt landed; its reply was lost
                 if ok:
@@ -536,7 +537,7 @@ class DaemonStore:
     def rebase(self) -> None:
         with self._lock:
             reply = self._call(p.REBASE, {})
-            self._set_contents(p.decode_contents(reply["contents"]))
+            self._set_contents(p.decode_contents(p.reply_field(reply, "contents", dict, p.REBASE)))
 
     # -- lifecycle -------------------------------------------------------------------------------
 
