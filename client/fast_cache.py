@@ -48,13 +48,14 @@ class ReadOnlyCache:
         self._guard = threading.Lock()  # held while a read transaction is open (see the module notes)
 
     @classmethod
-    def try_open(cls, info: dict[str, Any] | None) -> ReadOnlyCache | None:
-        """This process's handle on the cache, or None when it cannot be read here.
+    def try_open(cls, info: Any) -> ReadOnlyCache | None:
+        """This process's handle on the cache the daemon's hello describes (``info``), or None when there is
+        none (``info`` is not a map) or it cannot be read here.
 
         LMDB allows one open of an environment per process, so every store of
         the process shares one handle (kept until the process ends).
         """
-        if not info:
+        if not isinstance(info, dict) or not info:
             return None
         key = (str(info.get("path")), str(info.get("cache_id")))
         with _OPEN_LOCK:

@@ -166,9 +166,8 @@ class DaemonStore:
         hello = self._conn.hello() if first else self._conn.request(p.HELLO, {})
         self._conn.max_message = p.reply_field(hello, "max_message", int, p.HELLO, p.DEFAULT_MAX_MESSAGE)
         self._conn.attachments = bool(hello.get("attachments"))
-        cache_info = hello.get("cache") if isinstance(hello.get("cache"), dict) else None
         if self._fast_path:
-            self._cache = ReadOnlyCache.try_open(cache_info)
+            self._cache = ReadOnlyCache.try_open(hello.get("cache"))
         body: dict[str, Any] = {"spec": self.spec, "novel": p.encode_specs(self._novel)}
         if self._contents is not None:
             body["contents"] = p.encode_contents(self._contents)

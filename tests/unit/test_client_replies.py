@@ -154,3 +154,15 @@ def test_good_replies_pass_the_checks(scripted: Callable[[dict[str, Any]], nbscl
     assert store.put_many([b"chunk"]) == [compute_addr(b"chunk")]
     assert store.commit(ADDR, store.root())
     store.rebase()
+
+
+def test_a_hello_whose_cache_is_not_a_map_means_no_fast_path(tmp_path: Path) -> None:
+    """The fast path is an optimisation: a cache description the client cannot use leaves it to requests."""
+    endpoint = f"ipc://{tmp_path / 'odd.sock'}"
+    daemon = ScriptedDaemon(endpoint, {p.HELLO: {**GOOD[p.HELLO], "cache": ["not", "a", "map"]},
+                                       p.GET: {"found": {ADDR: b"chunk"}}})
+    try:
+        with nbsclient.connect(str(tmp_path / "db"), endpoint, fast_path=True, timeout=5.0, retries=0) as store:
+            assert store.get_many([ADDR]) == {ADDR: b"chunk"}
+    finally:
+        daemon.close()
