@@ -48,7 +48,11 @@ class UploadSink(abc.ABC):
 
     @abc.abstractmethod
     def write(self, offset: int, pieces: Sequence[bytes]) -> None:
-        """Store ``pieces``, back to back, at ``offset`` of the record region (calls never overlap in time)."""
+        """Store ``pieces``, back to back, at ``offset`` of the record region.
+
+        Calls may overlap in time (never in the region), and ``abort`` may
+        come during one: a write after ``abort`` raises ``UploadError``.
+        """
 
     @abc.abstractmethod
     def finish(self, name: Addr, index: TableIndex, tail: bytes, stats: Stats) -> ChunkSource:
@@ -65,16 +69,21 @@ class MemoryUploadSink(UploadSink):
     def __init__(self, persist: Callable[[WrittenTable, Stats], ChunkSource]) -> None:
         """``persist`` is the persister's ``persist_table``."""
         self._persist = persist
+        self._lock = threading.Lock()
         self._parts: dict[int, Sequence[bytes]] = {}
         self._held = 0
+        self._aborted = False
 
     def write(self, offset: int, pieces: Sequence[bytes]) -> None:
         size = sum(map(len, pieces))
-        if self._held + size > MAX_MEMORY_UPLOAD:
-            raise UploadError(f"a table held in memory may not pass {MAX_MEMORY_UPLOAD} bytes")
-        UPLOAD_MEMORY.reserve(size, self._held)
-        self._parts[offset] = pieces
-        self._held += size
+        with self._lock:
+            if self._aborted:
+                raise UploadError("the upload was discarded")
+            if self._held + size > MAX_MEMORY_UPLOAD:
+                raise UploadError(f"a table held in memory may not pass {MAX_MEMORY_UPLOAD} bytes")
+            UPLOAD_MEMORY.reserve(size, self._held)
+            self._parts[offset] = pieces
+            self._held += size
 
     def finish(self, name: Addr, index: TableIndex, tail: bytes, stats: Stats) -> ChunkSource:
         pieces = [piece for offset in sorted(self._parts) for piece in self._parts[offset]]
@@ -87,8 +96,10 @@ class MemoryUploadSink(UploadSink):
             self._release()
 
     def abort(self) -> None:
-        self._parts = {}
-        self._release()
+        with self._lock:
+            self._aborted = True
+            self._parts = {}
+            self._release()
 
     def _release(self) -> None:
         """Give back what the upload counted against ``UPLOAD_MEMORY`` (once: its parts are gone)."""
@@ -151,7 +162,9 @@ def verify_part(offset: int, pieces: Sequence[bytes], addrs: bytes, lengths: Seq
 class TableUpload:
     """One table being received: verified parts go to ``sink``; ``finish`` checks they tile and persists.
 
-    Thread-safe: parts are verified concurrently, written one at a time.  Any
+    Thread-safe: parts are verified concurrently; parts of chunks take their
+    places in turn and are written outside the lock (the next part's hashing
+    need not wait for a write), parts of records one at a time.  Any
     failure discards the upload (the sink's records are dropped), so a client
     starts the table again rather than patching it.
     """
@@ -168,6 +181,7 @@ class TableUpload:
         self._form = ""  # the form of the first part: "records" or "chunks"
         self._seen: set[bytes] = set()  # parts of chunks: the addresses stored so far
         self._end = 0  # parts of chunks: where the next part's records go
+        self._writing = 0  # parts of chunks placed whose records are still being written
         self._state = "open"  # then "finished" or "discarded"
         self._cause: BaseException | None = None  # why it was discarded, told to the parts that come after
 
@@ -195,15 +209,20 @@ class TableUpload:
                 self._discard(f"part {seq} waited {TURN_WAIT_S:g}s for part {len(self._parts)}")
             self._check_open()
             pieces, part = self._novel_records(batches, lengths, absent)
-            try:
-                if pieces:
-                    self._sink.write(self._end, pieces)
-            except BaseException as err:
-                self._discard_quietly(err)
-                raise
             self._parts[seq] = part
             self._end += part.size
+            self._writing += 1
             self._turn.notify_all()
+        try:
+            if pieces:
+                self._sink.write(part.offset, pieces)
+        except BaseException as err:
+            self.discard(err)
+            raise
+        finally:
+            with self._turn:
+                self._writing -= 1
+                self._turn.notify_all()
         return addrs
 
     def _novel_records(self, batches: Sequence[tuple[int, list[bytes], EncodedRecords]], sizes: Sequence[int],
@@ -276,6 +295,8 @@ class TableUpload:
         whatever the parts make: none (an empty source) when every chunk was already stored.
         """
         with self._lock:
+            if not self._turn.wait_for(lambda: self._state != "open" or not self._writing, TURN_WAIT_S):
+                self._discard(f"{self._writing} parts were still being written after {TURN_WAIT_S:g}s")
             self._check_open()
             parts = [self._parts.get(seq) for seq in range(len(self._claimed))]
             writer = TableWriter()

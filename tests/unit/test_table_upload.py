@@ -5,7 +5,8 @@ from __future__ import annotations
 import gc
 import os
 import random
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
@@ -13,11 +14,14 @@ from pathlib import Path
 import pytest
 
 from nbs.addr import Addr, compute_addr
+from nbs.chunk_source import ChunkSource, EmptyChunkSource
 from nbs.errors import CorruptTableError, UploadBusyError, UploadError, UploadMemoryFullError
 from nbs.factory import new_local_store, new_memory_store
 from nbs.file_table_persister import TABLE_TEMP_PREFIX, FSTablePersister
 from nbs import table_upload
+from nbs.stats import Stats
 from nbs.store import NomsBlockStore
+from nbs.table_index import TableIndex
 from tests.record_parts import TablePart, table_name, table_parts
 from nbs.table_upload import TableUpload
 from nbs.table_writer import build_table
@@ -352,3 +356,77 @@ def test_a_part_of_chunks_waiting_for_its_turn_wakes_when_the_upload_is_discarde
         upload.discard()  # the session closed, or a newer upload evicted this one
         with pytest.raises(UploadError, match="discarded"):
             waiting.result(5)
+
+
+class GatedSink(table_upload.UploadSink):
+    """Records kept in memory; each write waits for ``gate`` first (or raises ``fail``)."""
+
+    def __init__(self, fail: BaseException | None = None) -> None:
+        self.gate = threading.Event()
+        self.writing = threading.Event()
+        self.fail = fail
+        self.records: dict[int, bytes] = {}
+        self.finished = False
+        self.aborted = False
+
+    def write(self, offset: int, pieces: Sequence[bytes]) -> None:
+        self.writing.set()
+        assert self.gate.wait(10)
+        if self.fail is not None:
+            raise self.fail
+        self.records[offset] = b"".join(pieces)
+
+    def finish(self, name: Addr, index: TableIndex, tail: bytes, stats: Stats) -> ChunkSource:
+        self.finished = True
+        return EmptyChunkSource()
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+def gated_upload(sink: GatedSink) -> TableUpload:
+    return TableUpload(sink, Stats(), lambda addrs: set(addrs))
+
+
+def test_a_part_of_chunks_being_written_holds_back_neither_the_next_part_nor_waits_of_the_end() -> None:
+    """A part's records are written outside the upload's lock: the next part is hashed and placed meanwhile,
+    and the end waits for the write before it builds the table."""
+    sink = GatedSink()
+    upload = gated_upload(sink)
+    parts = chunk_parts(chunks_of(200), 100)
+    with ThreadPoolExecutor(3) as pool:
+        first = pool.submit(upload.add_chunks, 0, *parts[0])
+        assert sink.writing.wait(10)  # part 0 is being written, and waits
+        sink.writing.clear()
+        second = pool.submit(upload.add_chunks, 1, *parts[1])
+        assert sink.writing.wait(10)  # part 1 was placed behind it and is being written too
+        ending = pool.submit(upload.finish)
+        with pytest.raises(FutureTimeout):
+            ending.result(0.3)  # the end waits for the writes
+        assert not sink.finished
+        sink.gate.set()
+        first.result(10), second.result(10)
+        ending.result(10)
+    assert sink.finished and sorted(sink.records) == [0, len(sink.records[0])]
+
+
+def test_a_write_that_fails_outside_the_lock_discards_the_upload() -> None:
+    sink = GatedSink(fail=OSError(28, "No space left on device"))
+    sink.gate.set()
+    upload = gated_upload(sink)
+    parts = chunk_parts(chunks_of(100), 100)
+    with pytest.raises(OSError, match="No space"):
+        upload.add_chunks(0, *parts[0])
+    assert sink.aborted
+    with pytest.raises(UploadError, match="No space"):
+        upload.finish()
+
+
+def test_a_memory_sink_takes_no_write_after_its_abort() -> None:
+    sink = table_upload.MemoryUploadSink(lambda table, stats: EmptyChunkSource())
+    held = UPLOAD_MEMORY.held
+    sink.write(0, [b"x" * 100])
+    sink.abort()
+    with pytest.raises(UploadError, match="discarded"):
+        sink.write(100, [b"y" * 100])  # a part whose write was under way when the upload was discarded
+    assert UPLOAD_MEMORY.held == held
