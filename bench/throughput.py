@@ -316,12 +316,13 @@ def _shared_workers(report: Report, section: str, chunks: list[bytes], threads: 
 
 def _via_nbsd(report: Report, section: str, workdir: str, chunks: list[bytes], total: int) -> None:
     """Writes through nbsd against direct ones, and the CPU each spends: on two cores a write through nbsd
-    cannot come near a direct one's speed if it costs much more CPU in all."""
+    cannot come near a direct one's speed if it costs much more CPU in all.  Also the same write with its
+    parts through the ZeroMQ socket instead of the client's part memory."""
     import nbsclient
 
     with DaemonProcess(os.path.join(workdir, "nbsd")) as daemon:
         me, served = psutil.Process(), psutil.Process(daemon.pid)
-        spent: dict[str, list[float]] = {"direct": [], "client": [], "daemon": []}
+        spent: dict[str, list[float]] = {"direct": [], "client": [], "daemon": [], "socket": []}
 
         def daemon_side() -> list[psutil.Process]:
             """The daemon and its chunk workers."""
@@ -343,23 +344,36 @@ def _via_nbsd(report: Report, section: str, workdir: str, chunks: list[bytes], t
             shutil.rmtree(directory)
             return seconds
 
-        def via(i: int) -> float:
+        def via(i: int, part_memory: bool = True) -> float:
             client, daemon_cpu = _cpu_seconds([me]), _cpu_seconds(daemon_side())
-            with nbsclient.connect(os.path.join(daemon.stores, f"via-{i}"), daemon.endpoint,
-                                   commit_timeout=600.0) as store:
+            with nbsclient.connect(os.path.join(daemon.stores, f"via-{i}-{part_memory}"), daemon.endpoint,
+                                   commit_timeout=600.0, part_memory=part_memory) as store:
                 seconds = put_all_and_commit(store, chunks)[0]
-            spent["client"].append(_cpu_seconds([me]) - client)
-            spent["daemon"].append(_cpu_seconds(daemon_side()) - daemon_cpu)
+            cpu = _cpu_seconds([me]) - client, _cpu_seconds(daemon_side()) - daemon_cpu
+            if part_memory:
+                spent["client"].append(cpu[0])
+                spent["daemon"].append(cpu[1])
+            else:
+                spent["socket"].append(sum(cpu))
             return seconds
 
-        direct_rate, via_rate = median_rates(total, direct, via)
+        before = daemon.stats()["chunk_parts"]
+        direct_rate, via_rate, socket_rate = median_rates(total, direct, via, lambda i: via(i, part_memory=False))
+        after = daemon.stats()["chunk_parts"]
     report.add(Figure(section, "put_many+commit via nbsd", via_rate, "MB/s", "local direct", direct_rate,
                       ">= 0.9x", via_rate >= 0.9 * direct_rate))
+    report.add(Figure(section, "put_many+commit via nbsd, parts through the socket", socket_rate, "MB/s",
+                      "local direct", direct_rate))
+    shared = after["shared_memory"] - before["shared_memory"]
+    report.add(Figure(section, "parts in part memory / all parts via nbsd", shared, "parts", "all parts",
+                      shared + after["socket"] - before["socket"]))
     per_100mb = {key: statistics.median(values) * 100e6 / total for key, values in spent.items()}
     report.add(Figure(section, "CPU per 100 MB via nbsd (client + daemon and its workers)",
                       per_100mb["client"] + per_100mb["daemon"], "s", "direct (writer and its workers)",
                       per_100mb["direct"]))
     report.add(Figure(section, "CPU per 100 MB via nbsd, the client's share", per_100mb["client"], "s"))
+    report.add(Figure(section, "CPU per 100 MB via nbsd, parts through the socket", per_100mb["socket"], "s",
+                      "direct (writer and its workers)", per_100mb["direct"]))
 
 
 def _cpu_seconds(processes: list[psutil.Process]) -> float:

@@ -360,6 +360,13 @@ def reply_field(reply: Any, name: str, kind: type[T], op: str, default: T | None
     return value
 
 
+def optional_field(reply: Any, name: str, kind: type[T], op: str) -> T | None:
+    """``reply_field`` of a field the daemon may leave out or set to nil (a feature it does not offer)."""
+    if isinstance(reply, dict) and reply.get(name) is None:
+        return None
+    return reply_field(reply, name, kind, op)
+
+
 def decode_found(reply: Any) -> dict[bytes, bytes]:
     """A get reply's chunks by address, each checked to be bytes before any reaches the caller."""
     found = reply_field(reply, "found", dict, GET)

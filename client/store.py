@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -42,13 +43,16 @@ from nbsclient import protocol as p
 from nbsclient.connection import BUSY_RETRIES, Backoff, Connection
 from nbsclient.curve import ClientKeys
 from nbsclient.fast_cache import ReadOnlyCache
+from nbsclient.part_memory import TOKEN_SIZE, PartMemory, PartMemoryUnavailable
 
 DEFAULT_MEMTABLE_SIZE = 64 << 20
 PART_BYTES = 2 << 20  # chunks per table_chunks part: the daemon hashes and stores one while the next travels
 PARTS_IN_FLIGHT = 4
 UPLOAD_RETRIES = 2  # at least this many resends of a whole table, whatever ``retries`` says
 REPORT_EVERY_S = 5.0
+HAND_OVER_WAIT_S = 5.0
 T = TypeVar("T")
+log = logging.getLogger("nbsclient")
 
 
 class _OpenTable:
@@ -123,13 +127,15 @@ class DaemonStore:
     def __init__(self, spec: str, endpoint: str | None = None, *, memtable_size: int = DEFAULT_MEMTABLE_SIZE,
                  timeout: float = 30.0, commit_timeout: float = 300.0, retries: int = 3,
                  fast_path: bool = True, curve_keys: ClientKeys | None = None,
-                 connect_timeout: float | None = None) -> None:
+                 connect_timeout: float | None = None, part_memory: bool = True) -> None:
         """``timeout``/``retries``: each request's wait and resends; ``connect_timeout``: the most the first
-        contact may take before a typed error says why (default ``$NBSD_CONNECT_TIMEOUT``, else 5 s)."""
+        contact may take before a typed error says why (default ``$NBSD_CONNECT_TIMEOUT``, else 5 s);
+        ``part_memory``: whether parts may go in shared memory where the daemon offers it."""
         self.spec = absolute_spec(spec)
         self._conn = Connection(endpoint, timeout, retries, curve_keys, connect_timeout)
         self._commit_timeout = commit_timeout
         self._fast_path = fast_path
+        self._use_part_memory = part_memory
         self._memtable_size = memtable_size
         self._lock = threading.RLock()
         self._stats = Stats()
@@ -140,6 +146,10 @@ class DaemonStore:
         self._contents: ManifestContents | None = None
         self._view: frozenset[bytes] = frozenset()
         self._handle: int | None = None
+        self._parts_socket: str | None = None  # the daemon's, for part memory (None: parts go through ZeroMQ)
+        self._parts_token: bytes | None = None  # this session's, to hand part memory over
+        self._parts: PartMemory | None = None
+        self._parts_handed_to: int | None = None  # the session the part memory was handed to
         self._closed = False
         self._last_report = time.monotonic()
         self._connect(first=True)
@@ -154,6 +164,9 @@ class DaemonStore:
         if self._ending is not None:
             self._ending.end = None
         self._cache = None
+        if self._parts is not None:  # the parent's, shared with it: this process makes its own
+            self._parts.close()
+        self._parts = self._parts_handed_to = None
 
     # -- session management -----------------------------------------------------------------
 
@@ -166,6 +179,8 @@ class DaemonStore:
         hello = self._conn.hello() if first else self._conn.request(p.HELLO, {})
         self._conn.max_message = p.reply_field(hello, "max_message", int, p.HELLO, p.DEFAULT_MAX_MESSAGE)
         self._conn.attachments = bool(hello.get("attachments"))
+        parts_socket = p.optional_field(hello, "parts_socket", str, p.HELLO)
+        self._parts_socket = parts_socket if self._use_part_memory else None
         if self._fast_path:
             self._cache = ReadOnlyCache.try_open(hello.get("cache"))
         body: dict[str, Any] = {"spec": self.spec, "novel": p.encode_specs(self._novel)}
@@ -173,6 +188,9 @@ class DaemonStore:
             body["contents"] = p.encode_contents(self._contents)
         reply = self._conn.request(p.OPEN, body)
         self._handle = p.reply_field(reply, "handle", int, p.OPEN)
+        self._parts_token = p.optional_field(reply, "parts_token", bytes, p.OPEN)
+        if self._parts_token is not None and len(self._parts_token) != TOKEN_SIZE:
+            raise p.ProtocolError(f"the daemon's open reply has a parts_token of {len(self._parts_token)} bytes")
         self._set_contents(p.decode_contents(p.reply_field(reply, "contents", dict, p.OPEN)))
 
     def _set_contents(self, contents: ManifestContents) -> None:
@@ -466,23 +484,57 @@ class DaemonStore:
         parts = runs(lengths, target)
 
         attach = self._conn.attachments
+        memory = self._part_memory(handle) if attach else None
+        assert memory is None or window < memory.slots  # a slot is free again once its part was answered
 
         def requests() -> Iterator[tuple[dict[str, Any], bytes | None]]:
             for seq, (start, end) in enumerate(parts, first):
                 body = {"handle": handle, "upload": upload, "seq": seq, "lengths": p.encode_lengths(lengths[start:end])}
-                data = b"".join(chunks[start:end])
-                if attach:  # the daemon reads it in place
-                    yield body, data
+                shared = memory.put(seq, chunks[start:end], offsets[end] - offsets[start]) if memory else None
+                if shared is not None:  # the daemon reads it in this process's part memory
+                    yield {**body, "shared": shared}, None
+                elif attach:  # the daemon reads it in place
+                    yield body, b"".join(chunks[start:end])
                 else:
-                    yield {**body, "data": data}, None
+                    yield {**body, "data": b"".join(chunks[start:end])}, None
 
-        replied = self._conn.pipeline(p.TABLE_CHUNKS, requests(), window, _reply_addrs)
+        offsets = list(itertools.accumulate(lengths, initial=0))
+        try:
+            replied = self._conn.pipeline(p.TABLE_CHUNKS, requests(), window, _reply_addrs)
+        except BaseException:
+            self._drop_part_memory()  # a part given up on may still be read: its slot is never written again
+            raise
         table.seq += len(parts)
         addrs = list(itertools.chain.from_iterable(replied))
         if len(addrs) != len(chunks) or any(a != b for (a, _), b in zip(unsent, addrs)):
             raise p.ProtocolError("the daemon answered other addresses than the chunks of this process have")
         table.sent += len(unsent)
         return addrs[len(unsent):]
+
+    def _part_memory(self, handle: int) -> PartMemory | None:
+        """The part memory handed to session ``handle``, made and handed over on first use; None if the daemon
+        offers none or it failed (logged once per store: parts then go through the socket)."""
+        if self._parts_socket is None or self._parts_token is None:
+            return None
+        memory = self._parts
+        if memory is not None and self._parts_handed_to == handle:
+            return memory
+        try:
+            if memory is None:
+                memory = self._parts = PartMemory(PARTS_IN_FLIGHT + 1, PART_BYTES)
+            memory.hand_over(self._parts_socket, self._parts_token, HAND_OVER_WAIT_S)
+        except PartMemoryUnavailable as err:
+            log.warning("nbsd part memory unavailable, parts of %s go through the socket: %s", self.spec, err)
+            self._drop_part_memory()
+            self._parts_socket = None
+            return None
+        self._parts_handed_to = handle
+        return memory
+
+    def _drop_part_memory(self) -> None:
+        memory, self._parts, self._parts_handed_to = self._parts, None, None
+        if memory is not None:
+            memory.close()
 
     def _send_rest(self, handle: int, window: int, table: _OpenTable) -> None:
         """Send what the table's upload still lacks, beginning it if need be."""
@@ -553,6 +605,7 @@ class DaemonStore:
                 pass  # the daemon will expire the session
             finally:
                 self._closed = True
+                self._drop_part_memory()
 
     def __enter__(self) -> DaemonStore:
         return self

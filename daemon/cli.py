@@ -57,6 +57,8 @@ def _settings(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mem-store-size", help="most bytes the mem store holds")
     parser.add_argument("--client-fast-path", action=argparse.BooleanOptionalAction,
                         help="let clients read the cache file directly (group-readable cache)")
+    parser.add_argument("--client-part-memory", action=argparse.BooleanOptionalAction,
+                        help="let ipc clients hand their parts over in shared memory (a sealed memfd)")
     parser.add_argument("--curve-secret-key", help="the daemon's zmq.auth secret-key file (CURVE)")
     parser.add_argument("--curve-client-keys", help="directory of allowed clients' public-key files (CURVE)")
     parser.add_argument("--threads", type=int)

@@ -194,6 +194,7 @@ class Config(BaseModel):
     allow_mem: bool = _field(False, "true or false")
     mem_store_size: Size = _field(64 * MiB, 'a size of at least 1MiB (bytes, or a string such as "64MiB")', ge=MiB)
     client_fast_path: bool = _field(True, "true or false")
+    client_part_memory: bool = _field(True, "true or false")
     curve_secret_key: Annotated[str, AfterValidator(_secret_key_file)] = _field(
         "", "a zmq.auth secret-key file (not readable by others), or \"\"")
     curve_client_keys: Annotated[str, AfterValidator(_directory)] = _field(

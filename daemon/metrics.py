@@ -22,6 +22,7 @@ from nbs import chunk_workers
 from nbs.upload_memory import UPLOAD_MEMORY
 from nbsd.config import metrics_address
 from nbsd.service import Service
+from nbsd.part_memory import MAPPED
 from nbsd.timings import BOUNDS
 from nbsd.version import VERSION
 
@@ -77,6 +78,13 @@ class DaemonCollector:
         yield GaugeMetricFamily("nbsd_cache_entries", "chunks in the cache", value=cache.entries())
         yield GaugeMetricFamily("nbsd_cache_degraded", "1 while the cache fails and reads go to the stores",
                                 value=0 if cache.health.state == "ok" else 1)
+        parts = CounterMetricFamily("nbsd_table_chunk_parts", "table_chunks parts received, by how their bytes "
+                                    "came (shared_memory: the client's part memory; socket: ZeroMQ)", labels=["via"])
+        for via in ("shared_memory", "socket"):
+            parts.add_metric([via], service.chunk_parts[via])
+        yield parts
+        yield GaugeMetricFamily("nbsd_part_memories", "clients' part memories mapped (each holds a descriptor)",
+                                value=MAPPED.held)
         yield CounterMetricFamily("nbsd_shared_fetches", "chunks a request got from another request's backend read",
                                   value=service.inflight.shared)
 

@@ -9,9 +9,10 @@ import sys
 import tempfile
 import time
 from types import TracebackType
+from typing import Any
 
 from nbsclient.connection import Connection
-from nbsclient.protocol import DaemonUnavailableError
+from nbsclient.protocol import STATS, DaemonUnavailableError
 
 
 class DaemonProcess:
@@ -54,6 +55,11 @@ class DaemonProcess:
     def pid(self) -> int:
         assert self.proc is not None
         return self.proc.pid
+
+    def stats(self) -> Any:
+        """The daemon's ``stats`` reply (what ``nbsd status --json`` shows)."""
+        with Connection(self.endpoint, timeout=10, retries=1) as conn:
+            return conn.request(STATS, {})
 
     def stop(self, timeout: float = 30.0) -> int:
         assert self.proc is not None

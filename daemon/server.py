@@ -30,6 +30,7 @@ from nbsd.curve import CurveServer
 from nbsd.heap import tune_allocator, release_free_memory
 from nbsd.logs import set_level
 from nbsd.metrics import MetricsServer
+from nbsd.part_memory import PARTS_SOCKET_SUFFIX, PartMemoryListener
 from nbsd.owner_lock import LockHeldError, take_owner_lock
 from nbsd.reload import compare
 from nbsd.sd_notify import Watchdog, notify
@@ -94,6 +95,7 @@ class Server:
         self.router.setsockopt(zmq.MAXMSGSIZE, config.max_message_size + 4096)
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 0)
         self._bind()
+        self.part_memory = self._listen_for_part_memory()
         if self.curve is not None:
             log.info("CURVE: %d allowed client keys in %s", len(self.curve.allowed.keys), config.curve_client_keys)
         self.replies = self.context.socket(zmq.PULL)
@@ -155,6 +157,25 @@ class Server:
         if path is not None:
             os.chmod(path, self.config.socket_mode)
         log.info("listening on %s", endpoint)
+
+    def _listen_for_part_memory(self) -> PartMemoryListener | None:
+        """The socket beside an ipc endpoint where writing clients hand over their part memory, if allowed.
+
+        Without it (tcp, ``client_part_memory = false``, or a failure, which
+        is logged) clients send their parts through the ZeroMQ socket.
+        """
+        path = self.config.ipc_path
+        if path is None or not self.config.client_part_memory:
+            return None
+        try:
+            listener = PartMemoryListener(path + PARTS_SOCKET_SUFFIX, self.config.socket_mode,
+                                          self.service.sessions.part_memory)
+        except OSError as err:
+            log.warning("part memory: cannot listen on %s%s (%s); clients send parts through the socket",
+                        path, PARTS_SOCKET_SUFFIX, err.strerror or err)
+            return None
+        self.service.parts_socket = listener.path
+        return listener
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -336,6 +357,8 @@ class Server:
             self._forward_reply()
         if self.metrics is not None:
             self.metrics.close()
+        if self.part_memory is not None:
+            self.part_memory.close()
         self.service.close()
         self.opener.close()
         self.cache.close()

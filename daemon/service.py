@@ -27,6 +27,7 @@ from nbsd.config import Config
 from nbs import chunk_workers
 from nbsd.heap import heap_figures
 from nbsd.inflight import InflightFetches
+from nbsd.part_memory import MAPPED
 from nbsd.sessions import Session, Sessions
 from nbsd.stores import RESERVED_FILES, StoreOpener
 from nbsd.timings import Timings
@@ -66,6 +67,8 @@ class Service:
         self.client_hits = 0
         self.client_misses = 0
         self.figures: defaultdict[str, StoreFigures] = defaultdict(StoreFigures)
+        self.parts_socket: str | None = None  # where clients hand over part memory (ipc only, when allowed)
+        self.chunk_parts: Counter[str] = Counter()  # table_chunks parts received, by how their bytes came
         self._commits: OrderedDict[tuple[int, int], bool] = OrderedDict()  # outcome by (handle, request id)
         self._lock = threading.Lock()
         self._handlers: dict[str, Callable[[bytes, dict[str, Any], int], Any]] = {
@@ -172,7 +175,8 @@ class Service:
         cache = {"path": info.path, "map_size": info.map_size, "max_readers": info.max_readers,
                  "cache_id": info.cache_id}
         return {"protocol": p.PROTOCOL_VERSION, "pid": os.getpid(), "max_message": self.config.max_message_size,
-                "attachments": True, "cache": cache if self.config.client_fast_path else None}
+                "attachments": True, "cache": cache if self.config.client_fast_path else None,
+                "parts_socket": self.parts_socket}
 
     def _open(self, identity: bytes, body: dict[str, Any], rid: int) -> Any:
         spec_text = body.get("spec")
@@ -191,7 +195,10 @@ class Service:
             raise
         session = self.sessions.add(key, store, identity)
         log.debug("session %x opened %s", session.handle, key)
-        return {"handle": session.handle, "contents": p.encode_contents(store.upstream)}
+        reply = {"handle": session.handle, "contents": p.encode_contents(store.upstream)}
+        if self.parts_socket is not None:
+            reply["parts_token"] = session.token
+        return reply
 
     def _close(self, identity: bytes, body: dict[str, Any], rid: int) -> Any:
         return {"closed": self.sessions.close(body.get("handle"))}
@@ -294,11 +301,13 @@ class Service:
         """Hash, encode and store a part of chunks; the reply holds their addresses, as computed here."""
         session = self._session(body)
         upload, seq = _ints(body, "upload", "seq")
-        data = body.get("data")
-        if not isinstance(data, (bytes, memoryview)):  # memoryview: an attachment, read in place
-            raise p.ProtocolError("table_chunks needs data (bin or an attachment: the chunks back to back)")
+        shared = body.get("shared")
+        data = session.part_memory.view(shared) if shared is not None else body.get("data")
+        if not isinstance(data, (bytes, memoryview)):  # memoryview: an attachment or part memory, read in place
+            raise p.ProtocolError("table_chunks needs data (bin, an attachment or shared: the chunks back to back)")
         addrs = session.uploads.add_chunks(upload, seq, data, p.decode_lengths(body.get("lengths")))
         self.figures[session.key].bytes_written += len(data)
+        self.chunk_parts["shared_memory" if shared is not None else "socket"] += 1
         return {"addrs": b"".join(addrs)}
 
     def _table_end(self, identity: bytes, body: dict[str, Any], rid: int) -> Any:
@@ -407,6 +416,9 @@ class Service:
             "mem_store": {"bytes": self.opener.mem.held_bytes, "budget": self.opener.mem.max_bytes},
             "upload_memory": {"bytes": UPLOAD_MEMORY.held, "budget": UPLOAD_MEMORY.limit or 0,
                               "refused": UPLOAD_MEMORY.refusals},
+            "chunk_parts": {"parts_socket": self.parts_socket, "shared_memory": self.chunk_parts["shared_memory"],
+                            "socket": self.chunk_parts["socket"], "memories": MAPPED.held,
+                            "most_memories": MAPPED.limit},
             "stores": stores,
         }
 

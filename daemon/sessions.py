@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from nbs.store import NomsBlockStore
 from nbsclient.protocol import UNKNOWN_SESSION, UnknownSessionError
+from nbsd.part_memory import TOKEN_SIZE, SessionPartMemory
 from nbsd.uploads import SessionUploads
 
 
@@ -28,6 +29,8 @@ class Session:
     owner: bytes
     last_used: float = field(default_factory=time.monotonic)
     uploads: SessionUploads = field(default_factory=SessionUploads)
+    token: bytes = field(default_factory=lambda: secrets.token_bytes(TOKEN_SIZE))  # hands over part memory
+    part_memory: SessionPartMemory = field(default_factory=SessionPartMemory)
 
 
 class Sessions:
@@ -36,6 +39,7 @@ class Sessions:
         self.ttl = ttl
         self._on_close = on_close
         self._sessions: dict[int, Session] = {}
+        self._by_token: dict[bytes, Session] = {}
         self._lock = threading.Lock()
 
     def add(self, key: str, store: NomsBlockStore, owner: bytes) -> Session:
@@ -45,6 +49,7 @@ class Sessions:
                 handle = secrets.randbits(63)
             session = Session(handle, key, store, owner)
             self._sessions[handle] = session
+            self._by_token[session.token] = session
             return session
 
     def get(self, handle: object) -> Session:
@@ -63,11 +68,20 @@ class Sessions:
             session.last_used = time.monotonic()
         return session
 
+    def part_memory(self, token: bytes) -> SessionPartMemory | None:
+        """The part memory of the session whose token is ``token``, if it is open."""
+        with self._lock:
+            session = self._by_token.get(token)
+        return session.part_memory if session is not None else None
+
     def close(self, handle: object) -> bool:
         with self._lock:
             session = self._sessions.pop(handle, None) if isinstance(handle, int) else None
+            if session is not None:
+                del self._by_token[session.token]
         if session is not None:
             try:
+                session.part_memory.close()
                 session.uploads.discard_all()
                 session.store.close()
             finally:

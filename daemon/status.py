@@ -41,6 +41,7 @@ def render(stats: dict[str, Any], top: int = TOP_STORES) -> str:
         f"chunk workers: {workers['running']} running of {workers['configured']}, {workers['failures']} failed",
         f"uploads in memory: {size(uploads['bytes'])} of {size(uploads['budget'])}, {uploads['refused']} parts "
         "refused as Busy",
+        _chunk_parts(stats["chunk_parts"]),
         f"backend: {_counts(stats['backend']['requests']) or 'no requests'}; errors: "
         f"{_counts(stats['backend']['errors']) or 'none'}",
     ]
@@ -54,6 +55,13 @@ def render(stats: dict[str, Any], top: int = TOP_STORES) -> str:
                      f"{size(fig['bytes_fetched'])}), {fig['tables_written']} tables written "
                      f"({size(fig['bytes_written'])}), {fig['commits']} commits, {fig['commits_lost']} lost")
     return "\n".join(lines) + "\n"
+
+
+def _chunk_parts(parts: dict[str, Any]) -> str:
+    offered = (f"{parts['memories']} part memories mapped of {parts['most_memories']}, taken at "
+               f"{parts['parts_socket']}" if parts["parts_socket"] else "no part memory offered")
+    return (f"parts of chunks received: {parts['shared_memory']} in clients' part memory, {parts['socket']} "
+            f"through the socket ({offered})")
 
 
 def _memory(memory: dict[str, int]) -> str:

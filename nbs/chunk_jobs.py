@@ -57,6 +57,11 @@ class HashEncodeJob(Job[tuple[list[bytes], EncodedRecords]]):
     The addresses are plain ``bytes``, as ``digests_of`` gives them: nbsd receives every chunk written
     through it this way, and an ``Addr`` per chunk (tracked by the garbage collector) cost it 13-20 ms
     of CPU per 25,000 where the same loop alone takes 7-10 ms.
+
+    ``data`` may be a client's shared memory that the client can still write
+    (nbsd's part memory): both ways copy the chunks once, into the worker's
+    memory or as ``bytes``, before hashing, so a record always holds the bytes
+    its address was computed from.
     """
 
     def __init__(self, data: memoryview, lengths: Sequence[int]) -> None:

@@ -11,12 +11,9 @@ import tempfile
 import threading
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 import zmq
 
-from nbsclient.connection import Connection
-from nbsclient.protocol import STATS
 from nbsd.runner import DaemonProcess
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,10 +88,6 @@ class Daemon(DaemonProcess):
     def restart(self) -> Daemon:
         self.kill()
         return self.start()
-
-    def stats(self) -> dict[str, Any]:
-        with Connection(self.endpoint, timeout=10, retries=1) as conn:
-            return conn.request(STATS, {})  # type: ignore[no-any-return]
 
     def store_path(self, name: str) -> str:
         return os.path.join(self.stores, name)

@@ -43,11 +43,16 @@ def test_counters_move_by_the_workload_on_a_local_store() -> None:
             assert all(store.get(a) is not None for a in addrs)  # the client's own fast path, reported at close
         with pytest.raises(nbsclient.ForbiddenError):
             nbsclient.connect("/etc", daemon.endpoint)
+        with nbsclient.connect(path, daemon.endpoint) as store:
+            store.put_many([os.urandom(1000)])  # a part in part memory, mapped while the session is open
+            assert value(scrape(address), "nbsd_part_memories") == 1
+        with nbsclient.connect(path, daemon.endpoint, part_memory=False) as store:
+            store.put_many([os.urandom(1000)])  # a part through the socket
         after = scrape(address)
 
     assert moved(before, after, "nbsd_requests_total", op="get") == 2
-    assert moved(before, after, "nbsd_requests_total", op="open") == 3
-    assert moved(before, after, "nbsd_requests_total", op="hello") == 3
+    assert moved(before, after, "nbsd_requests_total", op="open") == 5
+    assert moved(before, after, "nbsd_requests_total", op="hello") == 5
     assert moved(before, after, "nbsd_requests_total", op="report") == 1
     assert moved(before, after, "nbsd_request_duration_seconds_count", op="get") == 2
     assert value(after, "nbsd_request_duration_seconds_bucket", op="get", le="+Inf") >= 2
@@ -64,6 +69,9 @@ def test_counters_move_by_the_workload_on_a_local_store() -> None:
     assert value(after, "nbsd_index_cache_bytes") > 0
     assert value(after, "process_open_fds") > 0 and value(after, "process_resident_memory_bytes") > 0
     assert total(after, "nbsd_build_info") == 1
+    assert moved(before, after, "nbsd_table_chunk_parts_total", via="shared_memory") == 1
+    assert moved(before, after, "nbsd_table_chunk_parts_total", via="socket") == 1
+    assert value(after, "nbsd_part_memories") == 0  # unmapped with its session
     assert total(after, "nbsd_backend_requests_total") == 0  # a local store: no AWS
 
 

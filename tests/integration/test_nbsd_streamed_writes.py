@@ -386,23 +386,28 @@ def test_a_part_s_addresses_are_made_as_its_reply_comes_while_later_parts_go(
     assert events.index("replied") < len(events) - 1 - events[::-1].index("sent")  # before the last part went
 
 
-@pytest.mark.parametrize("attached", [True, False], ids=["attachments", "older-daemon"])
+@pytest.mark.parametrize("form", ["shared", "attachment", "data"], ids=["part-memory", "attachments", "older-daemon"])
 def test_puts_and_put_manys_with_repeats_make_the_tables_a_direct_store_makes(
         nbsd_daemon: Daemon, tmp_path: Path, small_parts: None, monkeypatch: pytest.MonkeyPatch,
-        attached: bool) -> None:
+        form: str) -> None:
     """The daemon hashes what ``put_many`` sends; a ``put`` chunk waits for the next part.  Chunks the store
-    holds and repeats are stored once, in insertion order: the same tables as a direct store's.  A daemon
-    whose hello does not offer attachments (an older one) gets the chunks in the request body."""
-    if not attached:
-        hello = Connection.hello
-        monkeypatch.setattr(Connection, "hello", lambda self: {**hello(self), "attachments": None})
-    forms: set[tuple[bool, bool]] = set()
+    holds and repeats are stored once, in insertion order: the same tables as a direct store's.  Parts go in
+    the client's part memory; to a daemon that offers none, as attachments; to one whose hello does not offer
+    attachments either (an older one), in the request body."""
+    hello = Connection.hello
+    offered = {"shared": {}, "attachment": {"parts_socket": None},
+               "data": {"parts_socket": None, "attachments": None}}[form]
+    monkeypatch.setattr(Connection, "hello", lambda self: {**hello(self), **offered})
+    forms: set[str] = set()
     pipeline = Connection.pipeline
 
     def spy(self: Connection, op: str, requests: Any, *args: Any) -> Any:
-        requests = list(requests)
-        forms.update((attachment is not None, "data" not in body) for body, attachment in requests)
-        return pipeline(self, op, requests, *args)
+        def seen() -> Any:  # one at a time, as the pipeline takes them: a slot is reused once answered
+            for body, attachment in requests:
+                forms.update(key for key in ("shared", "data") if key in body)
+                forms.update(["attachment"] if attachment is not None else [])
+                yield body, attachment
+        return pipeline(self, op, seen(), *args)
 
     monkeypatch.setattr(Connection, "pipeline", spy)
     chunks = mixed(400, 5)
@@ -417,11 +422,11 @@ def test_puts_and_put_manys_with_repeats_make_the_tables_a_direct_store_makes(
         assert store.commit(addrs[-1], store.root())
         return addrs
 
-    path = nbsd_daemon.store_path(f"puts-and-repeats-{attached}")
+    path = nbsd_daemon.store_path(f"puts-and-repeats-{form}")
     with nbsclient.connect(path, nbsd_daemon.endpoint, memtable_size=MEMTABLE) as store:
         via = write(store)
         assert store.get_many(via) == {compute_addr(c): c for c in first + later}
-    assert forms == {(attached, attached)}
+    assert forms == {form}
     direct_dir = str(tmp_path / "direct")
     os.makedirs(direct_dir)
     assert write(new_local_store(direct_dir, MEMTABLE)) == via

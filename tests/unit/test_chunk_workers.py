@@ -22,9 +22,9 @@ import psutil
 import pytest
 
 import nbs.chunk_workers as workers
-from nbs.addr import Addr, addresses_of
+from nbs.addr import Addr, addresses_of, digests_of
 from nbs.chunk_jobs import encode_all, hash_all, hash_encode_all, verify_all
-from nbs.record import RecordBatchError, encode_records
+from nbs.record import RecordBatchError, decode_records, encode_records
 from tests.forking import in_child
 
 
@@ -342,3 +342,42 @@ def test_callers_waiting_for_a_worker_get_it_in_the_order_they_came() -> None:
         assert order == ["first", "second", "returning"] and one.waiting == 0
     finally:
         one.shutdown()
+
+
+@pytest.mark.parametrize("where", ["workers", "here"])
+def test_chunks_that_change_while_they_are_hashed_are_stored_as_hashed(
+        pool: workers.ChunkWorkers, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+    """nbsd hashes parts read in a client's own shared memory, which the client can still write: every
+    record must hold the bytes its address was computed from, whenever they change."""
+    import nbs.chunk_jobs as jobs
+
+    chunks = mixed(2 * workers.BATCH_CHUNKS)
+    shared = bytearray(b"".join(chunks))
+
+    def scribble() -> None:
+        shared[:] = bytes(len(shared))
+
+    if where == "workers":  # changed once a batch has reached its worker
+        send = jobs.HashEncodeJob.send
+
+        def send_then_scribble(self: jobs.HashEncodeJob, worker: workers.ChunkWorker) -> None:
+            send(self, worker)
+            scribble()
+        monkeypatch.setattr(jobs.HashEncodeJob, "send", send_then_scribble)
+    else:  # changed between the hash and the encoding of a batch done in this thread
+        monkeypatch.setattr(workers.ChunkWorkers, "lease", lambda self, count: [])
+        def digests_then_scribble(items: list[bytes]) -> list[bytes]:
+            digests = digests_of(items)
+            scribble()
+            return digests
+        monkeypatch.setattr(jobs, "digests_of", digests_then_scribble)
+    results = list(hash_encode_all(memoryview(shared), [len(c) for c in chunks]))
+    assert not any(shared)  # it did change under the work
+    for _, addrs, records in results:
+        spans, at = [], 0
+        for length in records.lengths:
+            spans.append((at, length))
+            at += length
+        assert addrs == digests_of(decode_records(records.data, spans, 1 << 20))
+    first = results[0][1]
+    assert first == digests_of(chunks[:len(first)])  # the first batch was copied before anything changed

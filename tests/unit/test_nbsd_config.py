@@ -81,7 +81,8 @@ def test_wrong_values_are_named_in_one_line(tmp_path: Path, text: str, message: 
     'endpoint = "tcp://10.0.0.1:5"', 'endpoint = "http://x"', 'endpoint = "ipc://relative.sock"',
     'endpoint = "tcp://127.0.0.1:70000"', 'cache_size = "1KiB"', 'cache_dir = ""', "socket_mode = 660",
     "socket_mode = 0o666", 'aws_stores = ["manifests/tables/team-*"]', 'aws_stores = [""]', "allow_mem = 1",
-    'mem_store_size = "1KiB"', 'client_fast_path = "no"', "session_ttl = 0", 'max_message_size = "8GiB"',
+    'mem_store_size = "1KiB"', 'client_fast_path = "no"', "client_part_memory = 1", "session_ttl = 0",
+    'max_message_size = "8GiB"',
     'curve_client_keys = "/no/such/dir"', '[aws]\nendpoint = "127.0.0.1:5000"', "= broken",
     'upload_memory = "8MiB"', 'upload_memory = "lots"', "upload_memory = 1.5"])
 def test_bad_configs_rejected(tmp_path: Path, text: str) -> None:

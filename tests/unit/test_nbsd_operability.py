@@ -122,6 +122,8 @@ def _stats(stores: dict[str, dict[str, int]]) -> dict[str, object]:
         "memory": {"rss": 50 << 20, "threads": 21, "heap_in_use": 30 << 20, "heap_free": 2 << 20},
         "chunk_workers": {"running": 1, "configured": 2, "failures": 3},
         "upload_memory": {"bytes": 12 << 20, "budget": 1 << 30, "refused": 4},
+        "chunk_parts": {"parts_socket": "/run/nbsd/nbsd.sock.parts", "shared_memory": 40, "socket": 2,
+                        "memories": 3, "most_memories": 256},
         "backend": {"requests": {}, "errors": {}},
         "stores": {key: {**figures, **fig} for key, fig in stores.items()},
     }
@@ -138,4 +140,6 @@ def test_status_page() -> None:
     assert "memory: 50.0 MiB resident, 21 threads; malloc heap 30.0 MiB in use, 2.0 MiB free" in text
     assert "chunk workers: 1 running of 2, 3 failed" in text
     assert "uploads in memory: 12.0 MiB of 1.0 GiB, 4 parts refused as Busy" in text
+    assert ("parts of chunks received: 40 in clients' part memory, 2 through the socket (3 part memories mapped "
+            "of 256, taken at /run/nbsd/nbsd.sock.parts)") in text
     assert "busiest stores (2 of 10):\n  nbs:/srv/noms/9: " in text and "nbs:/srv/noms/7" not in text
