@@ -183,7 +183,7 @@ def _keygen(directory: str, name: str) -> int:
 def _report(endpoint: str, timeout: float | None, as_json: bool, top: int) -> int:
     from nbsclient.connection import Connection
     from nbsclient.protocol import STATS
-    from nbsd.status import render
+    from nbsd.status import StatsReplyError, render
 
     try:
         with Connection(endpoint, connect_timeout=timeout) as conn:
@@ -194,8 +194,12 @@ def _report(endpoint: str, timeout: float | None, as_json: bool, top: int) -> in
         return 1
     if as_json:
         print(json.dumps(stats, indent=2, sort_keys=True))
-    else:
+        return 0
+    try:
         print(render(stats, top), end="")
+    except StatsReplyError as err:
+        print(f"nbsd: {err}", file=sys.stderr)
+        return 1
     return 0
 
 

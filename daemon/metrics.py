@@ -85,6 +85,8 @@ class DaemonCollector:
         yield parts
         yield GaugeMetricFamily("nbsd_part_memories", "clients' part memories mapped (each holds a descriptor)",
                                 value=MAPPED.held)
+        yield GaugeMetricFamily("nbsd_part_memory_bytes", "bytes of clients' part memories mapped",
+                                value=MAPPED.held_bytes)
         yield CounterMetricFamily("nbsd_shared_fetches", "chunks a request got from another request's backend read",
                                   value=service.inflight.shared)
 

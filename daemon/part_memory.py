@@ -36,9 +36,10 @@ log = logging.getLogger("nbsd.part_memory")
 PARTS_SOCKET_SUFFIX = ".parts"  # beside the ipc socket, with its mode
 TOKEN_SIZE = 16
 MEMORY_ID_SIZE = 8
-MAX_MEMORY = 256 << 20  # one client's part memory: a few parts in flight
+MAX_MEMORY = 64 << 20  # one client's part memory: a few parts in flight (nbsclient's: 10 MiB)
 MAX_PER_SESSION = 2  # the memory in use and the one replacing it (a client drops its memory after a failure)
 MAX_MAPPED = 256  # in the whole daemon: each mapping holds a descriptor (Python's mmap keeps a dup of the fd)
+MAX_MAPPED_BYTES = 1 << 30  # in the whole daemon: reading a page the client never wrote allocates it, charged here
 HANDOVER_WAIT_S = 2.0  # the most one handover may hold the listener
 SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW
 OK = b"ok"
@@ -67,25 +68,29 @@ def map_part_memory(fd: int) -> mmap.mmap:
 
 
 class MappedCount:
-    """How many part memories this process maps, of at most ``limit``: a client cannot run it out of descriptors."""
+    """The part memories this process maps and their bytes, bounded: clients cannot run it out of descriptors,
+    nor (by parts that point at pages they never wrote, which a read allocates) of memory."""
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.held = 0
+    def __init__(self, limit: int, limit_bytes: int) -> None:
+        self.limit, self.limit_bytes = limit, limit_bytes
+        self.held = self.held_bytes = 0
         self._lock = threading.Lock()
 
-    def take(self) -> None:
+    def take(self, size: int) -> None:
         with self._lock:
-            if self.held >= self.limit:
-                raise PartMemoryError(f"the daemon maps {self.held} part memories, its most")
+            if self.held >= self.limit or self.held_bytes + size > self.limit_bytes:
+                raise PartMemoryError(f"the daemon maps {self.held} part memories of {self.held_bytes} bytes, "
+                                      f"its most is {self.limit} of {self.limit_bytes} bytes")
             self.held += 1
+            self.held_bytes += size
 
-    def give_back(self, count: int = 1) -> None:
+    def give_back(self, size: int) -> None:
         with self._lock:
-            self.held -= count
+            self.held -= 1
+            self.held_bytes -= size
 
 
-MAPPED = MappedCount(MAX_MAPPED)
+MAPPED = MappedCount(MAX_MAPPED, MAX_MAPPED_BYTES)
 
 
 class SessionPartMemory:
@@ -98,11 +103,11 @@ class SessionPartMemory:
 
     def add(self, memory_id: int, fd: int) -> None:
         """Map the client's memfd ``fd`` as part memory ``memory_id`` (``PartMemoryError`` if refused)."""
-        MAPPED.take()
+        mapping = map_part_memory(fd)
         try:
-            mapping = map_part_memory(fd)
-        except BaseException:
-            MAPPED.give_back()
+            MAPPED.take(len(mapping))
+        except PartMemoryError:
+            mapping.close()
             raise
         with self._lock:
             dropped = [mapping] if self._closed else []  # the session closed meanwhile
@@ -140,7 +145,7 @@ class SessionPartMemory:
 
 def _unmap(mapping: mmap.mmap) -> None:
     """Unmap now, or (a part still being read in it) when its last view goes; either way it no longer counts."""
-    MAPPED.give_back()
+    MAPPED.give_back(len(mapping))
     try:
         mapping.close()
     except BufferError:

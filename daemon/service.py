@@ -418,7 +418,8 @@ class Service:
                               "refused": UPLOAD_MEMORY.refusals},
             "chunk_parts": {"parts_socket": self.parts_socket, "shared_memory": self.chunk_parts["shared_memory"],
                             "socket": self.chunk_parts["socket"], "memories": MAPPED.held,
-                            "most_memories": MAPPED.limit},
+                            "most_memories": MAPPED.limit, "memory_bytes": MAPPED.held_bytes,
+                            "most_memory_bytes": MAPPED.limit_bytes},
             "stores": stores,
         }
 

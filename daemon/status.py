@@ -18,7 +18,20 @@ def activity(figures: dict[str, int]) -> int:
     return figures["get_requests"] + figures["tables_written"] + figures["commits"] + figures["commits_lost"]
 
 
+class StatsReplyError(Exception):
+    """A ``stats`` reply this page cannot read: from a daemon of another version, or a bug."""
+
+
 def render(stats: dict[str, Any], top: int = TOP_STORES) -> str:
+    """The page; ``StatsReplyError`` names the field a reply lacks or holds in another form."""
+    try:
+        return _page(stats, top)
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as err:
+        raise StatsReplyError(f"the daemon's stats reply cannot be shown ({type(err).__name__}: {err}); "
+                              "`nbsd stats` prints it as it is") from None
+
+
+def _page(stats: dict[str, Any], top: int) -> str:
     cache, files, index, small = stats["cache"], stats["open_files"], stats["index_cache"], stats["small_table_cache"]
     policy, workers, uploads = stats["policy"], stats["chunk_workers"], stats["upload_memory"]
     served = cache["hits"] + cache["client_hits"]
@@ -41,7 +54,7 @@ def render(stats: dict[str, Any], top: int = TOP_STORES) -> str:
         f"chunk workers: {workers['running']} running of {workers['configured']}, {workers['failures']} failed",
         f"uploads in memory: {size(uploads['bytes'])} of {size(uploads['budget'])}, {uploads['refused']} parts "
         "refused as Busy",
-        _chunk_parts(stats["chunk_parts"]),
+        *([_chunk_parts(stats["chunk_parts"])] if "chunk_parts" in stats else []),  # none from daemons before it
         f"backend: {_counts(stats['backend']['requests']) or 'no requests'}; errors: "
         f"{_counts(stats['backend']['errors']) or 'none'}",
     ]
@@ -58,7 +71,8 @@ def render(stats: dict[str, Any], top: int = TOP_STORES) -> str:
 
 
 def _chunk_parts(parts: dict[str, Any]) -> str:
-    offered = (f"{parts['memories']} part memories mapped of {parts['most_memories']}, taken at "
+    offered = (f"{parts['memories']} part memories mapped of {parts['most_memories']}, "
+               f"{size(parts['memory_bytes'])} of {size(parts['most_memory_bytes'])}, taken at "
                f"{parts['parts_socket']}" if parts["parts_socket"] else "no part memory offered")
     return (f"parts of chunks received: {parts['shared_memory']} in clients' part memory, {parts['socket']} "
             f"through the socket ({offered})")

@@ -11,7 +11,7 @@ from nbsclient import protocol as p
 from nbsd import units
 from nbsd.config import ConfigError, check_serving, load_config
 from nbsd.reload import compare
-from nbsd.status import render
+from nbsd.status import StatsReplyError, render
 from nbsd.timings import BOUNDS, Timings
 
 
@@ -123,7 +123,8 @@ def _stats(stores: dict[str, dict[str, int]]) -> dict[str, object]:
         "chunk_workers": {"running": 1, "configured": 2, "failures": 3},
         "upload_memory": {"bytes": 12 << 20, "budget": 1 << 30, "refused": 4},
         "chunk_parts": {"parts_socket": "/run/nbsd/nbsd.sock.parts", "shared_memory": 40, "socket": 2,
-                        "memories": 3, "most_memories": 256},
+                        "memories": 3, "most_memories": 256, "memory_bytes": 30 << 20,
+                        "most_memory_bytes": 1 << 30},
         "backend": {"requests": {}, "errors": {}},
         "stores": {key: {**figures, **fig} for key, fig in stores.items()},
     }
@@ -141,5 +142,25 @@ def test_status_page() -> None:
     assert "chunk workers: 1 running of 2, 3 failed" in text
     assert "uploads in memory: 12.0 MiB of 1.0 GiB, 4 parts refused as Busy" in text
     assert ("parts of chunks received: 40 in clients' part memory, 2 through the socket (3 part memories mapped "
-            "of 256, taken at /run/nbsd/nbsd.sock.parts)") in text
+            "of 256, 30.0 MiB of 1.0 GiB, taken at /run/nbsd/nbsd.sock.parts)") in text
     assert "busiest stores (2 of 10):\n  nbs:/srv/noms/9: " in text and "nbs:/srv/noms/7" not in text
+
+
+def test_a_status_page_of_a_daemon_before_part_memory_has_no_parts_line() -> None:
+    stats = _stats({})
+    del stats["chunk_parts"]
+    text = render(stats)
+    assert "parts of chunks" not in text and "chunk workers: 1 running of 2" in text
+
+
+@pytest.mark.parametrize("damage", ["drop cache", "cache is a list", "hits is text"])
+def test_a_stats_reply_the_page_cannot_read_is_a_typed_error_naming_the_field(damage: str) -> None:
+    stats = _stats({})
+    if damage == "drop cache":
+        del stats["cache"]
+    elif damage == "cache is a list":
+        stats["cache"] = [1, 2]
+    else:
+        stats["cache"]["hits"] = "many"  # type: ignore[index]
+    with pytest.raises(StatsReplyError, match="stats reply cannot be shown .*nbsd stats"):
+        render(stats)

@@ -27,11 +27,11 @@ def memfd(size: int, sealing: bool = True) -> int:
 
 @pytest.fixture()
 def session_memory() -> Iterator[SessionPartMemory]:
-    held = MAPPED.held
+    held = MAPPED.held, MAPPED.held_bytes
     memory = SessionPartMemory()
     yield memory
     memory.close()
-    assert MAPPED.held == held  # every mapping counted is given back
+    assert (MAPPED.held, MAPPED.held_bytes) == held  # every mapping counted is given back
 
 
 def test_a_memfd_is_sealed_against_shrinking_and_mapped_read_only() -> None:
@@ -121,14 +121,18 @@ def test_a_part_being_read_keeps_its_memory_mapped_past_the_session_close() -> N
         memory.view([1, 0, 10])
 
 
-def test_the_daemon_maps_no_more_part_memories_than_its_limit(monkeypatch: pytest.MonkeyPatch,
-                                                               session_memory: SessionPartMemory) -> None:
-    monkeypatch.setattr(MAPPED, "limit", MAPPED.held + 1)
+@pytest.mark.parametrize("limit", ["limit", "limit_bytes"])
+def test_the_daemon_maps_no_more_part_memories_than_its_limits(monkeypatch: pytest.MonkeyPatch,
+                                                                session_memory: SessionPartMemory, limit: str) -> None:
+    held, held_bytes = MAPPED.held, MAPPED.held_bytes
+    monkeypatch.setattr(MAPPED, limit, held + 1 if limit == "limit" else held_bytes + 4096)
     fds = [memfd(4096), memfd(4096)]
     try:
         session_memory.add(1, fds[0])
+        assert (MAPPED.held, MAPPED.held_bytes) == (held + 1, held_bytes + 4096)
         with pytest.raises(PartMemoryError, match="its most"):
             SessionPartMemory().add(2, fds[1])
+        assert (MAPPED.held, MAPPED.held_bytes) == (held + 1, held_bytes + 4096)  # the refused one counts nothing
     finally:
         for fd in fds:
             os.close(fd)
