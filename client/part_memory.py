@@ -23,7 +23,20 @@ import secrets
 import socket
 from collections.abc import Sequence
 
+from nbsclient.reachability import IPC
+
 TOKEN_SIZE = 16
+PARTS_SOCKET_SUFFIX = ".parts"  # the daemon's parts socket lies beside its ipc socket
+
+
+def parts_socket(endpoint: str) -> str | None:
+    """Where the daemon at ``endpoint`` takes part memory, as this process sees it (None for tcp).
+
+    Beside the socket this process reaches the daemon by, not at the path
+    the daemon names: the two differ where the daemon's directory is mounted
+    elsewhere in this process's mount namespace (a container).
+    """
+    return endpoint[len(IPC):] + PARTS_SOCKET_SUFFIX if endpoint.startswith(IPC) else None
 REPLY_LIMIT = 512
 
 

@@ -43,7 +43,7 @@ from nbsclient import protocol as p
 from nbsclient.connection import BUSY_RETRIES, Backoff, Connection
 from nbsclient.curve import ClientKeys
 from nbsclient.fast_cache import ReadOnlyCache
-from nbsclient.part_memory import TOKEN_SIZE, PartMemory, PartMemoryUnavailable
+from nbsclient.part_memory import TOKEN_SIZE, PartMemory, PartMemoryUnavailable, parts_socket
 
 DEFAULT_MEMTABLE_SIZE = 64 << 20
 PART_BYTES = 2 << 20  # chunks per table_chunks part: the daemon hashes and stores one while the next travels
@@ -179,8 +179,8 @@ class DaemonStore:
         hello = self._conn.hello() if first else self._conn.request(p.HELLO, {})
         self._conn.max_message = p.reply_field(hello, "max_message", int, p.HELLO, p.DEFAULT_MAX_MESSAGE)
         self._conn.attachments = bool(hello.get("attachments"))
-        parts_socket = p.optional_field(hello, "parts_socket", str, p.HELLO)
-        self._parts_socket = parts_socket if self._use_part_memory else None
+        offered = p.optional_field(hello, "parts_socket", str, p.HELLO) is not None
+        self._parts_socket = parts_socket(self._conn.endpoint) if offered and self._use_part_memory else None
         if self._fast_path:
             self._cache = ReadOnlyCache.try_open(hello.get("cache"))
         body: dict[str, Any] = {"spec": self.spec, "novel": p.encode_specs(self._novel)}

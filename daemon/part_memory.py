@@ -33,7 +33,6 @@ from nbsclient import protocol as p
 
 log = logging.getLogger("nbsd.part_memory")
 
-PARTS_SOCKET_SUFFIX = ".parts"  # beside the ipc socket, with its mode
 TOKEN_SIZE = 16
 MEMORY_ID_SIZE = 8
 MAX_MEMORY = 64 << 20  # one client's part memory: a few parts in flight (nbsclient's: 10 MiB)

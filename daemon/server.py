@@ -23,6 +23,7 @@ import zmq
 
 from nbs.upload_memory import UPLOAD_MEMORY
 from nbsclient import protocol as p
+from nbsclient.part_memory import PARTS_SOCKET_SUFFIX
 from nbsclient.sockets import send_frame
 from nbsd.cache import ChunkCache
 from nbsd.config import Config, ConfigError
@@ -30,7 +31,7 @@ from nbsd.curve import CurveServer
 from nbsd.heap import tune_allocator, release_free_memory
 from nbsd.logs import set_level
 from nbsd.metrics import MetricsServer
-from nbsd.part_memory import PARTS_SOCKET_SUFFIX, PartMemoryListener
+from nbsd.part_memory import PartMemoryListener
 from nbsd.owner_lock import LockHeldError, take_owner_lock
 from nbsd.reload import compare
 from nbsd.sd_notify import Watchdog, notify

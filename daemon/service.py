@@ -301,8 +301,11 @@ class Service:
         """Hash, encode and store a part of chunks; the reply holds their addresses, as computed here."""
         session = self._session(body)
         upload, seq = _ints(body, "upload", "seq")
-        shared = body.get("shared")
-        data = session.part_memory.view(shared) if shared is not None else body.get("data")
+        shared, data = body.get("shared"), body.get("data")
+        if shared is not None:
+            if data is not None:
+                raise p.ProtocolError("table_chunks has its chunks in data, an attachment or shared: one of them")
+            data = session.part_memory.view(shared)
         if not isinstance(data, (bytes, memoryview)):  # memoryview: an attachment or part memory, read in place
             raise p.ProtocolError("table_chunks needs data (bin, an attachment or shared: the chunks back to back)")
         addrs = session.uploads.add_chunks(upload, seq, data, p.decode_lengths(body.get("lengths")))

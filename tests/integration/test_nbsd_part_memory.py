@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import random
+import shutil
 import stat
+import tempfile
 from typing import Any
 
 import pytest
 
 import nbsclient
 from nbs.addr import compute_addr
-from tests.daemon_harness import Daemon
+from nbsclient import protocol as p
+from nbsclient.connection import Connection
+from nbsclient.part_memory import PartMemory
+from tests.daemon_harness import Daemon, raw_dealer
 from tests.forking import in_child
 
 PART = 2 << 20
+REQUEST_IDS = itertools.count(1)
 
 
 def chunks_of(total: int, seed: int) -> list[bytes]:
@@ -120,3 +127,66 @@ def test_the_parts_socket_goes_with_the_daemon() -> None:
         assert os.path.exists(daemon.socket + ".parts")
         assert daemon.stop() == 0
         assert not os.path.exists(daemon.socket + ".parts")
+
+
+def call(sock: Any, op: str, body: dict[str, Any]) -> Any:
+    """One hand-made request, as a buggy or hostile client would send it: the reply body, or the typed error."""
+    request_id = next(REQUEST_IDS)
+    sock.send(p.encode_request(request_id, op, body))
+    _, reply_id, status, reply = p.unpack(sock.recv())
+    assert reply_id == request_id
+    return reply if status == p.OK else p.error_from_reply(reply["type"], reply["message"])
+
+
+def test_a_part_in_part_memory_is_read_only_by_its_own_session_and_only_where_it_says(nbsd_daemon: Daemon) -> None:
+    chunks = chunks_of(64 << 10, 10)
+    size = sum(map(len, chunks))
+    lengths = p.encode_lengths([len(c) for c in chunks])
+    ctx, sock = raw_dealer(nbsd_daemon.endpoint, 10000)
+    memory = PartMemory(2, 128 << 10)
+    try:
+        opened = [call(sock, p.OPEN, {"spec": nbsd_daemon.store_path(f"raw-part-memory-{i}")}) for i in (0, 1)]
+        (mine, token), (other, _) = ((o["handle"], o["parts_token"]) for o in opened)
+        memory.hand_over(nbsd_daemon.socket + ".parts", token, 5.0)
+        shared = memory.put(0, chunks, size)
+        assert shared is not None
+        upload = call(sock, p.TABLE_BEGIN, {"handle": mine})["upload"]
+        part = {"handle": mine, "upload": upload, "seq": 0, "lengths": lengths}
+        bad_parts: list[tuple[dict[str, Any], str]] = [
+            ({"shared": shared, "data": b"x" * size}, "one of them"),
+            ({"shared": [shared[0], 200 << 10, size]}, "not in part memory"),
+            ({"shared": [shared[0] ^ 1, 0, size]}, "no part memory")]
+        for bad, message in bad_parts:
+            with pytest.raises(p.DaemonError, match=message):  # BadRequest
+                raise call(sock, p.TABLE_CHUNKS, {**part, **bad})
+        upload = call(sock, p.TABLE_BEGIN, {"handle": mine})["upload"]  # a fresh upload for the good part
+        reply = call(sock, p.TABLE_CHUNKS, {**part, "upload": upload, "shared": shared})
+        assert reply["addrs"] == b"".join(compute_addr(c) for c in chunks)
+        theirs = call(sock, p.TABLE_BEGIN, {"handle": other})["upload"]
+        with pytest.raises(p.DaemonError, match="no part memory"):  # another session, even knowing the id
+            raise call(sock, p.TABLE_CHUNKS, {**part, "handle": other, "upload": theirs, "shared": shared})
+    finally:
+        memory.close()
+        sock.close(0)
+        ctx.term()
+
+
+def test_a_client_reaches_the_parts_socket_beside_the_socket_it_knows() -> None:
+    """A daemon's directory mounted elsewhere (a container): the path the daemon names for its parts socket
+    is not the client's, the one beside the client's socket is."""
+    with Daemon() as daemon:
+        elsewhere = tempfile.mkdtemp(dir="/tmp")
+        try:
+            for name in ("nbsd.sock", "nbsd.sock.parts"):
+                os.link(os.path.join(daemon.workdir, name), os.path.join(elsewhere, name))
+                os.unlink(os.path.join(daemon.workdir, name))  # the daemon's own paths: gone for this client
+            endpoint = f"ipc://{elsewhere}/nbsd.sock"
+            chunks = chunks_of(2 * PART, 11)
+            with nbsclient.connect(daemon.store_path("mounted-elsewhere"), endpoint) as store:
+                addrs = store.put_many(chunks)
+                assert store.get_many(addrs) == {compute_addr(c): c for c in chunks}
+            with Connection(endpoint) as conn:
+                figures = conn.request(p.STATS, {})["chunk_parts"]
+            assert figures["shared_memory"] >= 2 and figures["socket"] == 0
+        finally:
+            shutil.rmtree(elsewhere)
