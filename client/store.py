@@ -146,7 +146,7 @@ class DaemonStore:
         self._contents: ManifestContents | None = None
         self._view: frozenset[bytes] = frozenset()
         self._handle: int | None = None
-        self._parts_socket: str | None = None  # the daemon's, for part memory (None: parts go through ZeroMQ)
+        self._parts_socket: str | None = None  # where part memory is handed over (None: parts go through ZeroMQ)
         self._parts_token: bytes | None = None  # this session's, to hand part memory over
         self._parts: PartMemory | None = None
         self._parts_handed_to: int | None = None  # the session the part memory was handed to
@@ -513,7 +513,7 @@ class DaemonStore:
 
     def _part_memory(self, handle: int) -> PartMemory | None:
         """The part memory handed to session ``handle``, made and handed over on first use; None if the daemon
-        offers none or it failed (logged once per store: parts then go through the socket)."""
+        offers none or it failed (logged once per store and greeting: parts then go through the socket)."""
         if self._parts_socket is None or self._parts_token is None:
             return None
         memory = self._parts
