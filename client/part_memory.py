@@ -25,7 +25,8 @@ from collections.abc import Sequence
 
 from nbsclient.reachability import IPC
 
-TOKEN_SIZE = 16
+TOKEN_SIZE = 16  # a session's parts_token
+MEMORY_ID_SIZE = 8  # a memory's id in a handover, big-endian
 PARTS_SOCKET_SUFFIX = ".parts"  # the daemon's parts socket lies beside its ipc socket
 
 
@@ -67,7 +68,7 @@ class PartMemory:
             with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC) as sock:
                 sock.settimeout(timeout)
                 sock.connect(path)
-                socket.send_fds(sock, [token + self.memory_id.to_bytes(8, "big")], [self._fd])
+                socket.send_fds(sock, [token + self.memory_id.to_bytes(MEMORY_ID_SIZE, "big")], [self._fd])
                 answer = sock.recv(REPLY_LIMIT)
         except OSError as err:
             raise PartMemoryUnavailable(f"{path}: {err.strerror or err}") from None

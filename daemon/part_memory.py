@@ -30,11 +30,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from nbsclient import protocol as p
+from nbsclient.part_memory import MEMORY_ID_SIZE, TOKEN_SIZE
 
 log = logging.getLogger("nbsd.part_memory")
 
-TOKEN_SIZE = 16
-MEMORY_ID_SIZE = 8
 MAX_MEMORY = 64 << 20  # one client's part memory: a few parts in flight (nbsclient's: 10 MiB)
 MAX_PER_SESSION = 2  # the memory in use and the one replacing it (a client drops its memory after a failure)
 MAX_MAPPED = 256  # in the whole daemon: each mapping holds a descriptor (Python's mmap keeps a dup of the fd)

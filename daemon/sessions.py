@@ -16,8 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from nbs.store import NomsBlockStore
+from nbsclient.part_memory import TOKEN_SIZE
 from nbsclient.protocol import UNKNOWN_SESSION, UnknownSessionError
-from nbsd.part_memory import TOKEN_SIZE, SessionPartMemory
+from nbsd.part_memory import SessionPartMemory
 from nbsd.uploads import SessionUploads
 
 
