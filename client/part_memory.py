@@ -39,6 +39,7 @@ def parts_socket(endpoint: str) -> str | None:
     """
     return endpoint[len(IPC):] + PARTS_SOCKET_SUFFIX if endpoint.startswith(IPC) else None
 REPLY_LIMIT = 512
+CLOSED = "the daemon closed the connection without an answer (too many handovers at once, or it is stopping)"
 
 
 class PartMemoryUnavailable(Exception):
@@ -70,10 +71,12 @@ class PartMemory:
                 sock.connect(path)
                 socket.send_fds(sock, [token + self.memory_id.to_bytes(MEMORY_ID_SIZE, "big")], [self._fd])
                 answer = sock.recv(REPLY_LIMIT)
+        except (BrokenPipeError, ConnectionResetError):
+            answer = b""
         except OSError as err:
             raise PartMemoryUnavailable(f"{path}: {err.strerror or err}") from None
         if answer != b"ok":
-            raise PartMemoryUnavailable(f"{path}: {answer.decode(errors='replace') or 'no answer'}")
+            raise PartMemoryUnavailable(f"{path}: {answer.decode(errors='replace') or CLOSED}")
 
     def put(self, seq: int, chunks: Sequence[bytes], size: int) -> list[int] | None:
         """Write a part's chunks (``size`` bytes in all) into slot ``seq``; its ``shared`` field, or None if the

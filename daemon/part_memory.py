@@ -24,10 +24,13 @@ import logging
 import mmap
 import os
 import socket
+import selectors
 import stat
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import cast
 
 from nbsclient import protocol as p
 from nbsclient.part_memory import MEMORY_ID_SIZE, TOKEN_SIZE
@@ -38,7 +41,8 @@ MAX_MEMORY = 64 << 20  # one client's part memory: a few parts in flight (nbscli
 MAX_PER_SESSION = 2  # the memory in use and the one replacing it (a client drops its memory after a failure)
 MAX_MAPPED = 256  # in the whole daemon: each mapping holds a descriptor (Python's mmap keeps a dup of the fd)
 MAX_MAPPED_BYTES = 1 << 30  # in the whole daemon: reading a page the client never wrote allocates it, charged here
-HANDOVER_WAIT_S = 2.0  # the most one handover may hold the listener
+HANDOVER_WAIT_S = 2.0  # the most a connection may take to send its handover
+MAX_PENDING = 64  # connections waiting for their handover at once (each holds a descriptor)
 SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW
 OK = b"ok"
 
@@ -151,12 +155,14 @@ def _unmap(mapping: mmap.mmap) -> None:
 
 
 class PartMemoryListener:
-    """Takes clients' part memory on the socket ``path``, one handover at a time, on a thread of its own.
+    """Takes clients' part memory on the socket ``path``, on a thread of its own.
 
     A handover is one message: the session's token and the memory's id
     (8 bytes, big-endian), with the memfd as its only descriptor.  The answer
     is ``ok``, or why the memory was refused; the client then sends its parts
-    through the ZeroMQ socket as before.
+    through the ZeroMQ socket as before.  Connections wait for their message
+    side by side, each at most ``HANDOVER_WAIT_S`` and at most ``MAX_PENDING``
+    at once, so one that sends nothing delays no other.
     """
 
     def __init__(self, path: str, mode: int, find: Callable[[bytes], SessionPartMemory | None]) -> None:
@@ -173,27 +179,53 @@ class PartMemoryListener:
             os.umask(old_umask)
         os.chmod(path, mode)
         self._sock.listen(64)
-        self._sock.settimeout(0.2)
+        self._sock.setblocking(False)
+        self.waiting: dict[socket.socket, float] = {}  # connection -> when it is dropped unanswered
         self._thread = threading.Thread(target=self._serve, name="nbsd-part-memory", daemon=True)
         self._thread.start()
 
     def _serve(self) -> None:
-        while not self._stop.is_set():
+        waiting = self.waiting
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._sock, selectors.EVENT_READ)
+            while not self._stop.is_set():
+                for key, _ in selector.select(0.2):
+                    if key.fileobj is self._sock:
+                        self._accept(selector, waiting)
+                    else:
+                        conn = cast(socket.socket, key.fileobj)
+                        selector.unregister(conn)
+                        del waiting[conn]
+                        self._answer(conn)
+                now = time.monotonic()
+                for conn in [c for c, deadline in waiting.items() if deadline <= now]:
+                    selector.unregister(conn)
+                    del waiting[conn]
+                    conn.close()
+            for conn in waiting:
+                conn.close()
+
+    def _accept(self, selector: selectors.BaseSelector, waiting: dict[socket.socket, float]) -> None:
+        try:
+            conn, _ = self._sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            log.exception("part memory: accept failed")
+            return
+        if len(waiting) >= MAX_PENDING:
+            conn.close()  # the client finds no answer and sends its parts through the socket
+            return
+        conn.setblocking(False)
+        selector.register(conn, selectors.EVENT_READ)
+        waiting[conn] = time.monotonic() + HANDOVER_WAIT_S
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
             try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                if self._stop.is_set():
-                    return
-                log.exception("part memory: accept failed")
-                continue
-            with conn:
-                conn.settimeout(HANDOVER_WAIT_S)
-                try:
-                    conn.send(self._take(conn))
-                except OSError as err:
-                    log.debug("part memory: a handover failed: %s", err)
+                conn.send(self._take(conn))
+            except OSError as err:
+                log.debug("part memory: a handover failed: %s", err)
 
     def _take(self, conn: socket.socket) -> bytes:
         message, fds, flags, _ = socket.recv_fds(conn, TOKEN_SIZE + MEMORY_ID_SIZE + 1, 1)

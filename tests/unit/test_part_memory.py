@@ -6,6 +6,7 @@ import fcntl
 import os
 import socket
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -194,3 +195,41 @@ def test_the_listener_removes_its_socket_when_it_closes(tmp_path: Path) -> None:
     server = PartMemoryListener(str(tmp_path / "s.parts"), 0o600, lambda token: None)
     server.close()
     assert not os.path.exists(tmp_path / "s.parts")
+
+
+def test_a_connection_that_sends_nothing_delays_no_other_handover_and_is_dropped(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(pm, "HANDOVER_WAIT_S", 1.5)
+    memory = SessionPartMemory()
+    server = PartMemoryListener(str(tmp_path / "s.parts"), 0o600, lambda token: memory if token == TOKEN else None)
+    client = PartMemory(2, 4096)
+    idle = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        idle.connect(server.path)
+        client.hand_over(server.path, TOKEN, 1.0)  # answered while the idle connection still waits
+        idle.settimeout(5)
+        assert idle.recv(512) == b""  # then the idle one is dropped, unanswered
+    finally:
+        idle.close()
+        client.close()
+        server.close()
+        memory.close()
+
+
+def test_connections_beyond_the_most_waiting_are_turned_away(monkeypatch: pytest.MonkeyPatch,
+                                                             tmp_path: Path) -> None:
+    monkeypatch.setattr(pm, "MAX_PENDING", 1)
+    server = PartMemoryListener(str(tmp_path / "s.parts"), 0o600, lambda token: None)
+    client = PartMemory(2, 4096)
+    idle = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        idle.connect(server.path)
+        deadline = time.monotonic() + 5
+        while not server.waiting and time.monotonic() < deadline:
+            time.sleep(0.01)  # until the listener holds the idle connection
+        with pytest.raises(PartMemoryUnavailable, match="closed the connection without an answer"):
+            client.hand_over(server.path, TOKEN, 1.0)
+    finally:
+        idle.close()
+        client.close()
+        server.close()
