@@ -28,6 +28,8 @@ from nbsclient.reachability import IPC
 TOKEN_SIZE = 16  # a session's parts_token
 MEMORY_ID_SIZE = 8  # a memory's id in a handover, big-endian
 PARTS_SOCKET_SUFFIX = ".parts"  # the daemon's parts socket lies beside its ipc socket
+REPLY_LIMIT = 512
+CLOSED = "the daemon closed the connection without an answer (too many handovers at once, or it is stopping)"
 
 
 def parts_socket(endpoint: str) -> str | None:
@@ -38,8 +40,6 @@ def parts_socket(endpoint: str) -> str | None:
     elsewhere in this process's mount namespace (a container).
     """
     return endpoint[len(IPC):] + PARTS_SOCKET_SUFFIX if endpoint.startswith(IPC) else None
-REPLY_LIMIT = 512
-CLOSED = "the daemon closed the connection without an answer (too many handovers at once, or it is stopping)"
 
 
 class PartMemoryUnavailable(Exception):
@@ -47,6 +47,8 @@ class PartMemoryUnavailable(Exception):
 
 
 class PartMemory:
+    """``slots`` slots of ``slot_size`` bytes in a sealed memfd of this process, mapped read-write here."""
+
     def __init__(self, slots: int, slot_size: int) -> None:
         self.slots, self.slot_size = slots, slot_size
         self.memory_id = secrets.randbits(63)

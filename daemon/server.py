@@ -31,8 +31,8 @@ from nbsd.curve import CurveServer
 from nbsd.heap import tune_allocator, release_free_memory
 from nbsd.logs import set_level
 from nbsd.metrics import MetricsServer
-from nbsd.part_memory import PartMemoryListener
 from nbsd.owner_lock import LockHeldError, take_owner_lock
+from nbsd.part_memory import PartMemoryListener
 from nbsd.reload import compare
 from nbsd.sd_notify import Watchdog, notify
 from nbsd.service import Service
