@@ -483,6 +483,7 @@ class DaemonStore:
         upload, first = table.upload, table.seq
         parts = runs(lengths, target)
 
+        offsets = list(itertools.accumulate(lengths, initial=0))
         attach = self._conn.attachments
         memory = self._part_memory(handle) if attach else None
         assert memory is None or window < memory.slots  # a slot is free again once its part was answered
@@ -498,7 +499,6 @@ class DaemonStore:
                 else:
                     yield {**body, "data": b"".join(chunks[start:end])}, None
 
-        offsets = list(itertools.accumulate(lengths, initial=0))
         try:
             replied = self._conn.pipeline(p.TABLE_CHUNKS, requests(), window, _reply_addrs)
         except BaseException:

@@ -21,8 +21,8 @@ from prometheus_client.metrics_core import Metric
 from nbs import chunk_workers
 from nbs.upload_memory import UPLOAD_MEMORY
 from nbsd.config import metrics_address
-from nbsd.service import Service
 from nbsd.part_memory import MAPPED
+from nbsd.service import Service
 from nbsd.timings import BOUNDS
 from nbsd.version import VERSION
 

@@ -61,8 +61,6 @@ def map_part_memory(fd: int) -> mmap.mmap:
     except OSError as err:  # EINVAL: no memfd; EPERM: created without MFD_ALLOW_SEALING, or sealed otherwise
         raise PartMemoryError(f"cannot seal it against shrinking ({os.strerror(err.errno or 0)}): pass a memfd "
                               "made with MFD_ALLOW_SEALING") from None
-    if fcntl.fcntl(fd, fcntl.F_GET_SEALS) & fcntl.F_SEAL_SHRINK == 0:
-        raise PartMemoryError("not sealed against shrinking")
     size = os.fstat(fd).st_size
     if not 0 < size <= MAX_MEMORY:
         raise PartMemoryError(f"{size} bytes: part memory holds 1 to {MAX_MEMORY} bytes")
