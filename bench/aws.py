@@ -4,7 +4,9 @@ Every S3 and DynamoDB request goes through a counting loopback proxy, so
 the cold-read figures are backend requests and response bytes, not times:
 what the daemon saves is requests.  moto keeps objects in memory and runs
 on the same two cores, so the write figures compare shapes of work, not
-what real S3 would sustain.
+what real S3 would sustain.  Writes are measured twice: on incompressible
+chunks (a table as large as the plain upload) and on issue 16's mixed chunks
+(half of them JSON-like, so the table is smaller than the bytes uploaded plainly).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import Figure, Report, chunk_payloads, progress, run_parallel, wait_until
+from bench.common import Figure, Report, chunk_payloads, mixed_chunks, progress, run_parallel, wait_until
 from bench.writes import commit_batches, write_batches
 from nbs.addr import Addr
 from nbs.aws_factory import aws_clients, new_aws_store
@@ -136,26 +138,40 @@ def _cold_reads(report: Report, place: Place, workdir: str, count: int) -> None:
 
 
 def _writes(report: Report, place: Place, workdir: str, commits: int, per_commit: int) -> None:
+    """AWS writes of incompressible chunks, and of issue 16's mixed chunks (half of them compress well)."""
+    per = per_commit // CHUNK
+    random_chunks = write_batches(commits, per_commit, seed=31)
+    mixed = mixed_chunks(commits * per, seed=37)
+    _write_turns(report, place, workdir, f"AWS writes {commits} commits x {per_commit >> 20} MiB", "random",
+                 random_chunks)
+    _write_turns(report, place, workdir, f"AWS writes {commits} commits x {per_commit >> 20} MiB, mixed chunks",
+                 "mixed", [mixed[i:i + per] for i in range(0, len(mixed), per)])
+
+
+def _write_turns(report: Report, place: Place, workdir: str, section: str, label: str,
+                 batches: list[list[bytes]]) -> None:
     """Per commit, in turns: a plain boto3 upload of the batch's bytes, put+commit direct, put+commit via nbsd.
 
     Taking turns commit by commit (and medians over the commits) lets the
-    three share the machine's noise and moto's growing state.
+    three share the machine's noise and moto's growing state.  The plain
+    upload sends the chunks as they are; a table holds them compressed, so
+    on chunks that compress it has fewer bytes to send (the table's size is
+    reported beside the figures).
     """
-    section = f"AWS writes {commits} commits x {per_commit >> 20} MiB"
     progress(f"[{section}]")
-    batches = write_batches(commits, per_commit, seed=31)
+    per_commit = sum(map(len, batches[0]))
     s3, ddb = place.server.clients()
-    direct = new_aws_store(place.table, "writes-direct", place.bucket, s3, ddb)
+    direct = new_aws_store(place.table, f"writes-direct-{label}", place.bucket, s3, ddb)
     seconds: dict[str, list[float]] = {"plain": [], "direct": [], "via": []}
 
     import nbsclient
 
-    with DaemonProcess(os.path.join(workdir, "writes"),
+    with DaemonProcess(os.path.join(workdir, f"writes-{label}"),
                        extra=["--aws-endpoint", place.server.endpoint, "--aws-store", "*"]) as daemon:
-        with nbsclient.connect(place.spec("writes-nbsd"), daemon.endpoint, timeout=120.0) as via:
+        with nbsclient.connect(place.spec(f"writes-nbsd-{label}"), daemon.endpoint, timeout=120.0) as via:
             for i, batch in enumerate(batches):
                 started = time.perf_counter()
-                s3.upload_fileobj(io.BytesIO(b"".join(batch)), place.bucket, f"plain-{i}")
+                s3.upload_fileobj(io.BytesIO(b"".join(batch)), place.bucket, f"plain-{label}-{i}")
                 seconds["plain"].append(time.perf_counter() - started)
                 seconds["direct"].append(commit_batches(direct, [batch]))
                 seconds["via"].append(commit_batches(via, [batch]))
@@ -165,6 +181,8 @@ def _writes(report: Report, place: Place, workdir: str, commits: int, per_commit
                       "plain boto3 upload_fileobj", plain_rate, ">= 1.0x", direct_rate >= plain_rate))
     report.add(Figure(section, "put+commit, AWS via nbsd (median commit)", via_rate, "MB/s", "AWS direct",
                       direct_rate))
+    report.add(Figure(section, "table bytes per commit, AWS direct (mean)", direct.stats().bytes_per_persist.mean()
+                      / (1 << 20), "MiB", "the chunks' bytes (what the plain upload sends)", per_commit / (1 << 20)))
 
 
 def _part_cutting(report: Report, per_commit: int) -> None:

@@ -6,6 +6,7 @@ import json
 import multiprocessing
 import os
 import platform
+import random
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -120,6 +121,20 @@ def chunk_payloads(count: int, size: int, seed: int = 0) -> Iterable[bytes]:
     block = os.urandom(size)
     for i in range(count):
         yield (i + seed * 1_000_000_000).to_bytes(8, "big") + block[8:]
+
+
+def mixed_chunks(count: int, seed: int, size: int = 4096) -> list[bytes]:
+    """Distinct chunks (issue 16's data): even ones random, odd ones repetitive JSON-like records."""
+    rng = random.Random(seed)
+    chunks = []
+    for i in range(count):
+        if i % 2 == 0:
+            chunks.append(rng.randbytes(size))
+        else:
+            rows = [{"id": i * 64 + j, "name": f"user-{i}-{j}", "active": j % 3 == 0, "tags": ["a", "b"],
+                     "score": j * 7 % 101} for j in range(40)]
+            chunks.append(json.dumps(rows).encode()[:size].ljust(size, b" "))
+    return chunks
 
 
 def populate(path: str, count: int, size: int, memtable_size: int = 0) -> list[Addr]:

@@ -17,7 +17,6 @@ plus a fixed overhead), for two memtable sizes.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import random
 import shutil
@@ -32,7 +31,7 @@ import cramjam
 import crc32c
 import psutil
 
-from bench.common import Figure, Report, environment, progress, run_parallel
+from bench.common import Figure, Report, environment, mixed_chunks, progress, run_parallel
 from nbs.addr import Addr, addresses_of
 from nbs.chunk_jobs import encode_all, hash_all
 from nbs.chunk_workers import BATCH_CHUNKS, pool
@@ -47,20 +46,6 @@ REPEATS = 5
 MIB = 1 << 20
 HUGE_PAGES = "glibc.malloc.hugetlb=1"
 IMPORT_OVERHEAD = 48 * MIB  # beyond two memtables: batches in flight, indexes, threads, allocator (README)
-
-
-def mixed_chunks(count: int, seed: int) -> list[bytes]:
-    """Distinct 4 KiB chunks: even ones random, odd ones repetitive JSON-like records."""
-    rng = random.Random(seed)
-    chunks = []
-    for i in range(count):
-        if i % 2 == 0:
-            chunks.append(rng.randbytes(CHUNK))
-        else:
-            rows = [{"id": i * 64 + j, "name": f"user-{i}-{j}", "active": j % 3 == 0, "tags": ["a", "b"],
-                     "score": j * 7 % 101} for j in range(40)]
-            chunks.append(json.dumps(rows).encode()[:CHUNK].ljust(CHUNK, b" "))
-    return chunks
 
 
 def write_limit(chunks: list[bytes], path: str, sync: bool) -> tuple[float, list[tuple[int, int]]]:
