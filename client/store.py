@@ -494,10 +494,9 @@ class DaemonStore:
                 shared = memory.put(seq, chunks[start:end], offsets[end] - offsets[start]) if memory else None
                 if shared is not None:  # the daemon reads it in this process's part memory
                     yield {**body, "shared": shared}, None
-                elif attach:  # the daemon reads it in place
-                    yield body, b"".join(chunks[start:end])
-                else:
-                    yield {**body, "data": b"".join(chunks[start:end])}, None
+                    continue
+                data = b"".join(chunks[start:end])
+                yield (body, data) if attach else ({**body, "data": data}, None)  # attached: read in place
 
         try:
             replied = self._conn.pipeline(p.TABLE_CHUNKS, requests(), window, _reply_addrs)
