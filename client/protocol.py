@@ -157,6 +157,7 @@ ERROR_CODES: dict[str, type[nbs_errors.NBSError]] = {
     "InvalidStoreNameError": nbs_errors.InvalidStoreNameError,
     "SpecError": nbs_errors.SpecError,
     "StoreIOError": nbs_errors.StoreIOError,
+    "StoreLockedError": nbs_errors.StoreLockedError,
     "StoreClosedError": nbs_errors.StoreClosedError,
     "StoreFullError": nbs_errors.StoreFullError,
     "TableCacheError": nbs_errors.TableCacheError,

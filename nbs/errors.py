@@ -8,6 +8,8 @@ the store unchanged.
 
 from __future__ import annotations
 
+import errno
+
 
 class NBSError(Exception):
     """Base class of every error raised by ``nbs``."""
@@ -89,6 +91,19 @@ class StoreIOError(NBSError):
         super().__init__(f"cannot {action} {path}: {err.strerror or err}")
         self.path = path
         self.errno = err.errno
+
+
+class StoreLockedError(StoreIOError):
+    """A local store's ``LOCK`` stayed held by another process for longer than a wait allows.
+
+    ``holder`` names that process (``pid N (name)``) when the kernel's lock table shows it.
+    """
+
+    def __init__(self, path: str, waited: float, holder: str | None) -> None:
+        by = f"by {holder} " if holder else ""
+        super().__init__("lock", path, OSError(errno.EWOULDBLOCK, f"held {by}for over {waited:.1f} s"))
+        self.waited = waited
+        self.holder = holder
 
 
 class StoreClosedError(NBSError):

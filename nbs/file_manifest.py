@@ -2,7 +2,9 @@
 
 Format (no trailing newline): ``4:<vers>:<lock>:<root>[:<table>:<count>]*``.
 Readers and writers take ``flock(LOCK_EX)`` on ``<dir>/LOCK`` exactly as Go
-does, so Go and Python processes can share a store.  Updates write a temp file
+does, so Go and Python processes can share a store; unlike Go, a wait for it
+is bounded (``nbs.file_lock``: ``StoreLockedError`` after ``lock_timeout``
+seconds, naming the holder).  Updates write a temp file
 first and rename it over ``manifest`` while holding the lock; unless the store
 was opened with ``sync=False``, the temp file is synced before the rename and
 the directory after it, still under the lock, so no reader sees a manifest
@@ -19,6 +21,7 @@ from contextlib import contextmanager
 
 from nbs.addr import EMPTY_ADDR, Addr
 from nbs.durable_files import remove_quietly, rename_into_place, write_temp
+from nbs.file_lock import LOCK_WAIT_SECONDS, lock_exclusive
 from nbs.errors import AddressError, ManifestError, StoreIOError, VersionMismatchError
 from nbs.manifest import (NOMS_VERSION, STORAGE_VERSION, Hook, Manifest, ManifestContents,
                           format_specs, parse_specs)
@@ -52,9 +55,10 @@ def parse_manifest(text: str, source: str) -> ManifestContents:
 
 
 class FileManifest(Manifest):
-    def __init__(self, directory: str, sync: bool = True) -> None:
+    def __init__(self, directory: str, sync: bool = True, lock_timeout: float = LOCK_WAIT_SECONDS) -> None:
         self.directory = directory
         self.sync = sync
+        self.lock_timeout = lock_timeout
         self._path = os.path.join(directory, MANIFEST_FILE)
         self._lock_path = os.path.join(directory, LOCK_FILE)
 
@@ -69,7 +73,7 @@ class FileManifest(Manifest):
             except FileNotFoundError:
                 return None
             try:
-                fcntl.flock(lock_fd, fcntl.LOCK_EX)
+                lock_exclusive(lock_fd, self._lock_path, self.lock_timeout)
                 if read_hook is not None:
                     read_hook()
                 try:
@@ -95,7 +99,7 @@ class FileManifest(Manifest):
             try:
                 lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
                 try:
-                    fcntl.flock(lock_fd, fcntl.LOCK_EX)
+                    lock_exclusive(lock_fd, self._lock_path, self.lock_timeout)
                     if write_hook is not None:
                         write_hook()
                     current = self._read_locked()
@@ -134,7 +138,7 @@ class FileManifest(Manifest):
         except OSError as err:
             raise self._io_error("lock", err) from err
         try:
-            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+            lock_exclusive(lock_fd, self._lock_path, self.lock_timeout)
             try:
                 contents = self._read_locked()
             except OSError as err:

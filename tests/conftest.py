@@ -20,6 +20,16 @@ from tests.daemon_harness import Daemon
 isolate_aws_environment()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test's report ends with the log of each daemon still running (see ``Daemon``)."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if report.failed:
+        for daemon in list(Daemon.live):
+            report.sections.append((f"end of the nbsd log {daemon.log}", daemon.log_tail()))
+
+
 @pytest.fixture(scope="session")
 def nbsd_daemon() -> Iterator[Daemon]:
     """One real daemon per test worker, for tests that only need a running nbsd."""

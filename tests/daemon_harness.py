@@ -11,6 +11,7 @@ import tempfile
 import threading
 from pathlib import Path
 from types import TracebackType
+from typing import ClassVar
 
 import zmq
 
@@ -58,7 +59,13 @@ class NotifyListener:
 
 
 class Daemon(DaemonProcess):
-    """nbsd with a private workdir, started under a stand-in systemd notify socket; restartable."""
+    """nbsd with a private workdir, started under a stand-in systemd notify socket; restartable.
+
+    A failing test shows the end of the log of every daemon it used: a ``with Daemon()`` block writes it to
+    stderr as the failure leaves it, and conftest's report hook adds it for daemons still running (``live``).
+    """
+
+    live: ClassVar[set[Daemon]] = set()
 
     def __init__(self, cache_size: str = "256MiB", max_open_files: int = 64, extra: list[str] | None = None,
                  env: dict[str, str] | None = None, endpoint: str | None = None) -> None:
@@ -83,6 +90,7 @@ class Daemon(DaemonProcess):
         except TimeoutError:
             self.kill()
             raise RuntimeError(f"nbsd did not start:\n{self.log.read_text()}") from None
+        Daemon.live.add(self)
         return self
 
     def restart(self) -> Daemon:
@@ -92,7 +100,15 @@ class Daemon(DaemonProcess):
     def store_path(self, name: str) -> str:
         return os.path.join(self.stores, name)
 
+    def log_tail(self, lines: int = 80) -> str:
+        """The last ``lines`` lines of the daemon's log (of every start), for a failure report."""
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError as err:
+            return f"(no log: {err})"
+
     def close(self) -> None:
+        Daemon.live.discard(self)
         if self.proc is not None and self.proc.poll() is None:
             try:
                 self.stop()
@@ -107,6 +123,8 @@ class Daemon(DaemonProcess):
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
                  tb: TracebackType | None) -> None:
+        if value is not None:
+            sys.stderr.write(f"--- end of the nbsd log {self.log} ---\n{self.log_tail()}\n")
         self.close()
 
 

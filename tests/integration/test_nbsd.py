@@ -19,10 +19,13 @@ import zmq
 
 import nbsclient
 from nbs.addr import Addr
+from nbs.errors import StoreLockedError
 from nbs.factory import new_local_store
+from nbs.file_lock import LOCK_WAIT_SECONDS
 from nbsclient import protocol as p
 from nbsclient.connection import Connection
 from tests.daemon_harness import ROOT, Daemon, raw_dealer
+from tests.lock_holder import held_by_another_process
 from tests.linked import LiveOutput, check_history, read_while_writing, results, spawn, write_addrs
 
 pytestmark = pytest.mark.timeout(300)
@@ -324,6 +327,37 @@ def test_refuses_stores_outside_local_roots(nbsd_daemon: Daemon, tmp_path: Path)
     link.symlink_to(tmp_path)
     with pytest.raises(nbsclient.ForbiddenError):
         nbsclient.connect(str(link), nbsd_daemon.endpoint)
+
+
+def test_a_store_locked_by_a_stopped_process_fails_in_bounded_time_and_others_are_served(
+        nbsd_daemon: Daemon) -> None:
+    """A process holding a store's LOCK without end gets the client a typed error naming it, not a hang."""
+    locked, free = nbsd_daemon.store_path("locked"), nbsd_daemon.store_path("free")
+    populate(locked, 3)
+    free_addrs = populate(free, 3)
+    with held_by_another_process(Path(locked) / "LOCK") as holder:
+        failures: list[BaseException] = []
+        waiting = threading.Thread(target=lambda: failures.extend(_error_of(nbsclient.connect, locked,
+                                                                              nbsd_daemon.endpoint)))
+        started = time.monotonic()
+        waiting.start()
+        with nbsclient.connect(free, nbsd_daemon.endpoint) as other:  # served while the other open waits
+            assert len(other.get_many(free_addrs)) == 3
+        assert waiting.is_alive()
+        waiting.join(LOCK_WAIT_SECONDS + 10)
+        assert time.monotonic() - started < LOCK_WAIT_SECONDS + 10
+        assert len(failures) == 1 and isinstance(failures[0], StoreLockedError), failures
+        assert f"held by pid {holder.pid} " in str(failures[0])
+    with nbsclient.connect(locked, nbsd_daemon.endpoint) as store:
+        assert store.root() == new_local_store(locked).root()
+
+
+def _error_of(call: Callable[..., object], *args: object) -> list[BaseException]:
+    try:
+        call(*args)
+    except BaseException as err:  # noqa: BLE001 - handed to the test thread to check
+        return [err]
+    return []
 
 
 def test_second_daemon_on_same_socket_refuses_to_start(nbsd_daemon: Daemon) -> None:

@@ -38,6 +38,7 @@ PINNED_ERROR_CODES = {
     "InvalidStoreNameError": "nbs.errors.InvalidStoreNameError",
     "SpecError": "nbs.errors.SpecError",
     "StoreIOError": "nbs.errors.StoreIOError",
+    "StoreLockedError": "nbs.errors.StoreLockedError",
     "StoreClosedError": "nbs.errors.StoreClosedError",
     "StoreFullError": "nbs.errors.StoreFullError",
     "TableCacheError": "nbs.errors.TableCacheError",
