@@ -21,8 +21,8 @@ from contextlib import contextmanager
 
 from nbs.addr import EMPTY_ADDR, Addr
 from nbs.durable_files import remove_quietly, rename_into_place, write_temp
-from nbs.file_lock import LOCK_WAIT_SECONDS, lock_exclusive
 from nbs.errors import AddressError, ManifestError, StoreIOError, VersionMismatchError
+from nbs.file_lock import LOCK_WAIT_SECONDS, lock_exclusive
 from nbs.manifest import (NOMS_VERSION, STORAGE_VERSION, Hook, Manifest, ManifestContents,
                           format_specs, parse_specs)
 from nbs.stats import Stats

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,8 @@ from nbs.file_lock import LOCK_WAIT_SECONDS
 from nbsclient import protocol as p
 from nbsclient.connection import Connection
 from tests.daemon_harness import ROOT, Daemon, raw_dealer
-from tests.lock_holder import held_by_another_process
 from tests.linked import LiveOutput, check_history, read_while_writing, results, spawn, write_addrs
+from tests.lock_holder import held_by_another_process
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -336,28 +337,18 @@ def test_a_store_locked_by_a_stopped_process_fails_in_bounded_time_and_others_ar
     populate(locked, 3)
     free_addrs = populate(free, 3)
     with held_by_another_process(Path(locked) / "LOCK") as holder:
-        failures: list[BaseException] = []
-        waiting = threading.Thread(target=lambda: failures.extend(_error_of(nbsclient.connect, locked,
-                                                                              nbsd_daemon.endpoint)))
-        started = time.monotonic()
-        waiting.start()
-        with nbsclient.connect(free, nbsd_daemon.endpoint) as other:  # served while the other open waits
-            assert len(other.get_many(free_addrs)) == 3
-        assert waiting.is_alive()
-        waiting.join(LOCK_WAIT_SECONDS + 10)
+        with ThreadPoolExecutor(1) as pool:
+            started = time.monotonic()
+            opening = pool.submit(nbsclient.connect, locked, nbsd_daemon.endpoint)
+            with nbsclient.connect(free, nbsd_daemon.endpoint) as other:  # served while the other open waits
+                assert len(other.get_many(free_addrs)) == 3
+            assert not opening.done()
+            error = opening.exception(LOCK_WAIT_SECONDS + 10)
         assert time.monotonic() - started < LOCK_WAIT_SECONDS + 10
-        assert len(failures) == 1 and isinstance(failures[0], StoreLockedError), failures
-        assert f"held by pid {holder.pid} " in str(failures[0])
+        assert isinstance(error, StoreLockedError), error
+        assert f"held by pid {holder.pid} " in str(error)
     with nbsclient.connect(locked, nbsd_daemon.endpoint) as store:
         assert store.root() == new_local_store(locked).root()
-
-
-def _error_of(call: Callable[..., object], *args: object) -> list[BaseException]:
-    try:
-        call(*args)
-    except BaseException as err:  # noqa: BLE001 - handed to the test thread to check
-        return [err]
-    return []
 
 
 def test_second_daemon_on_same_socket_refuses_to_start(nbsd_daemon: Daemon) -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -58,14 +58,12 @@ def test_a_held_lock_fails_every_manifest_operation_in_bounded_time_naming_the_h
 
 def test_a_lock_released_during_the_wait_is_taken(store_dir: Path) -> None:
     manifest = FileManifest(str(store_dir), lock_timeout=30)
-    read: list[ManifestContents | None] = []
-    with held_by_another_process(store_dir / "LOCK", seconds=2.0):
-        reader = threading.Thread(target=lambda: read.append(manifest.parse_if_exists(Stats())))
-        reader.start()
+    with held_by_another_process(store_dir / "LOCK", seconds=2.0), ThreadPoolExecutor(1) as pool:
+        reading = pool.submit(manifest.parse_if_exists, Stats())
         time.sleep(0.2)
-        assert reader.is_alive() and not read  # waiting for the holder
-        reader.join(10)
-    assert read and read[0] is not None and read[0].lock == Addr.of(b"first")
+        assert not reading.done()  # waiting for the holder
+        contents = reading.result(10)
+    assert contents is not None and contents.lock == Addr.of(b"first")
 
 
 def test_no_holder_is_named_for_a_free_lock(store_dir: Path) -> None:
