@@ -4,30 +4,74 @@ Stores sharing a manifest name share one ``ManifestManager`` state (cache and
 locks): commits to the same store serialise on the update lock, fetches wait
 for writes in progress, and an update whose expected lock is already known to
 be stale fails without any I/O (NBS-FORMAT.md section 5.6).
+
+A local store's ``LOCK`` held by a stopped process makes a manifest read or
+write fail after a bounded wait (``StoreLockedError``).  Callers queued behind
+that attempt on these in-process locks share its failure instead of each
+starting a wait of their own: otherwise the n-th of them would fail only after
+n waits, each holding a thread (one of nbsd's pool) all along.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from nbs.addr import Addr
+from nbs.errors import StoreLockedError
+from nbs.forksafe import register
 from nbs.manifest import Hook, Manifest, ManifestContents
 from nbs.manifest_cache import ManifestCache
 from nbs.named_locks import NamedLocks
 from nbs.stats import Stats
 
+_T = TypeVar("_T")
+
+
+class LockFailures:
+    """The latest ``StoreLockedError`` met per manifest name, and when it ended the wait."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[StoreLockedError, int]] = {}
+        self._lock = threading.Lock()
+        register(self)
+
+    def after_fork_in_child(self) -> None:
+        self._lock = threading.Lock()
+
+    def record(self, name: str, error: StoreLockedError) -> None:
+        with self._lock:
+            self._last[name] = (error, time.monotonic_ns())
+
+    def clear(self, name: str) -> None:
+        """Forget ``name``'s failure once its manifest was read or written again (keeps the map small)."""
+        with self._lock:
+            self._last.pop(name, None)
+
+    def since(self, name: str, entered: int) -> StoreLockedError | None:
+        """A fresh copy of ``name``'s failure if it ended after ``entered`` (so it happened while we queued)."""
+        with self._lock:
+            entry = self._last.get(name)
+        if entry is None or entry[1] <= entered:
+            return None
+        error = entry[0]
+        return StoreLockedError(error.path, error.waited, error.holder)
+
 
 @dataclass
 class ManifestLocks:
-    """Fetch locks and update locks, keyed by manifest name."""
+    """Fetch locks, update locks and the latest lock failures, keyed by manifest name."""
 
     fetch: NamedLocks
     update: NamedLocks
+    failures: LockFailures
 
     @classmethod
     def create(cls) -> ManifestLocks:
-        return cls(NamedLocks(), NamedLocks())
+        return cls(NamedLocks(), NamedLocks(), LockFailures())
 
 
 class ManifestManager:
@@ -40,7 +84,14 @@ class ManifestManager:
         return self.manifest.name()
 
     def lock_for_update(self) -> None:
-        self.locks.update.lock(self.name())
+        """Take the update lock; raise the lock failure of a commit that held it while we queued."""
+        name = self.name()
+        entered = time.monotonic_ns()
+        self.locks.update.lock(name)
+        failed = self.locks.failures.since(name, entered)
+        if failed is not None:
+            self.locks.update.unlock(name)
+            raise failed
 
     def unlock_for_update(self) -> None:
         self.locks.update.unlock(self.name())
@@ -60,8 +111,9 @@ class ManifestManager:
             entry = self.cache.get(name)
             if entry is not None and entry[1] > entered:
                 return entry[0] if entry[0].vers else None
+            self._raise_failure_since(entered)
             started = time.monotonic_ns()
-            contents = self.manifest.parse_if_exists(stats)
+            contents = self._recording_lock_failure(lambda: self.manifest.parse_if_exists(stats))
             self.cache.put(name, contents if contents is not None else ManifestContents(vers=""), started)
             return contents
 
@@ -74,7 +126,23 @@ class ManifestManager:
             return entry[0]
         started = time.monotonic_ns()
         with self.locks.fetch.holding(name):
-            contents = self.manifest.update(last_lock, new, stats, write_hook)
+            self._raise_failure_since(started)
+            contents = self._recording_lock_failure(lambda: self.manifest.update(last_lock, new, stats, write_hook))
             self.cache.put(name, contents, started)
             return contents
+
+    def _raise_failure_since(self, entered: int) -> None:
+        failed = self.locks.failures.since(self.name(), entered)
+        if failed is not None:
+            raise failed
+
+    def _recording_lock_failure(self, io: Callable[[], _T]) -> _T:
+        """Run manifest I/O (under the fetch lock); a ``StoreLockedError`` is kept for those queued behind."""
+        try:
+            result = io()
+        except StoreLockedError as error:
+            self.locks.failures.record(self.name(), error)
+            raise
+        self.locks.failures.clear(self.name())
+        return result
 
