@@ -4,8 +4,8 @@ Format (no trailing newline): ``4:<vers>:<lock>:<root>[:<table>:<count>]*``.
 Readers and writers take ``flock(LOCK_EX)`` on ``<dir>/LOCK`` exactly as Go
 does, so Go and Python processes can share a store; unlike Go, a wait for it
 is bounded (``nbs.file_lock``: ``StoreLockedError`` after ``lock_timeout``
-seconds, naming the holder).  Updates write a temp file
-first and rename it over ``manifest`` while holding the lock; unless the store
+seconds, naming the holder).  Updates write a temp file first and rename it
+over ``manifest`` while holding the lock; unless the store
 was opened with ``sync=False``, the temp file is synced before the rename and
 the directory after it, still under the lock, so no reader sees a manifest
 that a power cut could take back.  OS failures raise ``StoreIOError``.

@@ -84,7 +84,7 @@ class ManifestManager:
         return self.manifest.name()
 
     def lock_for_update(self) -> None:
-        """Take the update lock; raise the lock failure of a commit that held it while we queued."""
+        """Take the update lock; raise instead if this store's manifest I/O failed on its LOCK while we queued."""
         name = self.name()
         entered = time.monotonic_ns()
         self.locks.update.lock(name)
