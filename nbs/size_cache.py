@@ -17,8 +17,8 @@ V = TypeVar("V")
 class SizeCache(Generic[K, V]):
     """Entries carry a size; adding past ``max_size`` evicts from the LRU end.
 
-    An entry larger than the whole cache is ignored; re-adding a present key only
-    bumps it (the value is not replaced).  ``on_expire`` runs for evicted keys.
+    An entry larger than the whole cache is ignored; ``add`` of a present key only
+    bumps it (the value is not replaced), ``put`` replaces it.  ``on_expire`` runs for evicted keys.
     Bytes ``reserve``d for memory kept outside the cache count against the
     budget too, so entries make room for them.
     """
@@ -57,8 +57,17 @@ class SizeCache(Generic[K, V]):
             return entry[1]
 
     def add(self, key: K, size: int, value: V) -> bool:
-        """Insert ``key``; returns False when it was too large to keep."""
+        """Insert ``key``; returns False when it was too large to keep.  A present key is only bumped."""
+        return self._insert(key, size, value, replace=False)
+
+    def put(self, key: K, size: int, value: V) -> bool:
+        """Insert ``key`` or replace its value (an entry too large to keep only removes the old one)."""
+        return self._insert(key, size, value, replace=True)
+
+    def _insert(self, key: K, size: int, value: V, replace: bool) -> bool:
         with self._lock:
+            if replace:
+                self._remove(key)
             if size > self.max_size:
                 return False
             if key in self._entries:
@@ -93,6 +102,9 @@ class SizeCache(Generic[K, V]):
     def drop(self, key: K) -> None:
         """Remove ``key`` without calling ``on_expire``."""
         with self._lock:
-            entry = self._entries.pop(key, None)
-            if entry is not None:
-                self._total -= entry[0]
+            self._remove(key)
+
+    def _remove(self, key: K) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._total -= entry[0]

@@ -73,6 +73,26 @@ def test_size_cache_evicts_and_calls_expiry() -> None:
     assert expired == ["b"] and cache.total_size == 4
 
 
+def test_size_cache_put_replaces_value_and_size() -> None:
+    expired: list[str] = []
+    cache: SizeCache[str, int] = SizeCache(10, lambda k, v: expired.append(k))
+    assert cache.put("a", 4, 1) and cache.put("b", 4, 2)
+    assert cache.put("a", 6, 3) and cache.get("a") == 3
+    assert cache.total_size == 10 and expired == []
+    assert not cache.put("b", 11, 4)  # too large: the old value goes too, without expiry
+    assert cache.get("b") is None and cache.total_size == 6 and expired == []
+    assert cache.put("c", 5, 5)
+    assert expired == ["a"] and cache.keys() == ["c"]
+
+
+def test_manifest_cache_put_replaces_an_entry() -> None:
+    cache = ManifestCache(1 << 10)
+    old, new = ManifestContents(lock=Addr.of(b"old")), ManifestContents(vers="longer version", lock=Addr.of(b"new"))
+    cache.put("db", old, 1)
+    cache.put("db", new, 2)
+    assert cache.get("db") == (new, 2) and cache.total_size == new.size()
+
+
 def test_index_cache_loads_once_under_concurrency() -> None:
     t = build_table((Addr.of(c), c) for c in TEST_CHUNKS)
     cache = IndexCache(1024)
