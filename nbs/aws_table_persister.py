@@ -277,7 +277,7 @@ class AWSTablePersister(TablePersister):
 
     def _source(self, name: Addr, index: TableIndex, reader: ReaderAt) -> ChunkSource:
         if self.index_cache is not None:
-            self.index_cache.put_locked(name, index)
+            self.index_cache.put(name, index)
         return TableChunkSource(name, index, reader, S3_BLOCK_SIZE)
 
     def open(self, name: Addr, chunk_count: int, stats: Stats) -> ChunkSource:

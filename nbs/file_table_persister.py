@@ -128,7 +128,7 @@ class FSTablePersister(TablePersister):
 
     def cache_index(self, name: Addr, index: TableIndex) -> None:
         if self.index_cache is not None:
-            self.index_cache.put_locked(name, index)
+            self.index_cache.put(name, index)
 
     def _write_file(self, name: Addr, emit: Callable[[Writer], object], index: Callable[[], TableIndex]) -> None:
         """Write a table file, then cache its index (known once ``emit`` has run)."""

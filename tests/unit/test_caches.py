@@ -1,7 +1,10 @@
 """Size-LRU, index cache, manifest cache and descriptor cache (NBS-FORMAT.md 9, 14.19, 14.20)."""
 
 import os
+import sys
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,7 +15,7 @@ from nbs.index_cache import IndexCache
 from nbs.manifest import ManifestContents, TableSpec
 from nbs.manifest_cache import ManifestCache
 from nbs.size_cache import SizeCache
-from nbs.table_index import parse_table_index
+from nbs.table_index import TableIndex, parse_table_index
 from nbs.table_writer import build_table
 from tests.helpers import TEST_CHUNKS
 
@@ -114,6 +117,94 @@ def test_index_cache_loads_once_under_concurrency() -> None:
         th.join()
     assert len(loads) == 1
     assert cache.total_size == parse_table_index(t.data, "t").memory_size  # charged once
+
+
+class SlowFailure(Exception):
+    """What a load that takes long to fail (S3 unreachable) raises."""
+
+
+def _wait_until_blocked(threads: list[threading.Thread], deadline: float = 10.0) -> None:
+    """Return once every thread sits in a ``threading`` wait (queued on a lock, condition or future)."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        frames = sys._current_frames()
+        if all(_in_threading_wait(frames.get(t.ident or 0)) for t in threads):
+            return
+        time.sleep(0.005)
+    raise AssertionError("the callers never queued")
+
+
+def _in_threading_wait(frame: object) -> bool:
+    while frame is not None:
+        code = frame.f_code  # type: ignore[attr-defined]
+        if code.co_name == "wait" and code.co_filename == threading.__file__:
+            return True
+        frame = frame.f_back  # type: ignore[attr-defined]
+    return False
+
+
+def _first_then_queued(call: Callable[[], None], loading: threading.Event, queued: int) -> list[threading.Thread]:
+    """Run ``call`` in a thread until its load starts, then in ``queued`` more that wait behind it."""
+    first = threading.Thread(target=call)
+    first.start()
+    assert loading.wait(10)
+    others = [threading.Thread(target=call) for _ in range(queued)]
+    for th in others:
+        th.start()
+    _wait_until_blocked(others)
+    return [first, *others]
+
+
+def test_index_cache_callers_queued_behind_a_failing_load_share_its_failure() -> None:
+    t = build_table((Addr.of(c), c) for c in TEST_CHUNKS)
+    cache = IndexCache(1024)
+    loading, fail = threading.Event(), threading.Event()
+    loads: list[int] = []
+
+    def failing_load():  # type: ignore[no-untyped-def]
+        loads.append(1)
+        loading.set()
+        assert fail.wait(10)
+        raise SlowFailure("s3 unreachable")
+
+    outcomes: list[BaseException] = []
+
+    def open_table() -> None:
+        try:
+            cache.get_or_load(t.name, failing_load)
+        except SlowFailure as error:
+            outcomes.append(error)
+
+    threads = _first_then_queued(open_table, loading, 5)
+    fail.set()
+    for th in threads:
+        th.join(10)
+    assert len(loads) == 1  # one slow failure for all six, not six in turn
+    assert len(outcomes) == 6 and all(error is outcomes[0] for error in outcomes)
+    # The failure is not kept: the next open loads again, and succeeds.
+    index = cache.get_or_load(t.name, lambda: parse_table_index(t.data, "t"))
+    assert index.chunk_count == len(TEST_CHUNKS) and cache.get(t.name) is index
+
+
+def test_index_cache_callers_queued_behind_a_load_get_its_index_even_when_it_is_too_large_to_keep() -> None:
+    t = build_table((Addr.of(c), c) for c in TEST_CHUNKS)
+    cache = IndexCache(1)
+    loading, release = threading.Event(), threading.Event()
+    loads: list[int] = []
+    indexes: list[TableIndex] = []
+
+    def slow_load():  # type: ignore[no-untyped-def]
+        loads.append(1)
+        loading.set()
+        assert release.wait(10)
+        return parse_table_index(t.data, "t")
+
+    threads = _first_then_queued(lambda: indexes.append(cache.get_or_load(t.name, slow_load)), loading, 3)
+    release.set()
+    for th in threads:
+        th.join(10)
+    assert len(loads) == 1 and len(indexes) == 4 and all(index is indexes[0] for index in indexes)
+    assert cache.get(t.name) is None and len(cache) == 0  # not kept: a later open loads again
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 from nbs.addr import Addr
 from nbs.factory import new_local_store
 from nbs.fd_cache import FDCache
+from nbs.index_cache import IndexCache
 from nbs.file_manifest import FileManifest
 from nbs.forksafe import ProcessLocal, Semaphore
 from nbs.io_pool import IOPool
@@ -24,6 +26,8 @@ from nbs.named_locks import NamedLocks
 from nbs.persisting_chunk_source import PersistingChunkSource
 from nbs.process_client import ProcessClient, process_client
 from nbs.stats import Stats
+from nbs.table_index import TableIndex, parse_table_index
+from nbs.table_writer import build_table
 from tests.forking import in_child
 from tests.helpers import TEST_CHUNKS, memtable_of
 from tests.unit.fakes import GatedPersister
@@ -82,6 +86,30 @@ def test_named_lock_held_by_a_parent_thread_is_free_in_a_child() -> None:
             return True
 
         assert in_child(lock_and_unlock, timeout=10)
+
+
+def test_index_load_a_parent_thread_was_running_at_fork_is_redone_in_a_child() -> None:
+    table = build_table((Addr.of(c), c) for c in TEST_CHUNKS)
+    cache = IndexCache(1 << 20)
+    loading, release = threading.Event(), threading.Event()
+
+    def load() -> TableIndex:
+        return parse_table_index(table.data, "t")
+
+    def parents_load() -> TableIndex:
+        loading.set()
+        assert release.wait(30)
+        return load()
+
+    with ThreadPoolExecutor(1) as pool:
+        parents = pool.submit(cache.get_or_load, table.name, parents_load)
+        assert loading.wait(10)
+        try:
+            # Without forgetting the parent's load, the child would wait for it forever.
+            child_count = in_child(lambda: cache.get_or_load(table.name, load).chunk_count, timeout=10)
+        finally:
+            release.set()
+        assert parents.result(10).chunk_count == child_count == len(TEST_CHUNKS)
 
 
 def test_fd_cache_references_of_parent_threads_do_not_pin_files_in_a_child(tmp_path: Path) -> None:
