@@ -17,9 +17,9 @@ import pytest
 from nbs.addr import Addr
 from nbs.factory import new_local_store
 from nbs.fd_cache import FDCache
-from nbs.index_cache import IndexCache
 from nbs.file_manifest import FileManifest
 from nbs.forksafe import ProcessLocal, Semaphore
+from nbs.index_cache import IndexCache
 from nbs.io_pool import IOPool
 from nbs.manifest import ManifestContents
 from nbs.named_locks import NamedLocks
