@@ -1,7 +1,7 @@
 """Non-reentrant mutexes keyed by name, created on demand.
 
-Used for the manifest fetch/update locks and the index cache's per-table entry
-locks: work on one name serialises while other names proceed.
+Used for the manifest fetch and update locks: work on one store serialises
+while other stores proceed.
 """
 
 from __future__ import annotations
