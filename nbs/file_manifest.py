@@ -167,7 +167,6 @@ class FileManifest(Manifest):
             raise ManifestError(self._path, "manifest is not text") from err
 
 
-
 def _unlock_and_close(lock_fd: int) -> None:
     """Release the lock explicitly: a child forked meanwhile holds a copy of the
     descriptor, and closing ours alone would leave the lock held until the child exits."""

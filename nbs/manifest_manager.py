@@ -145,4 +145,3 @@ class ManifestManager:
             raise
         self.locks.failures.clear(self.name())
         return result
-

@@ -161,7 +161,7 @@ def test_index_cache_callers_queued_behind_a_failing_load_share_its_failure() ->
     loading, fail = threading.Event(), threading.Event()
     loads: list[int] = []
 
-    def failing_load():  # type: ignore[no-untyped-def]
+    def failing_load() -> TableIndex:
         loads.append(1)
         loading.set()
         assert fail.wait(10)
@@ -193,7 +193,7 @@ def test_index_cache_callers_queued_behind_a_load_get_its_index_even_when_it_is_
     loads: list[int] = []
     indexes: list[TableIndex] = []
 
-    def slow_load():  # type: ignore[no-untyped-def]
+    def slow_load() -> TableIndex:
         loads.append(1)
         loading.set()
         assert release.wait(10)
