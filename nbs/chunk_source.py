@@ -168,6 +168,13 @@ class Located:
     ordinals: list[int] = field(default_factory=list)
     addrs: list[bytes] = field(default_factory=list)
 
+    def __len__(self) -> int:
+        return len(self.ordinals)
+
+    def part(self, start: int, end: int) -> Located:
+        """The chunks ``start`` to ``end`` (a batch of a longer read)."""
+        return Located(self.ordinals[start:end], self.addrs[start:end])
+
     def in_file_order(self) -> Located:
         """The same chunks by ordinal (file order): itself when they already are."""
         ordinals = self.ordinals
@@ -227,6 +234,13 @@ class TableChunkSource(ChunkSource):
         return [a for a in addrs if lookup(a) < 0]
 
     def get_many(self, addrs: Sequence[bytes], found: dict[bytes, bytes]) -> list[bytes]:
+        located, missing = self.locate(addrs)
+        if located.ordinals:
+            self.read_into(located, found)
+        return missing
+
+    def locate(self, addrs: Sequence[bytes]) -> tuple[Located, list[bytes]]:
+        """The chunks of ``addrs`` this table holds, in asked order, and the addresses it does not hold."""
         lookup = self._index.lookup
         located = Located()
         ordinals, held = located.ordinals, located.addrs
@@ -238,9 +252,7 @@ class TableChunkSource(ChunkSource):
             else:
                 ordinals.append(ordinal)
                 held.append(addr)
-        if ordinals:
-            self.read_into(located, found)
-        return missing
+        return located, missing
 
     def read_into(self, located: Located, found: dict[bytes, bytes]) -> None:
         """Add the chunks of ``(ordinal, address)`` pairs, already located, to ``found``.

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 
 from nbs.addr import Addr
 from nbs.chunk_directory import ChunkDirectory
-from nbs.chunk_source import ChunkSource, TableChunkSource
+from nbs.chunk_source import ChunkSource, Located, TableChunkSource
 from nbs.forksafe import Semaphore
 from nbs.manifest import TableSpec
 from nbs.mem_table import MemTable
@@ -22,6 +22,8 @@ from nbs.persisting_chunk_source import CONCURRENT_PERSISTS, PersistingChunkSour
 from nbs.stats import Stats
 from nbs.table_index import index_size
 from nbs.table_persister import TablePersister
+
+Reads = tuple[TableChunkSource, Located]  # chunks to read from one table
 
 
 class TableSet:
@@ -102,24 +104,43 @@ class TableSet:
     def get_many(self, addrs: Sequence[bytes], found: dict[bytes, bytes],
                  origins: dict[bytes, Addr] | None = None) -> list[bytes]:
         """Fill ``found``; with ``origins``, also record which table served each chunk."""
+        reads, missing = self.locate_many(addrs, found, origins)
+        for table, located in reads:
+            table.read_into(located, found)
+            if origins is not None:
+                origins.update(dict.fromkeys(located.addrs, table.name))
+        return missing
+
+    def locate_many(self, addrs: Sequence[bytes], found: dict[bytes, bytes],
+                    origins: dict[bytes, Addr] | None = None) -> tuple[list[Reads], list[bytes]]:
+        """The tables to read the chunks of ``addrs`` from, and the addresses no table holds.
+
+        Chunks already in memory (a memtable still persisting) go into ``found``
+        at once (and their table into ``origins``); every other chunk is only
+        located, so that a caller can read them a batch at a time.
+        """
+        reads: list[Reads] = []
         remaining = list(addrs)
         for source in self.novel:
             if not remaining:
-                return remaining
+                return reads, remaining
+            in_memory = isinstance(source, PersistingChunkSource) and source.memtable is not None
+            table = None if in_memory else source.persisted()
+            if table is not None:
+                located, remaining = table.locate(remaining)
+                if located:
+                    reads.append((table, located))
+                continue
             before = remaining
             remaining = source.get_many(remaining, found)
             if origins is not None and len(remaining) < len(before):
                 left = set(remaining)
                 name = source.name
                 origins.update((a, name) for a in before if a not in left)
-        if not remaining:
-            return remaining
-        groups, missing = self._directory.locate_many(remaining, self._view)
-        for table, located in groups.items():
-            table.read_into(located, found)
-            if origins is not None:
-                origins.update(dict.fromkeys(located.addrs, table.name))
-        return missing
+        if remaining:
+            groups, remaining = self._directory.locate_many(remaining, self._view)
+            reads.extend(groups.items())
+        return reads, remaining
 
     def upstream_holders(self, addrs: Sequence[bytes]) -> dict[bytes, Addr]:
         """The upstream table holding each address that one holds: an index lookup, no chunk is read."""

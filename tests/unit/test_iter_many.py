@@ -1,12 +1,17 @@
-"""``iter_in_batches``: how a store's ``iter_many`` splits its reads."""
+"""How a store's ``iter_many`` splits its reads: ``iter_in_batches``, and a local store's reads in file order."""
 
 from __future__ import annotations
 
+import os
+import random
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import pytest
 
 from nbs.chunk_store import iter_in_batches
+from nbs.factory import new_local_store
+from nbs.stats import Histogram
 
 
 class Recorder:
@@ -60,3 +65,35 @@ def test_a_batch_of_no_address_is_refused_at_the_call() -> None:
 def test_nothing_asked_nothing_read() -> None:
     get_many = Recorder({})
     assert list(iter_in_batches(get_many, [])) == [] and get_many.calls == []
+
+
+def samples(histogram: Histogram) -> int:
+    return sum(histogram.buckets)
+
+
+def test_a_local_store_reads_in_file_order_whatever_the_order_asked(tmp_path: Path) -> None:
+    """Batches of addresses in hash order would each need a read per chunk (its neighbours in the file lie in
+    other batches); located first and sorted, they read as few times as the same chunks asked in file order."""
+    chunks = [os.urandom(1000) for _ in range(3000)]  # incompressible: records 1 KiB apart, gaps beyond a block
+    writer = new_local_store(str(tmp_path), sync=False)
+    addrs = writer.put_many(chunks)
+    assert writer.commit(addrs[-1], writer.root())
+    reads = []
+    for order in (addrs, sorted(addrs), random.Random(5).sample(addrs, len(addrs))):
+        reader = new_local_store(str(tmp_path))
+        assert dict(reader.iter_many(order, batch=100)) == dict(zip(addrs, chunks))
+        reads.append(samples(reader.stats().file_bytes_per_read))
+        assert samples(reader.stats().chunks_per_get) == 30  # a sample per batch read
+    assert reads[0] <= 30 and reads[1] == reads[2] == reads[0]
+
+
+def test_a_local_store_reads_its_uncommitted_tables_a_batch_at_a_time(tmp_path: Path) -> None:
+    """Tables persisted from full memtables but not yet committed are read in batches too, not all at once."""
+    store = new_local_store(str(tmp_path), memtable_size=50_000, sync=False)
+    chunks = [os.urandom(1000) for _ in range(205)]  # 4 tables of 50 chunks, and 5 chunks in the memtable
+    addrs = store.put_many(chunks)
+    assert store.count() == 205  # waits for the tables' persists: all four are read from their files
+    asked = random.Random(7).sample(addrs, len(addrs))
+    assert dict(store.iter_many(asked, batch=4)) == dict(zip(addrs, chunks))
+    largest = max(bucket for bucket, count in enumerate(store.stats().chunks_per_get.buckets) if count)
+    assert largest == 2  # samples of 4 to 7 chunks (the memtable's 5, then reads of 4); a table at once is 50

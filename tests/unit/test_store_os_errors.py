@@ -47,7 +47,7 @@ def test_missing_table_whose_index_is_cached_is_table_not_found(tmp_path: Path) 
         reader.get_many([h])
 
 
-@pytest.mark.parametrize("read", ["get", "get_many"])
+@pytest.mark.parametrize("read", ["get", "get_many", "iter_many"])
 def test_reader_rebases_when_its_table_was_conjoined_away(tmp_path: Path, read: str) -> None:
     """Another writer conjoined the reader's tables and a collector deleted them: the read finds the chunk anyway."""
     chunks = [os.urandom(100) for _ in range(3)]
@@ -60,8 +60,10 @@ def test_reader_rebases_when_its_table_was_conjoined_away(tmp_path: Path, read: 
         os.unlink(tmp_path / "db" / name)
     if read == "get":
         assert [reader.get(a) for a in addrs] == chunks[:2]
-    else:
+    elif read == "get_many":
         assert reader.get_many(addrs) == dict(zip(addrs, chunks[:2]))
+    else:
+        assert sorted(reader.iter_many(addrs)) == sorted(zip(addrs, chunks[:2]))  # each chunk once
     assert reader.root() == newest
 
 
