@@ -128,7 +128,7 @@ class NomsBlockStore:
         memtable, tables = self._snapshot()
         found: dict[bytes, bytes] = {}
         remaining = memtable.get_many(wanted, found) if memtable is not None else wanted
-        reads = tables.locate_many(remaining, found)[0] if remaining else []
+        reads, _ = tables.locate_many(remaining, found)
         self._sample_get(started, len(found))
         yield from found.items()
         for position, (table, located) in enumerate(reads):

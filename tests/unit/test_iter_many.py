@@ -11,7 +11,6 @@ import pytest
 
 from nbs.chunk_store import iter_in_batches
 from nbs.factory import new_local_store
-from nbs.stats import Histogram
 
 
 class Recorder:
@@ -67,10 +66,6 @@ def test_nothing_asked_nothing_read() -> None:
     assert list(iter_in_batches(get_many, [])) == [] and get_many.calls == []
 
 
-def samples(histogram: Histogram) -> int:
-    return sum(histogram.buckets)
-
-
 def test_a_local_store_reads_in_file_order_whatever_the_order_asked(tmp_path: Path) -> None:
     """Batches of addresses in hash order would each need a read per chunk (its neighbours in the file lie in
     other batches); located first and sorted, they read as few times as the same chunks asked in file order."""
@@ -82,8 +77,8 @@ def test_a_local_store_reads_in_file_order_whatever_the_order_asked(tmp_path: Pa
     for order in (addrs, sorted(addrs), random.Random(5).sample(addrs, len(addrs))):
         reader = new_local_store(str(tmp_path))
         assert dict(reader.iter_many(order, batch=100)) == dict(zip(addrs, chunks))
-        reads.append(samples(reader.stats().file_bytes_per_read))
-        assert samples(reader.stats().chunks_per_get) == 30  # a sample per batch read
+        reads.append(reader.stats().file_bytes_per_read.samples)
+        assert reader.stats().chunks_per_get.samples == 30  # a sample per batch read
     assert reads[0] <= 30 and reads[1] == reads[2] == reads[0]
 
 
