@@ -4,6 +4,11 @@ When several requests miss the cache on the same chunk at once, the first
 claims it and fetches; the others wait for that result instead of reading the
 backend again.  A waiter uses the result only if the table that served it is
 in the waiter's own view; otherwise it fetches for itself.
+
+A fetch has one future for all the addresses it claimed, completed with the
+fetch's whole result: a future per address cost 2.6 us per chunk to make and
+complete (65 ms per 100 MB of cold reads), and a waiter now waits once per
+fetch it shares, not once per chunk.
 """
 
 from __future__ import annotations
@@ -11,43 +16,61 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future
+from dataclasses import dataclass
 
-Result = tuple[bytes, bytes] | None  # (chunk, table name) or None when not found
+
+@dataclass(frozen=True)
+class Fetched:
+    """What one fetch read: chunks and the table each came from, keyed by address."""
+
+    found: Mapping[bytes, bytes]
+    origins: Mapping[bytes, bytes]
+
+    def served(self, addr: bytes) -> tuple[bytes, bytes] | None:
+        """``(chunk, table name)`` if the fetch found ``addr`` in a table, else None (absent, or found only in
+        a memtable, which names no table)."""
+        chunk, origin = self.found.get(addr), self.origins.get(addr)
+        return None if chunk is None or origin is None else (chunk, bytes(origin))
+
+
+Shared = list[tuple["Future[Fetched]", list[bytes]]]  # another fetch's future, and the addresses awaited from it
 
 
 class InflightFetches:
     def __init__(self) -> None:
-        self._pending: dict[bytes, Future[Result]] = {}
+        self._pending: dict[bytes, Future[Fetched]] = {}
         self._lock = threading.Lock()
         self.shared = 0  # chunks a request received from another request's fetch
 
-    def claim(self, addrs: Iterable[bytes]) -> tuple[list[bytes], dict[bytes, Future[Result]]]:
-        """Split ``addrs`` into those this caller must fetch and those already being fetched."""
+    def claim(self, addrs: Iterable[bytes]) -> tuple[list[bytes], Shared]:
+        """Split ``addrs`` into those this caller must fetch (then ``finish`` or ``fail``) and those already being
+        fetched, grouped by the fetch that has them.  An address asked twice is claimed once."""
         mine: list[bytes] = []
-        waiting: dict[bytes, Future[Result]] = {}
+        theirs: dict[Future[Fetched], list[bytes]] = {}
+        fetch: Future[Fetched] = Future()
         with self._lock:
-            for a in addrs:
-                key = bytes(a)
-                future = self._pending.get(key)
-                if future is None:
-                    self._pending[key] = Future()
+            for a in dict.fromkeys(addrs):
+                future = self._pending.setdefault(a, fetch)
+                if future is fetch:
                     mine.append(a)
                 else:
-                    waiting[a] = future
-        return mine, waiting
+                    theirs.setdefault(future, []).append(a)
+        return mine, list(theirs.items())
 
-    def finish(self, mine: Iterable[bytes], found: Mapping[bytes, bytes], origins: Mapping[bytes, bytes]) -> None:
-        with self._lock:
-            futures = [(a, self._pending.pop(bytes(a))) for a in mine]
-        for a, future in futures:
-            chunk, origin = found.get(a), origins.get(a)
-            future.set_result((chunk, bytes(origin)) if chunk is not None and origin is not None else None)
+    def finish(self, mine: list[bytes], found: Mapping[bytes, bytes], origins: Mapping[bytes, bytes]) -> None:
+        self._release(mine).set_result(Fetched(found, origins))
 
-    def fail(self, mine: Iterable[bytes], err: BaseException) -> None:
+    def fail(self, mine: list[bytes], err: BaseException) -> None:
+        self._release(mine).set_exception(err)
+
+    def _release(self, mine: list[bytes]) -> Future[Fetched]:
+        """Forget the claims, so a later miss fetches again (a result is never kept); their future."""
+        if not mine:
+            return Future()  # claimed nothing: no one waits on it
         with self._lock:
-            futures = [self._pending.pop(bytes(a)) for a in mine]
-        for future in futures:
-            future.set_exception(err)
+            for a in mine:
+                future = self._pending.pop(a)
+        return future
 
     def __len__(self) -> int:
         return len(self._pending)

@@ -36,7 +36,7 @@ from nbsd.version import VERSION
 log = logging.getLogger(__name__)
 
 COMMIT_MEMORY = 4096
-WAIT_FOR_SHARED_FETCH = 600.0
+WAIT_FOR_SHARED_FETCH = 600.0  # in all, however many other fetches a request waits for
 WAIT_FOR_UPLOAD_END = 600.0
 
 
@@ -239,17 +239,21 @@ class Service:
         figures = self.figures[session.key]
         figures.chunks_fetched += len(got)
         figures.bytes_fetched += sum(map(len, got.values()))
-        again = []
-        for a, future in waiting.items():
+        again: list[bytes] = []
+        deadline = time.monotonic() + WAIT_FOR_SHARED_FETCH
+        for future, addrs in waiting:
             try:
-                result = future.result(WAIT_FOR_SHARED_FETCH)
-            except Exception:
-                result = None
-            if result is not None and result[1] in view:
-                found[a] = result[0]
-                self.inflight.shared += 1
-            else:
-                again.append(a)
+                fetched = future.result(max(0.0, deadline - time.monotonic()))
+            except Exception:  # failed or too slow: read them here
+                again.extend(addrs)
+                continue
+            for a in addrs:
+                served = fetched.served(a)
+                if served is not None and served[1] in view:
+                    found[a] = served[0]
+                    self.inflight.shared += 1
+                else:
+                    again.append(a)
         if again:
             rest = self.cache.get_many(again, view, found, tally=False)
             if rest:

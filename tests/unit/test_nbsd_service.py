@@ -9,10 +9,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from nbs.addr import Addr
 from nbs.factory import new_local_store
 from nbsclient import protocol as p
 from nbsd.cache import ChunkCache
+from nbsd import service as service_module
 from nbsd.config import Config
 from nbsd.service import Service
 from nbsd.stores import StoreOpener
@@ -170,3 +173,20 @@ def test_a_retried_commit_gets_its_first_outcome_without_committing_again(tmp_pa
     assert commit(8, second, empty)["ok"] is False  # a new request with a stale last root loses
     assert service.figures[service.sessions.get(handle).key].commits == 1
     assert new_local_store(str(store_dir)).root() == first
+
+
+def test_a_get_waits_for_hung_fetches_of_others_once_in_all(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks claimed by fetches that never end are read by the waiting request itself after
+    ``WAIT_FOR_SHARED_FETCH`` in all: not that long per chunk (10 x 0.5 s) nor per fetch (2 x 0.5 s)."""
+    monkeypatch.setattr(service_module, "WAIT_FOR_SHARED_FETCH", 0.5)
+    service, handle, addrs = _served_store(tmp_path, chunks=10)
+    service.inflight.claim([bytes(a) for a in addrs[:5]])  # two fetches that never finish
+    service.inflight.claim([bytes(a) for a in addrs[5:]])
+    started = time.monotonic()
+    found = call(service, p.GET, {"handle": handle, "addrs": [bytes(a) for a in addrs]})["found"]
+    assert time.monotonic() - started < 0.9
+    assert sorted(found) == sorted(bytes(a) for a in addrs)
+    assert service.inflight.shared == 0
+    service.close()
+    service.cache.close()
