@@ -1,4 +1,4 @@
-"""Throughput at the hardware limit (issue 16): local writes and reads, and writes via nbsd, on mixed chunks.
+"""Throughput at the hardware limit (issue 16): local writes and reads, and writes and reads via nbsd, on mixed chunks.
 
 Data: 25,000 chunks of 4 KiB, half random, half repetitive JSON-like.  The
 baseline of local writes and reads is the one-core limit: the bare per-chunk
@@ -16,6 +16,7 @@ plus a fixed overhead), for two memtable sizes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
@@ -239,6 +240,7 @@ def run(report: Report, quick: bool) -> None:
     _threads_or_processes(report, section, chunks, total)
     _shared_workers(report, section, chunks[:2 * BATCH_CHUNKS])
     _via_nbsd(report, section, workdir, chunks, total)
+    _reads_via_nbsd(report, section, workdir, read_dir, addrs)
     _import_memory(report, workdir, (64 if quick else 1024) * MIB, (64 * MIB, 16 * MIB))
     shutil.rmtree(workdir)
 
@@ -253,6 +255,37 @@ def _huge_pages(report: Report, section: str, reads: tuple[str, list[tuple[int, 
                           limit))
         report.add(Figure(section, f"read limit keeping the chunks, fresh process, {label}", kept, "MB/s",
                           "one-core read limit", limit))
+
+
+def _reads_via_nbsd(report: Report, section: str, workdir: str, read_dir: str, addrs: list[Addr]) -> None:
+    """``iter_many`` of all through nbsd against the same read direct: cold (the daemon reads the store and fills
+    its cache: a fresh daemon each time) and again (the client's fast path reads the daemon's cache)."""
+    import nbsclient
+
+    daemons: list[DaemonProcess] = []
+
+    def through_nbsd(i: int, cold: bool) -> float:
+        if cold:
+            daemons.append(running.enter_context(DaemonProcess(os.path.join(workdir, f"nbsd-reads-{i}"))))
+            shutil.copytree(read_dir, os.path.join(daemons[-1].stores, "read"))
+            os.sync()  # the cache fill writes 200 MB: behind the earlier writes' writeback it ran at half speed
+        daemon = daemons[-1]
+        started = time.perf_counter()
+        with nbsclient.connect(os.path.join(daemon.stores, "read"), daemon.endpoint) as store:
+            seen = sum(len(chunk) for _, chunk in store.iter_many(addrs))
+        elapsed = time.perf_counter() - started
+        assert seen == len(addrs) * CHUNK
+        if not cold:
+            daemon.stop()  # its cache done with; leaving the stack stops only a daemon still running
+        return elapsed
+
+    with contextlib.ExitStack() as running:
+        direct, cold, warm = median_rates(len(addrs) * CHUNK, lambda i: iterate_all(read_dir, addrs),
+                                          lambda i: through_nbsd(i, True), lambda i: through_nbsd(i, False))
+    report.add(Figure(section, "iter_many all via nbsd, cold (daemon reads and fills its cache)", cold, "MB/s",
+                      "local iter_many direct", direct))
+    report.add(Figure(section, "iter_many all via nbsd, again (client reads the daemon's cache)", warm, "MB/s",
+                      "local iter_many direct", direct))
 
 
 def _hash_and_encode(batch: Sequence[bytes]) -> int:
