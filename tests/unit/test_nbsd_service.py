@@ -15,7 +15,6 @@ from nbs.addr import Addr
 from nbs.factory import new_local_store
 from nbsclient import protocol as p
 from nbsd.cache import ChunkCache
-from nbsd import service as service_module
 from nbsd.config import Config
 from nbsd.service import Service
 from nbsd.stores import StoreOpener
@@ -179,7 +178,7 @@ def test_a_get_waits_for_hung_fetches_of_others_once_in_all(tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """Chunks claimed by fetches that never end are read by the waiting request itself after
     ``WAIT_FOR_SHARED_FETCH`` in all: not that long per chunk (10 x 0.5 s) nor per fetch (2 x 0.5 s)."""
-    monkeypatch.setattr(service_module, "WAIT_FOR_SHARED_FETCH", 0.5)
+    monkeypatch.setattr("nbsd.service.WAIT_FOR_SHARED_FETCH", 0.5)
     service, handle, addrs = _served_store(tmp_path, chunks=10)
     service.inflight.claim([bytes(a) for a in addrs[:5]])  # two fetches that never finish
     service.inflight.claim([bytes(a) for a in addrs[5:]])
