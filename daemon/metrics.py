@@ -76,6 +76,15 @@ class DaemonCollector:
         yield GaugeMetricFamily("nbsd_cache_bytes", "estimated bytes the cache holds", value=cache.total_bytes())
         yield GaugeMetricFamily("nbsd_cache_budget_bytes", "the cache's byte budget (cache_size)", value=cache.budget)
         yield GaugeMetricFamily("nbsd_cache_entries", "chunks in the cache", value=cache.entries())
+        filler = service.filler
+        fills = CounterMetricFamily("nbsd_cache_fills", "cache fills of chunks read from the stores, by who wrote "
+                                    "them (deferred: behind the reply; inline: the request, the queue being full)",
+                                    labels=["how"])
+        fills.add_metric(["deferred"], filler.deferred)
+        fills.add_metric(["inline"], filler.inline)
+        yield fills
+        yield GaugeMetricFamily("nbsd_cache_fill_pending_bytes", "chunk bytes answered but not yet in the cache",
+                                value=filler.pending_bytes)
         yield GaugeMetricFamily("nbsd_cache_degraded", "1 while the cache fails and reads go to the stores",
                                 value=0 if cache.health.state == "ok" else 1)
         parts = CounterMetricFamily("nbsd_table_chunk_parts", "table_chunks parts received, by how their bytes "

@@ -6,6 +6,7 @@ I/O beyond the cache, and ``handle`` on a worker thread for everything else.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import resource
@@ -23,6 +24,7 @@ from nbs.errors import NBSError, UploadBusyError
 from nbs.upload_memory import UPLOAD_MEMORY
 from nbsclient import protocol as p
 from nbsd.cache import ChunkCache
+from nbsd.cache_filler import CacheFiller
 from nbsd.config import Config
 from nbs import chunk_workers
 from nbsd.heap import heap_figures
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 
 COMMIT_MEMORY = 4096
 WAIT_FOR_SHARED_FETCH = 600.0  # in all, however many other fetches a request waits for
+WAIT_FOR_FILLS = 5.0  # stats waits this long for the cache fills of reads answered before it
 WAIT_FOR_UPLOAD_END = 600.0
 
 
@@ -57,6 +60,7 @@ class Service:
     def __init__(self, config: Config, cache: ChunkCache, opener: StoreOpener) -> None:
         self.config = config
         self.cache = cache
+        self.filler = CacheFiller(cache)
         self.opener = opener
         self.sessions = Sessions(config.session_ttl, opener.closed)
         self.inflight = InflightFetches()
@@ -83,6 +87,8 @@ class Service:
 
     def try_inline(self, identity: bytes, req: p.Request) -> bytes | None:
         """A reply computed without blocking I/O, or None if the request needs a worker."""
+        if req.op == p.STATS and self.filler.pending_bytes:
+            return None  # waits for the fills on a worker
         if req.op in (p.HELLO, p.CLOSE, p.REPORT, p.STATS):
             return self.handle(identity, req)
         if req.op == p.GET:
@@ -219,9 +225,9 @@ class Service:
                found: dict[bytes, bytes]) -> None:
         """Read cache misses from the backend once, however many requests want them at the same time.
 
-        Chunks are put in the cache before the claim on them is released, and a
-        claimant re-checks the cache, so a chunk is never read twice by requests
-        that overlap in time.
+        Chunks go in the cache behind the reply (``CacheFiller``), and the claim
+        on them is released only then; a claimant re-checks the cache, so a
+        chunk is never read twice by requests that overlap in time.
         """
         mine, waiting = self.inflight.claim(missing)
         origins: dict[bytes, Addr] = {}
@@ -230,11 +236,15 @@ class Service:
             to_read = self.cache.get_many(mine, view, found, tally=False) if mine else []
             if to_read:
                 got = session.store.get_many_with_origins(to_read, origins)
-                self.cache.put_many((bytes(a), got[a], bytes(origins[a])) for a in got if a in origins)
         except BaseException as err:
             self.inflight.fail(mine, err)
             raise
-        self.inflight.finish(mine, got, origins)
+        self.inflight.serve(mine, got, origins)
+        entries = [(bytes(a), got[a], bytes(origins[a])) for a in got if a in origins]
+        if entries:
+            self.filler.fill(entries, functools.partial(self.inflight.release, mine))
+        else:
+            self.inflight.release(mine)
         found.update(got)
         figures = self.figures[session.key]
         figures.chunks_fetched += len(got)
@@ -373,6 +383,9 @@ class Service:
         return {}
 
     def _stats(self, identity: bytes, body: dict[str, Any], rid: int) -> Any:
+        """The snapshot, once the cache fills of the reads answered before it are done (or ``WAIT_FOR_FILLS``):
+        its cache figures then count every chunk those reads fetched."""
+        self.filler.drain(WAIT_FOR_FILLS)
         return self.snapshot()
 
     # -- reporting -----------------------------------------------------------------------------
@@ -404,7 +417,9 @@ class Service:
             "cache": {**counters, "client_hits": self.client_hits, "client_misses": self.client_misses,
                       "hit_ratio": round(served / asked, 4) if asked else None,
                       "bytes": self.cache.total_bytes(), "budget": self.cache.budget,
-                      "entries": self.cache.entries(), "path": self.cache.path, "state": self.cache.health.state},
+                      "entries": self.cache.entries(), "path": self.cache.path, "state": self.cache.health.state,
+                      "fill_pending_bytes": self.filler.pending_bytes, "fills_deferred": self.filler.deferred,
+                      "fills_inline": self.filler.inline},
             "shared_fetches": self.inflight.shared,
             "index_cache": {"bytes": index_cache.total_size if index_cache is not None else 0,
                             "budget": index_cache.max_size if index_cache is not None else 0,
@@ -431,6 +446,7 @@ class Service:
         }
 
     def close(self) -> None:
+        self.filler.close(WAIT_FOR_FILLS)
         self.sessions.close_all()
         chunk_workers.pool().shutdown()  # idle now that no session is left: end them with the daemon
 

@@ -44,7 +44,8 @@ def _page(stats: dict[str, Any], top: int) -> str:
         f"errors: {_counts(stats['errors']) or 'none'}",
         f"cache: {cache['state']}; {size(cache['bytes'])} of {size(cache['budget'])}, {cache['entries']} chunks; "
         f"hit ratio {ratio(served, served + cache['misses'])} ({cache['hits']} daemon hits, {cache['client_hits']} "
-        f"client hits, {cache['misses']} misses); {cache['evictions']} evicted, {cache['corrupt']} corrupt",
+        f"client hits, {cache['misses']} misses); {cache['evictions']} evicted, {cache['corrupt']} corrupt; "
+        f"fills {cache['fills_deferred']} behind replies, {cache['fills_inline']} in them",
         f"index cache: {size(index['bytes'])} of {size(index['budget'])}, {index['tables']} tables; small tables: "
         f"{size(small['bytes'])} of {size(small['budget'])}, {small['tables']} tables",
         f"open files: {files['tables']} table files of {files['table_budget']} allowed (max_open_files "

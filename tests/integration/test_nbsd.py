@@ -202,6 +202,7 @@ def test_corrupt_cache_entry_is_never_served(tmp_path: Path) -> None:
         assert store.commit(h, store.root())
         with nbsclient.connect(path, daemon.endpoint, fast_path=False) as c:
             assert c.get(h) == payload
+        daemon.stats()  # answered once the chunk is in the cache file
         data = Path(daemon.cache_dir) / "chunks" / "data.mdb"
         raw = bytearray(data.read_bytes())
         at = raw.find(marker)
@@ -291,6 +292,7 @@ def test_compact_gets_cold_hot_and_absent(nbsd_daemon: Daemon) -> None:
                 replies[request_id] = body
             assert replies.pop(99)["protocol"] == p.PROTOCOL_VERSION
             assert replies == {100 + i: expected[bytes(a)] for i, a in enumerate(addrs)}, attempt
+            nbsd_daemon.stats()  # answered once the cold round's cache fills are done
         sock.send(p.encode_get_one(200, handle, bytes(Addr.of(b"absent"))))
         assert p.decode_reply(sock.recv()) == (200, None, None)
     finally:

@@ -38,6 +38,7 @@ def test_counters_move_by_the_workload_on_a_local_store() -> None:
         before = scrape(address)
         with nbsclient.connect(path, daemon.endpoint, fast_path=False) as store:
             assert len(store.get_many(addrs)) == CHUNKS  # one request: every chunk a miss, fetched
+            daemon.stats()  # answered once the cache fill behind that reply is done
             assert len(store.get_many(addrs)) == CHUNKS  # one request: every chunk a hit in the daemon's cache
         with nbsclient.connect(path, daemon.endpoint) as store:
             assert all(store.get(a) is not None for a in addrs)  # the client's own fast path, reported at close
@@ -60,6 +61,9 @@ def test_counters_move_by_the_workload_on_a_local_store() -> None:
     assert moved(before, after, "nbsd_cache_hits_total", reader="daemon") == CHUNKS
     assert moved(before, after, "nbsd_cache_hits_total", reader="client") == CHUNKS
     assert moved(before, after, "nbsd_cache_inserts_total") == CHUNKS
+    assert moved(before, after, "nbsd_cache_fills_total", how="deferred") == 1  # the one get that fetched
+    assert moved(before, after, "nbsd_cache_fills_total", how="inline") == 0
+    assert value(after, "nbsd_cache_fill_pending_bytes") == 0
     assert moved(before, after, "nbsd_errors_total", kind="Forbidden") == 1
     assert value(after, "nbsd_cache_entries") == CHUNKS and value(after, "nbsd_cache_bytes") > CHUNKS * 1000
     assert value(after, "nbsd_cache_budget_bytes") == 256 << 20 and value(after, "nbsd_cache_degraded") == 0

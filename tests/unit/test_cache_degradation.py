@@ -53,6 +53,7 @@ def served(tmp_path: Path) -> Iterator[tuple[Service, int, dict[bytes, bytes]]]:
 def get_all(service: Service, handle: int, chunks: dict[bytes, bytes]) -> dict[bytes, bytes]:
     """Every chunk through each way a read reaches the daemon: worker path, inline path, compact gets."""
     found: dict[bytes, bytes] = call(service, p.GET, {"handle": handle, "addrs": list(chunks)})["found"]
+    assert service.filler.drain(5.0)  # the cache fill behind that reply is done (or failed)
     request = p.decode_request(p.encode_request(2, p.GET, {"handle": handle, "addrs": list(chunks)}))
     inline = service.try_inline(b"client", request)
     if inline is not None:
@@ -61,6 +62,7 @@ def get_all(service: Service, handle: int, chunks: dict[bytes, bytes]) -> dict[b
         frame = p.encode_get_one(3, handle, a)
         reply = service.get_one_inline(frame) or service.handle(b"client", p.decode_request(frame))
         assert p.decode_reply(reply) == (3, chunks[a], None)
+    assert service.filler.drain(5.0)
     return found
 
 

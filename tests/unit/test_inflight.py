@@ -26,11 +26,25 @@ def test_waiters_get_what_the_fetch_found_in_a_table() -> None:
     inflight = InflightFetches()
     mine, _ = inflight.claim([A, B, C])
     _, waiting = inflight.claim([A, B, C])
-    inflight.finish(mine, {A: b"a", B: b"b"}, {A: TABLE})  # B only in a memtable, C absent
+    inflight.serve(mine, {A: b"a", B: b"b"}, {A: TABLE})  # B only in a memtable, C absent
     fetched = waiting[0][0].result(0)
     assert fetched.served(A) == (b"a", TABLE)
     assert fetched.served(B) is None and fetched.served(C) is None
+    inflight.release(mine)
     assert len(inflight) == 0
+
+
+def test_a_served_fetch_serves_new_claims_until_it_is_released() -> None:
+    """Between serving and releasing (its chunks going into the cache), a new claim takes the result."""
+    inflight = InflightFetches()
+    mine, _ = inflight.claim([A, B])
+    inflight.serve(mine, {A: b"a", B: b"b"}, {A: TABLE, B: TABLE})
+    theirs, waiting = inflight.claim([B, C])
+    assert theirs == [C]
+    [(future, addrs)] = waiting
+    assert addrs == [B] and future.result(0).served(B) == (b"b", TABLE)
+    inflight.release(mine)
+    assert inflight.claim([A]) == ([A], [])  # released: the next miss fetches again
 
 
 def test_a_failed_fetch_fails_every_waiter_and_is_not_kept() -> None:
@@ -51,10 +65,10 @@ def test_claims_of_separate_fetches_are_awaited_separately() -> None:
     second, _ = inflight.claim([B])
     _, waiting = inflight.claim([A, B, C])
     assert [addrs for _, addrs in waiting] == [[A], [B]]
-    inflight.finish(second, {B: b"b"}, {B: TABLE})
+    inflight.serve(second, {B: b"b"}, {B: TABLE})
     assert waiting[1][0].result(0).served(B) == (b"b", TABLE)
     assert not waiting[0][0].done()
-    inflight.finish(first, {}, {})
+    inflight.serve(first, {}, {})
     assert waiting[0][0].result(0).served(A) is None
 
 
@@ -62,13 +76,14 @@ def test_an_address_asked_twice_is_claimed_once() -> None:
     inflight = InflightFetches()
     mine, waiting = inflight.claim([A, B, A])
     assert mine == [A, B] and waiting == []
-    inflight.finish(mine, {}, {})
+    inflight.release(mine)
     assert len(inflight) == 0
 
 
 def test_releasing_no_claim_is_harmless() -> None:
     inflight = InflightFetches()
     _, waiting = inflight.claim([])
-    inflight.finish([], {}, {})
+    inflight.serve([], {}, {})
+    inflight.release([])
     inflight.fail([], OSError("unused"))
     assert waiting == [] and len(inflight) == 0

@@ -114,7 +114,8 @@ def _stats(stores: dict[str, dict[str, int]]) -> dict[str, object]:
         "policy": {"local_roots": ["/srv/noms"], "aws_stores": [], "allow_mem": False}, "sessions": 2,
         "requests": {"get": 10}, "errors": {"Forbidden": 2, "StoreNotFoundError": 1},
         "cache": {"hits": 90, "client_hits": 5, "misses": 5, "evictions": 0, "corrupt": 0, "bytes": 1288490188,
-                  "budget": 8 << 30, "entries": 3, "state": "degraded: write failed: MapFullError: full"},
+                  "budget": 8 << 30, "entries": 3, "state": "degraded: write failed: MapFullError: full",
+                  "fill_pending_bytes": 0, "fills_deferred": 12, "fills_inline": 1},
         "index_cache": {"bytes": 0, "budget": 64 << 20, "tables": 0},
         "small_table_cache": {"bytes": 3 << 20, "budget": 32 << 20, "tables": 40},
         "open_files": {"tables": 3, "table_budget": 232, "budget": 256, "reserved": 8, "threads": 16, "fds": 40,
@@ -135,6 +136,7 @@ def test_status_page() -> None:
     text = render(_stats(stores), top=2)
     assert text.startswith("nbsd 9.9, pid 7, up 3h 12m, on ipc:///run/nbsd/nbsd.sock\n")
     assert "cache: degraded: write failed: MapFullError: full; 1.2 GiB of 8.0 GiB, 3 chunks; hit ratio 95.0%" in text
+    assert "0 evicted, 0 corrupt; fills 12 behind replies, 1 in them\n" in text
     assert "errors: Forbidden 2, StoreNotFoundError 1" in text
     assert "open files: 3 table files of 232 allowed (max_open_files 256 - 8 reserved - 16 threads)" in text
     assert "small tables: 3.0 MiB of 32.0 MiB, 40 tables" in text

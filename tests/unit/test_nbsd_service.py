@@ -86,8 +86,10 @@ def _served_store(tmp_path: Path, chunks: int = 3) -> tuple[Service, int, list[A
 
 
 def _compact(service: Service, frame: bytes) -> tuple[int, Any, Exception | None]:
-    """The worker path's answer to a compact frame."""
-    return p.decode_reply(service.handle(b"client", p.decode_request(frame)))
+    """The worker path's answer to a compact frame, once the cache fill behind it is done."""
+    reply = p.decode_reply(service.handle(b"client", p.decode_request(frame)))
+    assert service.filler.drain(5.0)
+    return reply
 
 
 def test_compact_get_is_answered_inline_only_from_the_cache(tmp_path: Path) -> None:
@@ -187,5 +189,34 @@ def test_a_get_waits_for_hung_fetches_of_others_once_in_all(tmp_path: Path,
     assert time.monotonic() - started < 0.9
     assert sorted(found) == sorted(bytes(a) for a in addrs)
     assert service.inflight.shared == 0
+    service.close()
+    service.cache.close()
+
+
+def test_a_cold_get_is_answered_before_its_cache_fill(tmp_path: Path) -> None:
+    """The reply does not wait for the cache; until the fill is done, a get of the same chunks is served from
+    the fetch's result, not read from the store again; stats waits for the fill."""
+    service, handle, addrs = _served_store(tmp_path, chunks=4)
+    asked = [bytes(a) for a in addrs]
+    writing, go_on = threading.Event(), threading.Event()
+    real_put_many = service.cache.put_many
+
+    def slow_put_many(items: Iterable[tuple[bytes, bytes, bytes]]) -> None:
+        writing.set()
+        assert go_on.wait(10)
+        real_put_many(items)
+
+    service.cache.put_many = slow_put_many  # type: ignore[method-assign]
+    first = call(service, p.GET, {"handle": handle, "addrs": asked})["found"]
+    assert sorted(first) == sorted(asked) and writing.wait(5)  # answered while the fill is held up
+    figures = service.figures[service.sessions.get(handle).key]
+    again = call(service, p.GET, {"handle": handle, "addrs": asked})["found"]
+    assert again == first
+    assert (figures.chunks_fetched, service.inflight.shared) == (4, 4)  # the store was read once
+    stats = p.decode_request(p.encode_request(9, p.STATS, {}))
+    assert service.try_inline(b"client", stats) is None  # a worker waits for the fill, not the main thread
+    go_on.set()
+    assert call(service, p.STATS, {})["cache"]["entries"] == 4
+    assert len(service.inflight) == 0
     service.close()
     service.cache.close()
