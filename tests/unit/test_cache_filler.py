@@ -26,6 +26,7 @@ class HeldCache:
     def __init__(self) -> None:
         self.permits = threading.Semaphore(0)
         self.entered = threading.Event()
+        self.writers: list[str] = []  # the threads that began a write, in order
         self.writes: list[tuple[str, list[Entry]]] = []
         self.error: Exception | None = None
 
@@ -34,6 +35,7 @@ class HeldCache:
 
     def put_many(self, items: Iterable[Entry]) -> None:
         items = list(items)
+        self.writers.append(threading.current_thread().name)
         self.entered.set()
         assert self.permits.acquire(timeout=10)
         self.writes.append((threading.current_thread().name, items))
@@ -43,6 +45,15 @@ class HeldCache:
 
 def filler_over(cache: HeldCache, max_pending_bytes: int = 1 << 20) -> CacheFiller:
     return CacheFiller(cache, max_pending_bytes)  # type: ignore[arg-type]
+
+
+def writing_one() -> tuple[HeldCache, CacheFiller]:
+    """A filler whose thread is writing ``entries(1)``, held up until the cache allows it."""
+    cache = HeldCache()
+    filler = filler_over(cache)
+    filler.fill(entries(1), lambda: None)
+    assert cache.entered.wait(5)
+    return cache, filler
 
 
 def test_a_fill_is_written_after_it_returns_and_then_released() -> None:
@@ -59,10 +70,7 @@ def test_a_fill_is_written_after_it_returns_and_then_released() -> None:
 
 
 def test_fills_queued_behind_a_write_go_in_one_transaction() -> None:
-    cache = HeldCache()
-    filler = filler_over(cache)
-    filler.fill(entries(1), lambda: None)
-    assert cache.entered.wait(5)  # the filler is writing it, held up
+    cache, filler = writing_one()
     released: list[int] = []
     filler.fill(entries(2, first=10), lambda: released.append(2))
     filler.fill(entries(2, first=20), lambda: released.append(3))
@@ -74,10 +82,7 @@ def test_fills_queued_behind_a_write_go_in_one_transaction() -> None:
 
 
 def test_drain_waits_for_the_fills_queued_before_it_not_after() -> None:
-    cache = HeldCache()
-    filler = filler_over(cache)
-    filler.fill(entries(1), lambda: None)
-    assert cache.entered.wait(5)  # the filler is writing it, held up
+    cache, filler = writing_one()
     drained: list[bool] = []
     waiter = threading.Thread(target=lambda: drained.append(filler.drain(5)))
     waiter.start()
@@ -101,6 +106,10 @@ def test_past_the_bound_the_caller_fills_itself() -> None:
     done = threading.Event()
     inline = threading.Thread(target=filler.fill, args=(entries(1, first=5), done.set), name="request")
     inline.start()  # 300 would pass the bound: the request writes its own fill
+    deadline = time.monotonic() + 5
+    while "request" not in cache.writers:  # allowed any sooner, the first fill could be done and make room
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
     cache.allow()
     inline.join(5)
     assert done.is_set() and ("request", entries(1, first=5)) in cache.writes
