@@ -134,6 +134,7 @@ def test_a_store_that_does_not_hold_a_chunk_is_still_refused_it() -> None:
         assert secret is not None
         with nbsclient.connect(a_path, daemon.endpoint) as a:
             assert len(a.get_many(addrs)) == len(addrs)  # cached under store A's tables
+        daemon.stats()  # answered once the cache fill behind that reply is done
         with nbsclient.connect(b_path, daemon.endpoint) as b:
             b_own = b.put(b"store B's own chunk")
             assert b.commit(b_own, b.root())
