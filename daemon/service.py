@@ -28,7 +28,7 @@ from nbsd.cache_filler import CacheFiller
 from nbsd.config import Config
 from nbs import chunk_workers
 from nbsd.heap import heap_figures
-from nbsd.inflight import InflightFetches
+from nbsd.inflight import InflightFetches, Shared
 from nbsd.part_memory import MAPPED
 from nbsd.sessions import Session, Sessions
 from nbsd.stores import RESERVED_FILES, StoreOpener
@@ -49,6 +49,7 @@ class StoreFigures:
     chunks_requested: int = 0
     chunks_from_cache: int = 0
     chunks_fetched: int = 0
+    chunks_shared: int = 0  # served from another request's read of the same chunks, while it was in flight
     bytes_fetched: int = 0
     tables_written: int = 0
     bytes_written: int = 0  # as clients sent them: whole tables, records or raw chunks
@@ -217,21 +218,24 @@ class Service:
         missing = self.cache.get_many(addrs, view, found, holders=session.store.tables_holding)
         cached = len(found)
         if missing:
-            self._fetch(session, missing, view, found)
+            cached += self._fetch(session, missing, view, found)
         self._count_get(session, len(addrs), cached)
         return {"found": found}
 
     def _fetch(self, session: Session, missing: list[bytes], view: frozenset[bytes],
-               found: dict[bytes, bytes]) -> None:
+               found: dict[bytes, bytes]) -> int:
         """Read cache misses from the backend once, however many requests want them at the same time.
 
         Chunks go in the cache behind the reply (``CacheFiller``), and the claim
         on them is released only then; a claimant re-checks the cache, so a
-        chunk is never read twice by requests that overlap in time.
+        chunk is never read twice by requests that overlap in time.  Counts the
+        chunks read and shared in the store's figures; returns how many the
+        re-checks found in the cache.
         """
         mine, waiting = self.inflight.claim(missing)
         origins: dict[bytes, Addr] = {}
         got: dict[bytes, bytes] = {}
+        before = len(found)
         try:
             to_read = self.cache.get_many(mine, view, found, tally=False) if mine else []
             if to_read:
@@ -245,10 +249,31 @@ class Service:
             self.filler.fill(entries, functools.partial(self.inflight.release, mine))
         else:
             self.inflight.release(mine)
+        recached = len(found) - before
         found.update(got)
+        shared, again = self._wait_for_shared(waiting, view, found)
+        read_here: dict[bytes, bytes] = {}
+        if again:
+            before = len(found)
+            rest = self.cache.get_many(again, view, found, tally=False)
+            recached += len(found) - before
+            if rest:
+                read_here = session.store.get_many(rest)
+                found.update(read_here)
         figures = self.figures[session.key]
-        figures.chunks_fetched += len(got)
-        figures.bytes_fetched += sum(map(len, got.values()))
+        figures.chunks_fetched += len(got) + len(read_here)
+        figures.bytes_fetched += sum(map(len, got.values())) + sum(map(len, read_here.values()))
+        figures.chunks_shared += shared
+        self.inflight.shared += shared
+        return recached
+
+    @staticmethod
+    def _wait_for_shared(waiting: Shared, view: frozenset[bytes],
+                         found: dict[bytes, bytes]) -> tuple[int, list[bytes]]:
+        """Take the chunks other requests' fetches read for this one: how many came, and the addresses to read
+        here (their fetch failed or took longer than ``WAIT_FOR_SHARED_FETCH`` in all, or found them in a
+        table this store does not hold)."""
+        shared = 0
         again: list[bytes] = []
         deadline = time.monotonic() + WAIT_FOR_SHARED_FETCH
         for future, addrs in waiting:
@@ -261,13 +286,10 @@ class Service:
                 served = fetched.served(a)
                 if served is not None and served[1] in view:
                     found[a] = served[0]
-                    self.inflight.shared += 1
+                    shared += 1
                 else:
                     again.append(a)
-        if again:
-            rest = self.cache.get_many(again, view, found, tally=False)
-            if rest:
-                found.update(session.store.get_many(rest))
+        return shared, again
 
     def _count_inline_get(self, session: Session, requested: int, cached: int) -> None:
         """A get answered on the server's thread: ``handle`` and ``get_many`` did none of the counting."""

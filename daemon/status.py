@@ -44,7 +44,8 @@ def _page(stats: dict[str, Any], top: int) -> str:
         f"errors: {_counts(stats['errors']) or 'none'}",
         f"cache: {cache['state']}; {size(cache['bytes'])} of {size(cache['budget'])}, {cache['entries']} chunks; "
         f"hit ratio {ratio(served, served + cache['misses'])} ({cache['hits']} daemon hits, {cache['client_hits']} "
-        f"client hits, {cache['misses']} misses); {cache['evictions']} evicted, {cache['corrupt']} corrupt; "
+        f"client hits, {cache['misses']} misses, {stats['shared_fetches']} of them served from another request's "
+        f"read in flight); {cache['evictions']} evicted, {cache['corrupt']} corrupt; "
         f"fills {cache['fills_deferred']} behind replies, {cache['fills_inline']} in them",
         f"index cache: {size(index['bytes'])} of {size(index['budget'])}, {index['tables']} tables; small tables: "
         f"{size(small['bytes'])} of {size(small['budget'])}, {small['tables']} tables",
@@ -66,9 +67,14 @@ def _page(stats: dict[str, Any], top: int) -> str:
     for key, fig in busy[:top]:
         lines.append(f"  {key}: {fig['sessions']} sessions, {fig['chunks_requested']} chunks asked "
                      f"({fig['chunks_from_cache']} from cache, {fig['chunks_fetched']} fetched, "
-                     f"{size(fig['bytes_fetched'])}), {fig['tables_written']} tables written "
+                     f"{size(fig['bytes_fetched'])}{_shared(fig)}), {fig['tables_written']} tables written "
                      f"({size(fig['bytes_written'])}), {fig['commits']} commits, {fig['commits_lost']} lost")
     return "\n".join(lines) + "\n"
+
+
+def _shared(fig: dict[str, Any]) -> str:
+    """A store's chunks served from other requests' reads; daemons before this figure send none."""
+    return f", {fig['chunks_shared']} from others' reads" if "chunks_shared" in fig else ""
 
 
 def _chunk_parts(parts: dict[str, Any]) -> str:

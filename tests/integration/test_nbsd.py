@@ -166,6 +166,9 @@ def test_concurrent_readers_share_one_backend_read(tmp_path: Path) -> None:
         figures = daemon.stats()["stores"][f"nbs:{os.path.realpath(path)}"]
         assert figures["chunks_fetched"] == 400  # not 8 x 400
         assert figures["chunks_requested"] >= 400
+        # every chunk asked of the daemon is accounted for: its cache, the store, or another reader's read
+        assert (figures["chunks_from_cache"] + figures["chunks_fetched"] + figures["chunks_shared"]
+                == figures["chunks_requested"])
 
 
 # --- isolation between stores and sessions ----------------------------------------------------------

@@ -107,12 +107,12 @@ def test_timings_are_cumulative_histograms() -> None:
 
 def _stats(stores: dict[str, dict[str, int]]) -> dict[str, object]:
     figures = {"get_requests": 0, "chunks_requested": 0, "chunks_from_cache": 0, "chunks_fetched": 0,
-               "bytes_fetched": 0, "tables_written": 0, "bytes_written": 0, "commits": 0, "commits_lost": 0,
-               "sessions": 0}
+               "chunks_shared": 0, "bytes_fetched": 0, "tables_written": 0, "bytes_written": 0, "commits": 0,
+               "commits_lost": 0, "sessions": 0}
     return {
         "version": "9.9", "pid": 7, "uptime_s": 11520.0, "endpoint": "ipc:///run/nbsd/nbsd.sock", "metrics": "",
         "policy": {"local_roots": ["/srv/noms"], "aws_stores": [], "allow_mem": False}, "sessions": 2,
-        "requests": {"get": 10}, "errors": {"Forbidden": 2, "StoreNotFoundError": 1},
+        "requests": {"get": 10}, "errors": {"Forbidden": 2, "StoreNotFoundError": 1}, "shared_fetches": 3,
         "cache": {"hits": 90, "client_hits": 5, "misses": 5, "evictions": 0, "corrupt": 0, "bytes": 1288490188,
                   "budget": 8 << 30, "entries": 3, "state": "degraded: write failed: MapFullError: full",
                   "fill_pending_bytes": 0, "fills_deferred": 12, "fills_inline": 1},
@@ -133,9 +133,15 @@ def _stats(stores: dict[str, dict[str, int]]) -> dict[str, object]:
 
 def test_status_page() -> None:
     stores = {f"nbs:/srv/noms/{i}": {"get_requests": i} for i in range(10)}
+    stores["nbs:/srv/noms/9"] |= {"chunks_requested": 40, "chunks_from_cache": 5, "chunks_fetched": 20,
+                                  "bytes_fetched": 2048, "chunks_shared": 15}
     text = render(_stats(stores), top=2)
     assert text.startswith("nbsd 9.9, pid 7, up 3h 12m, on ipc:///run/nbsd/nbsd.sock\n")
     assert "cache: degraded: write failed: MapFullError: full; 1.2 GiB of 8.0 GiB, 3 chunks; hit ratio 95.0%" in text
+    assert ("(90 daemon hits, 5 client hits, 5 misses, 3 of them served from another request's read in flight)"
+            in text)
+    assert ("nbs:/srv/noms/9: 0 sessions, 40 chunks asked (5 from cache, 20 fetched, 2.0 KiB, 15 from others' reads)"
+            in text)
     assert "0 evicted, 0 corrupt; fills 12 behind replies, 1 in them\n" in text
     assert "errors: Forbidden 2, StoreNotFoundError 1" in text
     assert "open files: 3 table files of 232 allowed (max_open_files 256 - 8 reserved - 16 threads)" in text
@@ -153,6 +159,13 @@ def test_a_status_page_of_a_daemon_before_part_memory_has_no_parts_line() -> Non
     del stats["chunk_parts"]
     text = render(stats)
     assert "parts of chunks" not in text and "chunk workers: 1 running of 2" in text
+
+
+def test_a_status_page_of_a_daemon_before_shared_figures_per_store_leaves_them_out() -> None:
+    stats = _stats({"nbs:/srv/noms/a": {"get_requests": 1, "chunks_requested": 8, "chunks_fetched": 8}})
+    del stats["stores"]["nbs:/srv/noms/a"]["chunks_shared"]  # type: ignore[index]
+    text = render(stats)
+    assert "nbs:/srv/noms/a: 0 sessions, 8 chunks asked (0 from cache, 8 fetched, 0 B), 0 tables written" in text
 
 
 @pytest.mark.parametrize("damage", ["drop cache", "cache is a list", "hits is text"])

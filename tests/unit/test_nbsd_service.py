@@ -67,7 +67,9 @@ def test_concurrent_misses_cause_one_backend_read(tmp_path: Path) -> None:
         t.join()
     assert backend_calls == [50]
     assert all(len(r["found"]) == 50 for r in replies)
-    assert service.inflight.shared >= 50
+    figures = service.figures[service.sessions.get(handles[0]).key]
+    assert figures.chunks_fetched == 50 and figures.chunks_shared == service.inflight.shared >= 50
+    assert figures.chunks_from_cache + figures.chunks_fetched + figures.chunks_shared == figures.chunks_requested == 200
     service.close()
     service.cache.close()
 
@@ -189,6 +191,31 @@ def test_a_get_waits_for_hung_fetches_of_others_once_in_all(tmp_path: Path,
     assert time.monotonic() - started < 0.9
     assert sorted(found) == sorted(bytes(a) for a in addrs)
     assert service.inflight.shared == 0
+    figures = service.figures[service.sessions.get(handle).key]
+    assert (figures.chunks_fetched, figures.chunks_shared, figures.chunks_from_cache) == (10, 0, 0)  # read here
+    service.close()
+    service.cache.close()
+
+
+def test_chunks_cached_while_a_get_waited_for_a_failed_fetch_count_as_from_cache(tmp_path: Path) -> None:
+    """The fetch a get waited for failed, but the chunks reached the cache meanwhile: its re-check serves them."""
+    service, handle, addrs = _served_store(tmp_path, chunks=10)
+    asked = [bytes(a) for a in addrs]
+    others, _ = service.inflight.claim(asked)
+    origins: dict[bytes, Addr] = {}
+    chunks = service.sessions.get(handle).store.get_many_with_origins(asked, origins)
+
+    def cache_then_fail() -> None:
+        time.sleep(0.2)  # the get has looked in the empty cache and waits for the other fetch
+        service.cache.put_many([(a, chunks[a], bytes(origins[a])) for a in asked])
+        service.inflight.fail(others, OSError("the other fetch failed"))
+
+    threading.Thread(target=cache_then_fail).start()
+    found = call(service, p.GET, {"handle": handle, "addrs": asked})["found"]
+    assert found == chunks
+    figures = service.figures[service.sessions.get(handle).key]
+    assert (figures.chunks_from_cache, figures.chunks_fetched, figures.chunks_shared) == (10, 0, 0)
+    assert service.cache.counters.misses == 10  # at the first look
     service.close()
     service.cache.close()
 
@@ -212,7 +239,7 @@ def test_a_cold_get_is_answered_before_its_cache_fill(tmp_path: Path) -> None:
     figures = service.figures[service.sessions.get(handle).key]
     again = call(service, p.GET, {"handle": handle, "addrs": asked})["found"]
     assert again == first
-    assert (figures.chunks_fetched, service.inflight.shared) == (4, 4)  # the store was read once
+    assert (figures.chunks_fetched, service.inflight.shared, figures.chunks_shared) == (4, 4, 4)  # read once
     stats = p.decode_request(p.encode_request(9, p.STATS, {}))
     assert service.try_inline(b"client", stats) is None  # a worker waits for the fill, not the main thread
     go_on.set()
