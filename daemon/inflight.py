@@ -44,7 +44,6 @@ class InflightFetches:
     def __init__(self) -> None:
         self._pending: dict[bytes, Future[Fetched]] = {}
         self._lock = threading.Lock()
-        self.shared = 0  # chunks a request received from another request's fetch
 
     def claim(self, addrs: Iterable[bytes]) -> tuple[list[bytes], Shared]:
         """Split ``addrs`` into those this caller must fetch (then ``serve`` and ``release``, or ``fail``) and those

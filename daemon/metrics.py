@@ -97,7 +97,7 @@ class DaemonCollector:
         yield GaugeMetricFamily("nbsd_part_memory_bytes", "bytes of clients' part memories mapped",
                                 value=MAPPED.held_bytes)
         yield CounterMetricFamily("nbsd_shared_fetches", "chunks a request got from another request's backend read",
-                                  value=service.inflight.shared)
+                                  value=service.shared_fetches)
 
         index_cache = opener.caches.index_cache
         yield GaugeMetricFamily("nbsd_index_cache_bytes", "bytes of parsed table indexes held in memory",

@@ -264,7 +264,6 @@ class Service:
         figures.chunks_fetched += len(got) + len(read_here)
         figures.bytes_fetched += sum(map(len, got.values())) + sum(map(len, read_here.values()))
         figures.chunks_shared += shared
-        self.inflight.shared += shared
         return recached
 
     @staticmethod
@@ -412,6 +411,11 @@ class Service:
 
     # -- reporting -----------------------------------------------------------------------------
 
+    @property
+    def shared_fetches(self) -> int:
+        """Chunks requests got from another request's read in flight, over every store."""
+        return sum(fig.chunks_shared for fig in list(self.figures.values()))
+
     def snapshot(self) -> dict[str, Any]:
         proc = psutil.Process()
         workers = chunk_workers.pool()
@@ -442,7 +446,7 @@ class Service:
                       "entries": self.cache.entries(), "path": self.cache.path, "state": self.cache.health.state,
                       "fill_pending_bytes": self.filler.pending_bytes, "fills_deferred": self.filler.deferred,
                       "fills_inline": self.filler.inline},
-            "shared_fetches": self.inflight.shared,
+            "shared_fetches": self.shared_fetches,
             "index_cache": {"bytes": index_cache.total_size if index_cache is not None else 0,
                             "budget": index_cache.max_size if index_cache is not None else 0,
                             "tables": len(index_cache) if index_cache is not None else 0},

@@ -68,7 +68,7 @@ def test_concurrent_misses_cause_one_backend_read(tmp_path: Path) -> None:
     assert backend_calls == [50]
     assert all(len(r["found"]) == 50 for r in replies)
     figures = service.figures[service.sessions.get(handles[0]).key]
-    assert figures.chunks_fetched == 50 and figures.chunks_shared == service.inflight.shared >= 50
+    assert figures.chunks_fetched == 50 and figures.chunks_shared == service.shared_fetches >= 50
     assert figures.chunks_from_cache + figures.chunks_fetched + figures.chunks_shared == figures.chunks_requested == 200
     service.close()
     service.cache.close()
@@ -190,7 +190,7 @@ def test_a_get_waits_for_hung_fetches_of_others_once_in_all(tmp_path: Path,
     found = call(service, p.GET, {"handle": handle, "addrs": [bytes(a) for a in addrs]})["found"]
     assert time.monotonic() - started < 0.9
     assert sorted(found) == sorted(bytes(a) for a in addrs)
-    assert service.inflight.shared == 0
+    assert service.shared_fetches == 0
     figures = service.figures[service.sessions.get(handle).key]
     assert (figures.chunks_fetched, figures.chunks_shared, figures.chunks_from_cache) == (10, 0, 0)  # read here
     service.close()
@@ -239,7 +239,7 @@ def test_a_cold_get_is_answered_before_its_cache_fill(tmp_path: Path) -> None:
     figures = service.figures[service.sessions.get(handle).key]
     again = call(service, p.GET, {"handle": handle, "addrs": asked})["found"]
     assert again == first
-    assert (figures.chunks_fetched, service.inflight.shared, figures.chunks_shared) == (4, 4, 4)  # read once
+    assert (figures.chunks_fetched, service.shared_fetches, figures.chunks_shared) == (4, 4, 4)  # read once
     stats = p.decode_request(p.encode_request(9, p.STATS, {}))
     assert service.try_inline(b"client", stats) is None  # a worker waits for the fill, not the main thread
     go_on.set()
