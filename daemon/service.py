@@ -423,7 +423,8 @@ class Service:
         served = counters["hits"] + self.client_hits
         asked = served + counters["misses"]
         sessions = self.sessions.per_store()
-        stores = {key: {**asdict(fig), "sessions": sessions.get(key, 0)} for key, fig in self.figures.items()}
+        # a copy: workers add a store's figures when they first serve it, which may be while this runs
+        stores = {key: {**asdict(fig), "sessions": sessions.get(key, 0)} for key, fig in list(self.figures.items())}
         for key, count in sessions.items():
             stores.setdefault(key, {**asdict(StoreFigures()), "sessions": count})
         index_cache, small = self.opener.caches.index_cache, self.opener.small_tables

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -245,5 +246,22 @@ def test_a_cold_get_is_answered_before_its_cache_fill(tmp_path: Path) -> None:
     go_on.set()
     assert call(service, p.STATS, {})["cache"]["entries"] == 4
     assert len(service.inflight) == 0
+    service.close()
+    service.cache.close()
+
+
+def test_stats_while_a_store_is_first_used_does_not_fail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store's figures appear when a worker first serves it, which may be while stats copies them."""
+    service, handle, addrs = _served_store(tmp_path)
+    call(service, p.GET, {"handle": handle, "addrs": [bytes(addrs[0])]})
+    real_asdict = dataclasses.asdict
+
+    def asdict_as_a_store_is_first_used(obj: Any) -> dict[str, Any]:
+        service.figures[f"nbs:/another/store/{len(service.figures)}"].get_requests += 1  # a worker's first get there
+        return real_asdict(obj)
+
+    monkeypatch.setattr("nbsd.service.asdict", asdict_as_a_store_is_first_used)
+    stats = call(service, p.STATS, {})
+    assert stats["stores"][service.sessions.get(handle).key]["chunks_requested"] == 1
     service.close()
     service.cache.close()
