@@ -327,7 +327,14 @@ class ChunkWorkers:
             worker.stop()
 
     def run(self, jobs: Sequence[Job[R]]) -> Iterator[R]:
-        """Each job's result, in order; up to ``SLOTS`` batches in flight per leased worker, the rest here."""
+        """Each job's result, in order; up to ``SLOTS`` batches in flight per leased worker, the rest here.
+
+        A worker goes back as soon as none of these jobs is left for it, before
+        the result is handed on: a caller waiting for a worker starts on it while
+        this one reads its other answers.  nbsd hashes each part of a write (a
+        batch per worker) on a thread of its own; when the lease ended with the
+        call, a worker idled between every two parts.
+        """
         leased = self.lease(min(self.count, len(jobs))) if len(jobs) > 1 else []
         if not leased:
             yield from (job.run_here() for job in jobs)
@@ -335,18 +342,23 @@ class ChunkWorkers:
         free: deque[ChunkWorker] = deque(worker for _ in range(SLOTS) for worker in leased)  # one per free slot
         flying: deque[tuple[Job[R], ChunkWorker | None]] = deque()
         waiting = iter(jobs)
+        held = set(leased)
         try:
             self._start_more(waiting, free, flying)
             while flying:
                 job, worker = flying.popleft()
                 result = self._finish(job, worker, free)
                 self._start_more(waiting, free, flying)
+                if worker is not None and worker in held and all(other is not worker for _, other in flying):
+                    held.discard(worker)
+                    if not worker.broken:
+                        self.give_back(worker, broken=False)
                 yield result
         finally:
             for _, worker in flying:  # abandoned early: collect the answers owed, do no more work
                 if worker is not None and not worker.broken:
                     self._drain(worker)
-            for worker in leased:
+            for worker in held:
                 if not worker.broken:
                     self.give_back(worker, broken=False)
 

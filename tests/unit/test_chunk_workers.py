@@ -344,6 +344,42 @@ def test_callers_waiting_for_a_worker_get_it_in_the_order_they_came() -> None:
         one.shutdown()
 
 
+def test_a_worker_is_given_back_once_a_caller_has_no_more_batches_for_it(pool: workers.ChunkWorkers,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A caller reading its last answers must not hold a worker it has nothing more for: nbsd hashes each part
+    of a write (a batch per worker) on a thread of its own, and the next part's thread waited for both workers
+    while the one before read its second answer, leaving a worker idle between every two parts."""
+    monkeypatch.setattr(workers, "LEASE_WAIT_S", 0.3)
+    chunks = mixed(2 * workers.BATCH_CHUNKS)  # two batches: one on each worker
+    stream = encode_all(chunks)
+    first = next(stream)  # the first worker has answered its only batch, the second is still leased
+    taken = pool.lease(1)
+    assert len(taken) == 1  # at once: the worker free of this stream's batches
+    pool.give_back(taken[0], broken=False)
+    assert b"".join(r.data for _, r in [first, *stream]) == encode_records(chunks).data
+    assert_both_idle(pool)
+
+
+def test_a_worker_with_batches_of_a_caller_in_flight_stays_leased_to_it(pool: workers.ChunkWorkers,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Answers come in the order of the requests: a worker is given back only once none are owed to its caller."""
+    monkeypatch.setattr(workers, "LEASE_WAIT_S", 0.3)
+    chunks = mixed(8 * workers.BATCH_CHUNKS)
+    stream = encode_all(chunks)
+    first = next(stream)
+    assert pool.lease(1) == []  # both workers still owe this stream answers: the wait ran out
+    assert b"".join(r.data for _, r in [first, *stream]) == encode_records(chunks).data
+    assert_both_idle(pool)
+
+
+def assert_both_idle(pool: workers.ChunkWorkers) -> None:
+    """Both workers of ``pool`` are idle and sound (leased at once, and given back)."""
+    both = pool.lease(2)
+    for worker in both:
+        pool.give_back(worker, broken=False)
+    assert len(both) == 2 and pool.failures == 0
+
+
 @pytest.mark.parametrize("where", ["workers", "here"])
 def test_chunks_that_change_while_they_are_hashed_are_stored_as_hashed(
         pool: workers.ChunkWorkers, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
