@@ -20,5 +20,6 @@ def test_concurrent_committers_lose_nothing(tmp_path: Path, max_tables: int) -> 
     if max_tables < 192:
         # Conjoins ran: 60 commits would otherwise leave 60 tables or more. Not "<= max_tables": as in Go, a
         # commit conjoins the upstream tables and then adds its own novel ones, and a writer that lost k
-        # races carries k + 1 of them.
-        assert len(new_local_store(path).upstream.specs) < workers * commits // 4
+        # races carries k + 1 of them (up to its 15 commits: 3-6 tables usually, 13-16 in about one run of
+        # twenty, seen with the code before and after a change to the chunk workers).
+        assert len(new_local_store(path).upstream.specs) < workers * commits // 2
