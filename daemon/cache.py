@@ -35,6 +35,7 @@ import lmdb
 
 from nbsclient import cache_record
 from nbsclient.cache_health import READ, WRITE, CacheHealth
+from nbsd.counts import Counts
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class CacheInfo:
 
 
 @dataclass
-class CacheCounters:
+class CacheCounters(Counts):
     hits: int = 0
     misses: int = 0
     inserts: int = 0
@@ -180,6 +181,7 @@ class ChunkCache:
         missing: list[bytes] = []
         corrupt: list[bytes] = []
         hidden: dict[bytes, bytes] = {}
+        hidden_here = 0  # hidden entries not to re-home, counted (``tally``)
         if not self.health.usable(READ):
             return addrs
         try:
@@ -200,7 +202,7 @@ class ChunkCache:
                     elif holders is not None:
                         hidden[a] = cache_record.chunk_of(value)
                     else:
-                        self.counters.hidden += tally
+                        hidden_here += tally
                         missing.append(a)
         except lmdb.Error as err:
             self.health.failed(READ, err)
@@ -210,8 +212,7 @@ class ChunkCache:
             assert holders is not None
             missing.extend(self._rehome(hidden, holders(list(hidden)), found, tally))
         if tally:
-            self.counters.hits += len(found)
-            self.counters.misses += len(missing)
+            self.counters.add(hits=len(found), misses=len(missing), hidden=hidden_here)
         if corrupt:
             self.drop_corrupt(corrupt)
         return missing
@@ -220,12 +221,12 @@ class ChunkCache:
                 tally: bool) -> list[bytes]:
         """Serve and re-tag the hidden entries that ``homes`` places in a table; return the others."""
         still_hidden = [a for a in hidden if a not in homes]
-        self.counters.hidden += tally * len(still_hidden)
+        self.counters.add(hidden=tally * len(still_hidden))
         moved = [(a, chunk, bytes(homes[a])) for a, chunk in hidden.items() if a in homes]
         if moved:
             found.update((a, chunk) for a, chunk, _ in moved)
             self.put_many(moved)
-            self.counters.rehomed += len(moved)
+            self.counters.add(rehomed=len(moved))
         return still_hidden
 
     def peek(self, addr: bytes, view: Set[bytes], prefix: bytes = b"") -> bytes | None:
@@ -256,7 +257,7 @@ class ChunkCache:
         """Delete entries found damaged so they are fetched again."""
         addrs = list(addrs)
         log.warning("dropping %d corrupt cache entries", len(addrs))
-        self.counters.corrupt += len(addrs)
+        self.counters.add(corrupt=len(addrs))
         self._write(self._drop, addrs)
 
     def _drop(self, addrs: list[bytes]) -> None:
@@ -332,7 +333,7 @@ class ChunkCache:
             total = self._add_bytes(txn, delta)
             if total > self.budget:
                 self._evict_in(txn, total - self.budget)
-        self.counters.inserts += inserted
+        self.counters.add(inserts=inserted)
 
     def _forget_fifo(self, txn: lmdb.Transaction, addr: bytes, value: bytes) -> None:
         """Remove ``addr``'s eviction-order entry; a damaged value's sequence is trusted only if it points back."""
@@ -348,7 +349,7 @@ class ChunkCache:
         return total
 
     def _evict_in(self, txn: lmdb.Transaction, amount: int) -> None:
-        freed = 0
+        freed = evicted = 0
         with txn.cursor(db=self._fifo) as cursor:
             while freed < amount and cursor.first():
                 addr = cursor.value()
@@ -357,8 +358,9 @@ class ChunkCache:
                 if value is not None:
                     txn.delete(addr, db=self._chunks)
                     freed += stored_size(len(value))
-                    self.counters.evictions += 1
+                    evicted += 1
         self._add_bytes(txn, -freed)
+        self.counters.add(evictions=evicted)
 
     def _evict(self, amount: int) -> None:
         with self.env.begin(write=True) as txn:

@@ -42,7 +42,7 @@ class DaemonCollector:
         yield info
 
         requests = CounterMetricFamily("nbsd_requests", "requests served, by operation", labels=["op"])
-        for op, count in sorted(service.requests.items()):
+        for op, count in sorted(service.requests.as_dict().items()):
             requests.add_metric([op], count)
         yield requests
         durations = HistogramMetricFamily(
@@ -55,7 +55,7 @@ class DaemonCollector:
             durations.add_metric([op], [*buckets, ("+Inf", float(cumulative[-1]))], series.total)
         yield durations
         errors = CounterMetricFamily("nbsd_errors", "error replies, by error code", labels=["kind"])
-        for kind, count in sorted(service.errors.items()):
+        for kind, count in sorted(service.errors.as_dict().items()):
             errors.add_metric([kind], count)
         yield errors
 

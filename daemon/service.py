@@ -12,9 +12,9 @@ import os
 import resource
 import threading
 import time
-from collections import Counter, OrderedDict, defaultdict
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import psutil
@@ -26,6 +26,7 @@ from nbsclient import protocol as p
 from nbsd.cache import ChunkCache
 from nbsd.cache_filler import CacheFiller
 from nbsd.config import Config
+from nbsd.counts import Counts, CountsByKey, Tally
 from nbs import chunk_workers
 from nbsd.heap import heap_figures
 from nbsd.inflight import InflightFetches, Shared
@@ -44,7 +45,7 @@ WAIT_FOR_UPLOAD_END = 600.0
 
 
 @dataclass
-class StoreFigures:
+class StoreFigures(Counts):
     get_requests: int = 0
     chunks_requested: int = 0
     chunks_from_cache: int = 0
@@ -66,14 +67,14 @@ class Service:
         self.sessions = Sessions(config.session_ttl, opener.closed)
         self.inflight = InflightFetches()
         self.started = time.time()
-        self.requests: Counter[str] = Counter()
+        self.requests = Tally()  # by operation
         self.timings = Timings()
-        self.errors: Counter[str] = Counter()
+        self.errors = Tally()  # by error kind
         self.client_hits = 0
         self.client_misses = 0
-        self.figures: defaultdict[str, StoreFigures] = defaultdict(StoreFigures)
+        self.figures = CountsByKey(StoreFigures)
         self.parts_socket: str | None = None  # where clients hand over part memory (ipc only, when allowed)
-        self.chunk_parts: Counter[str] = Counter()  # table_chunks parts received, by how their bytes came
+        self.chunk_parts = Tally()  # table_chunks parts received, by how their bytes came
         self._commits: OrderedDict[tuple[int, int], bool] = OrderedDict()  # outcome by (handle, request id)
         self._lock = threading.Lock()
         self._handlers: dict[str, Callable[[bytes, dict[str, Any], int], Any]] = {
@@ -149,18 +150,18 @@ class Service:
     def handle(self, identity: bytes, req: p.Request, received: float | None = None) -> bytes:
         """The reply to ``req``; ``received`` (``time.perf_counter()`` at arrival) times the wait for a worker too."""
         started = time.perf_counter() if received is None else received
-        self.requests[req.op] += 1
+        self.requests.add(req.op)
         try:
             return self._encode(req, self._handlers[req.op](identity, req.body, req.request_id))
         except (p.ProtocolError, NBSError) as err:
             kind = p.BAD_REQUEST if isinstance(err, p.ProtocolError) else p.error_kind(err)
-            self.errors[kind] += 1
+            self.errors.add(kind)
             if kind == p.FORBIDDEN:
                 log.info("refused %s from client %s: %s", req.op, identity.hex(), err)
             return p.encode_error(req.request_id, kind, err.message if isinstance(err, p.DaemonError) else str(err))
         except Exception as err:
             log.exception("internal error serving %s", req.op)
-            self.errors[p.INTERNAL] += 1
+            self.errors.add(p.INTERNAL)
             return p.encode_error(req.request_id, p.INTERNAL, f"{type(err).__name__}: {err}")
         finally:
             self.timings.observe(req.op, time.perf_counter() - started)
@@ -260,10 +261,9 @@ class Service:
             if rest:
                 read_here = session.store.get_many(rest)
                 found.update(read_here)
-        figures = self.figures[session.key]
-        figures.chunks_fetched += len(got) + len(read_here)
-        figures.bytes_fetched += sum(map(len, got.values())) + sum(map(len, read_here.values()))
-        figures.chunks_shared += shared
+        self.figures.of(session.key).add(
+            chunks_fetched=len(got) + len(read_here), chunks_shared=shared,
+            bytes_fetched=sum(map(len, got.values())) + sum(map(len, read_here.values())))
         return recached
 
     @staticmethod
@@ -292,15 +292,12 @@ class Service:
 
     def _count_inline_get(self, session: Session, requested: int, cached: int) -> None:
         """A get answered on the server's thread: ``handle`` and ``get_many`` did none of the counting."""
-        self.cache.counters.hits += cached
+        self.cache.counters.add(hits=cached)
         self._count_get(session, requested, cached)
-        self.requests[p.GET] += 1
+        self.requests.add(p.GET)
 
     def _count_get(self, session: Session, requested: int, cached: int) -> None:
-        figures = self.figures[session.key]
-        figures.get_requests += 1
-        figures.chunks_requested += requested
-        figures.chunks_from_cache += cached
+        self.figures.of(session.key).add(get_requests=1, chunks_requested=requested, chunks_from_cache=cached)
 
     def _has(self, identity: bytes, body: dict[str, Any], rid: int) -> Any:
         session = self._session(body)
@@ -312,9 +309,7 @@ class Service:
         if not isinstance(data, bytes):
             raise p.ProtocolError("write_table needs table bytes")
         spec = session.store.write_table(data)
-        figures = self.figures[session.key]
-        figures.tables_written += 1
-        figures.bytes_written += len(data)
+        self.figures.of(session.key).add(tables_written=1, bytes_written=len(data))
         return {"name": bytes(spec.name), "count": spec.chunk_count}
 
     def _table_begin(self, identity: bytes, body: dict[str, Any], rid: int) -> Any:
@@ -329,7 +324,7 @@ class Service:
         if not (isinstance(records, list) and all(type(r) is bytes for r in records) and type(addrs) is bytes):
             raise p.ProtocolError("table_part needs records (a list of bin) and addrs (bin)")
         session.uploads.add_part(upload, seq, offset, records, addrs, p.decode_lengths(body.get("lengths")))
-        self.figures[session.key].bytes_written += sum(map(len, records))
+        self.figures.of(session.key).add(bytes_written=sum(map(len, records)))
         return {}
 
     def _table_chunks(self, identity: bytes, body: dict[str, Any], rid: int) -> Any:
@@ -344,8 +339,8 @@ class Service:
         if not isinstance(data, (bytes, memoryview)):  # memoryview: an attachment or part memory, read in place
             raise p.ProtocolError("table_chunks needs data (bin, an attachment or shared: the chunks back to back)")
         addrs = session.uploads.add_chunks(upload, seq, data, p.decode_lengths(body.get("lengths")))
-        self.figures[session.key].bytes_written += len(data)
-        self.chunk_parts["shared_memory" if shared is not None else "socket"] += 1
+        self.figures.of(session.key).add(bytes_written=len(data))
+        self.chunk_parts.add("shared_memory" if shared is not None else "socket")
         return {"addrs": b"".join(addrs)}
 
     def _table_end(self, identity: bytes, body: dict[str, Any], rid: int) -> Any:
@@ -361,7 +356,7 @@ class Service:
         spec = session.uploads.end(upload, lambda received: session.store.add_received(received, name, count),
                                    WAIT_FOR_UPLOAD_END)
         if spec.chunk_count:  # 0: every chunk was stored already, no table
-            self.figures[session.key].tables_written += 1
+            self.figures.of(session.key).add(tables_written=1)
         return {"name": bytes(spec.name), "count": spec.chunk_count}
 
     def _commit(self, identity: bytes, body: dict[str, Any], rid: int) -> Any:
@@ -375,9 +370,7 @@ class Service:
         if not (isinstance(current, bytes) and isinstance(last, bytes)):
             raise p.ProtocolError("commit needs current and last addresses")
         ok = session.store.commit(Addr(current), Addr(last))
-        figures = self.figures[session.key]
-        figures.commits += ok
-        figures.commits_lost += not ok
+        self.figures.of(session.key).add(commits=ok, commits_lost=not ok)
         with self._lock:
             self._commits[key] = ok  # only the outcome: a whole reply lists every table of the store
             while len(self._commits) > COMMIT_MEMORY:
@@ -414,19 +407,18 @@ class Service:
     @property
     def shared_fetches(self) -> int:
         """Chunks requests got from another request's read in flight, over every store."""
-        return sum(fig.chunks_shared for fig in list(self.figures.values()))
+        return sum(fig.chunks_shared for _, fig in self.figures.items())
 
     def snapshot(self) -> dict[str, Any]:
         proc = psutil.Process()
         workers = chunk_workers.pool()
-        counters = asdict(self.cache.counters)
+        counters = self.cache.counters.as_dict()
         served = counters["hits"] + self.client_hits
         asked = served + counters["misses"]
         sessions = self.sessions.per_store()
-        # a copy: workers add a store's figures when they first serve it, which may be while this runs
-        stores = {key: {**asdict(fig), "sessions": sessions.get(key, 0)} for key, fig in list(self.figures.items())}
+        stores = {key: {**fig.as_dict(), "sessions": sessions.get(key, 0)} for key, fig in self.figures.items()}
         for key, count in sessions.items():
-            stores.setdefault(key, {**asdict(StoreFigures()), "sessions": count})
+            stores.setdefault(key, {**StoreFigures().as_dict(), "sessions": count})
         index_cache, small = self.opener.caches.index_cache, self.opener.small_tables
         calls, failed = self.opener.backend.snapshot()
         config = self.config
@@ -439,8 +431,8 @@ class Service:
             "policy": {"local_roots": config.local_roots, "aws_stores": config.aws_stores,
                        "allow_mem": config.allow_mem},
             "sessions": len(self.sessions),
-            "requests": dict(self.requests),
-            "errors": dict(self.errors),
+            "requests": self.requests.as_dict(),
+            "errors": self.errors.as_dict(),
             "cache": {**counters, "client_hits": self.client_hits, "client_misses": self.client_misses,
                       "hit_ratio": round(served / asked, 4) if asked else None,
                       "bytes": self.cache.total_bytes(), "budget": self.cache.budget,

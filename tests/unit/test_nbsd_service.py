@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import threading
 import time
@@ -17,7 +16,7 @@ from nbs.factory import new_local_store
 from nbsclient import protocol as p
 from nbsd.cache import ChunkCache
 from nbsd.config import Config
-from nbsd.service import Service
+from nbsd.service import Service, StoreFigures
 from nbsd.stores import StoreOpener
 from tests.helpers import damage_cache_entry
 
@@ -68,7 +67,7 @@ def test_concurrent_misses_cause_one_backend_read(tmp_path: Path) -> None:
         t.join()
     assert backend_calls == [50]
     assert all(len(r["found"]) == 50 for r in replies)
-    figures = service.figures[service.sessions.get(handles[0]).key]
+    figures = service.figures.of(service.sessions.get(handles[0]).key)
     assert figures.chunks_fetched == 50 and figures.chunks_shared == service.shared_fetches >= 50
     assert figures.chunks_from_cache + figures.chunks_fetched + figures.chunks_shared == figures.chunks_requested == 200
     service.close()
@@ -101,7 +100,7 @@ def test_compact_get_is_answered_inline_only_from_the_cache(tmp_path: Path) -> N
     frame = p.encode_get_one(11, handle, bytes(addrs[1]))
     assert service.get_one_inline(frame) is None  # cold: the worker path must fetch it
     assert _compact(service, frame) == (11, expected, None)
-    figures = service.figures[service.sessions.get(handle).key]
+    figures = service.figures.of(service.sessions.get(handle).key)
     hits, from_cache = service.cache.counters.hits, figures.chunks_from_cache
     assert p.decode_reply(service.get_one_inline(frame) or b"") == (11, expected, None)
     assert (service.cache.counters.hits, figures.chunks_from_cache) == (hits + 1, from_cache + 1)
@@ -175,7 +174,7 @@ def test_a_retried_commit_gets_its_first_outcome_without_committing_again(tmp_pa
     assert retried["ok"] is True
     assert retried["contents"] == p.encode_contents(service.sessions.get(handle).store.upstream)
     assert commit(8, second, empty)["ok"] is False  # a new request with a stale last root loses
-    assert service.figures[service.sessions.get(handle).key].commits == 1
+    assert service.figures.of(service.sessions.get(handle).key).commits == 1
     assert new_local_store(str(store_dir)).root() == first
 
 
@@ -192,7 +191,7 @@ def test_a_get_waits_for_hung_fetches_of_others_once_in_all(tmp_path: Path,
     assert time.monotonic() - started < 0.9
     assert sorted(found) == sorted(bytes(a) for a in addrs)
     assert service.shared_fetches == 0
-    figures = service.figures[service.sessions.get(handle).key]
+    figures = service.figures.of(service.sessions.get(handle).key)
     assert (figures.chunks_fetched, figures.chunks_shared, figures.chunks_from_cache) == (10, 0, 0)  # read here
     service.close()
     service.cache.close()
@@ -214,7 +213,7 @@ def test_chunks_cached_while_a_get_waited_for_a_failed_fetch_count_as_from_cache
     threading.Thread(target=cache_then_fail).start()
     found = call(service, p.GET, {"handle": handle, "addrs": asked})["found"]
     assert found == chunks
-    figures = service.figures[service.sessions.get(handle).key]
+    figures = service.figures.of(service.sessions.get(handle).key)
     assert (figures.chunks_from_cache, figures.chunks_fetched, figures.chunks_shared) == (10, 0, 0)
     assert service.cache.counters.misses == 10  # at the first look
     service.close()
@@ -237,7 +236,7 @@ def test_a_cold_get_is_answered_before_its_cache_fill(tmp_path: Path) -> None:
     service.cache.put_many = slow_put_many  # type: ignore[method-assign]
     first = call(service, p.GET, {"handle": handle, "addrs": asked})["found"]
     assert sorted(first) == sorted(asked) and writing.wait(5)  # answered while the fill is held up
-    figures = service.figures[service.sessions.get(handle).key]
+    figures = service.figures.of(service.sessions.get(handle).key)
     again = call(service, p.GET, {"handle": handle, "addrs": asked})["found"]
     assert again == first
     assert (figures.chunks_fetched, service.shared_fetches, figures.chunks_shared) == (4, 4, 4)  # read once
@@ -254,13 +253,13 @@ def test_stats_while_a_store_is_first_used_does_not_fail(tmp_path: Path, monkeyp
     """A store's figures appear when a worker first serves it, which may be while stats copies them."""
     service, handle, addrs = _served_store(tmp_path)
     call(service, p.GET, {"handle": handle, "addrs": [bytes(addrs[0])]})
-    real_asdict = dataclasses.asdict
+    real_as_dict = StoreFigures.as_dict
 
-    def asdict_as_a_store_is_first_used(obj: Any) -> dict[str, Any]:
-        service.figures[f"nbs:/another/store/{len(service.figures)}"].get_requests += 1  # a worker's first get there
-        return real_asdict(obj)
+    def as_dict_as_a_store_is_first_used(figures: StoreFigures) -> dict[str, int]:
+        service.figures.of(f"nbs:/another/store/{len(service.figures.items())}").add(get_requests=1)  # a worker's
+        return real_as_dict(figures)  # first get there
 
-    monkeypatch.setattr("nbsd.service.asdict", asdict_as_a_store_is_first_used)
+    monkeypatch.setattr(StoreFigures, "as_dict", as_dict_as_a_store_is_first_used)
     stats = call(service, p.STATS, {})
     assert stats["stores"][service.sessions.get(handle).key]["chunks_requested"] == 1
     service.close()
