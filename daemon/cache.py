@@ -81,6 +81,14 @@ class CacheCounters(Counts):
     hidden: int = 0  # present, but the asking store holds the chunk in none of the entry's tables
     rehomed: int = 0  # present under tables the store no longer names (conjoined), served and re-tagged
 
+    def count_lookups(self, hits: int, misses: int = 0, hidden: int = 0) -> None:
+        """``add`` for every read, without its keyword dict and look-ups by name: a cached chunk's inline get
+        takes about 3 us of the daemon's thread in all, and ``add`` made it 1.5 us longer."""
+        with self._lock:
+            self.hits += hits
+            self.misses += misses
+            self.hidden += hidden
+
 
 class ChunkCache:
     def __init__(self, path: str, budget: int, shared: bool = True) -> None:
@@ -212,7 +220,7 @@ class ChunkCache:
             assert holders is not None
             missing.extend(self._rehome(hidden, holders(list(hidden)), found, tally))
         if tally:
-            self.counters.add(hits=len(found), misses=len(missing), hidden=hidden_here)
+            self.counters.count_lookups(len(found), len(missing), hidden_here)
         if corrupt:
             self.drop_corrupt(corrupt)
         return missing

@@ -57,6 +57,14 @@ class StoreFigures(Counts):
     commits: int = 0
     commits_lost: int = 0
 
+    def count_get(self, requested: int, cached: int) -> None:
+        """``add`` for every get, without its keyword dict and look-ups by name: a cached chunk's inline get
+        takes about 3 us of the daemon's thread in all, and ``add`` made it 1.5 us longer."""
+        with self._lock:
+            self.get_requests += 1
+            self.chunks_requested += requested
+            self.chunks_from_cache += cached
+
 
 class Service:
     def __init__(self, config: Config, cache: ChunkCache, opener: StoreOpener) -> None:
@@ -292,12 +300,12 @@ class Service:
 
     def _count_inline_get(self, session: Session, requested: int, cached: int) -> None:
         """A get answered on the server's thread: ``handle`` and ``get_many`` did none of the counting."""
-        self.cache.counters.add(hits=cached)
+        self.cache.counters.count_lookups(cached)
         self._count_get(session, requested, cached)
         self.requests.add(p.GET)
 
     def _count_get(self, session: Session, requested: int, cached: int) -> None:
-        self.figures.of(session.key).add(get_requests=1, chunks_requested=requested, chunks_from_cache=cached)
+        self.figures.of(session.key).count_get(requested, cached)
 
     def _has(self, identity: bytes, body: dict[str, Any], rid: int) -> Any:
         session = self._session(body)
