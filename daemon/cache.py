@@ -189,7 +189,7 @@ class ChunkCache:
         missing: list[bytes] = []
         corrupt: list[bytes] = []
         hidden: dict[bytes, bytes] = {}
-        hidden_here = 0  # hidden entries not to re-home, counted (``tally``)
+        still_hidden = 0  # entries hidden from ``view`` and not re-homed
         if not self.health.usable(READ):
             return addrs
         try:
@@ -210,7 +210,7 @@ class ChunkCache:
                     elif holders is not None:
                         hidden[a] = cache_record.chunk_of(value)
                     else:
-                        hidden_here += tally
+                        still_hidden += 1
                         missing.append(a)
         except lmdb.Error as err:
             self.health.failed(READ, err)
@@ -218,24 +218,24 @@ class ChunkCache:
         self.health.succeeded(READ)
         if hidden:
             assert holders is not None
-            missing.extend(self._rehome(hidden, holders(list(hidden)), found, tally))
+            unhomed = self._rehome(hidden, holders(list(hidden)), found)
+            still_hidden += len(unhomed)
+            missing.extend(unhomed)
         if tally:
-            self.counters.count_lookups(len(found), len(missing), hidden_here)
+            self.counters.count_lookups(len(found), len(missing), still_hidden)
         if corrupt:
             self.drop_corrupt(corrupt)
         return missing
 
-    def _rehome(self, hidden: dict[bytes, bytes], homes: Mapping[bytes, bytes], found: dict[bytes, bytes],
-                tally: bool) -> list[bytes]:
+    def _rehome(self, hidden: dict[bytes, bytes], homes: Mapping[bytes, bytes],
+                found: dict[bytes, bytes]) -> list[bytes]:
         """Serve and re-tag the hidden entries that ``homes`` places in a table; return the others."""
-        still_hidden = [a for a in hidden if a not in homes]
-        self.counters.add(hidden=tally * len(still_hidden))
         moved = [(a, chunk, bytes(homes[a])) for a, chunk in hidden.items() if a in homes]
         if moved:
             found.update((a, chunk) for a, chunk, _ in moved)
             self.put_many(moved)
             self.counters.add(rehomed=len(moved))
-        return still_hidden
+        return [a for a in hidden if a not in homes]
 
     def peek(self, addr: bytes, view: Set[bytes], prefix: bytes = b"") -> bytes | None:
         """``prefix`` + the chunk if cached, intact and visible to ``view``; else None.
