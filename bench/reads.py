@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import subprocess
@@ -17,6 +18,7 @@ import zmq
 
 from bench.common import Figure, Report, percentile, populate, progress, run_parallel, wait_until
 from nbs.factory import new_local_store
+from nbsclient.protocol import encode_get_one
 from nbsclient.sockets import send_frame
 from nbsd.runner import DaemonProcess
 
@@ -84,7 +86,10 @@ def paired_latencies(args: tuple[str, str, str, list[bytes], int]) -> dict[str, 
 
     The raw LMDB floor reads through the client's own environment handle (a process
     may open an environment once); the raw ZeroMQ floor is a round trip to an echo
-    server answering with a payload of the chunk size.
+    server answering with a payload of the chunk size.  A compact get sent to the
+    daemon from a bare socket (``compact``) splits a daemon request's time into the
+    daemon's share (compact against the floor) and the client library's (request
+    against compact).
     """
     import nbsclient
 
@@ -94,8 +99,14 @@ def paired_latencies(args: tuple[str, str, str, list[bytes], int]) -> dict[str, 
     direct = new_local_store(spec)
     assert fast._cache is not None
     env, db = fast._cache.env, fast._cache.db
-    sock = zmq.Context().socket(zmq.DEALER)
+    context = zmq.Context()
+    sock = context.socket(zmq.DEALER)
     sock.connect(echo)
+    bare = context.socket(zmq.DEALER)
+    bare.connect(endpoint)
+    handle = request._handle  # the session the request path reads in
+    assert handle is not None
+    request_ids = itertools.count(1)
 
     def raw_lmdb(a: bytes) -> None:
         txn = env.begin(db=db)
@@ -106,7 +117,12 @@ def paired_latencies(args: tuple[str, str, str, list[bytes], int]) -> dict[str, 
         send_frame(sock, a)
         sock.recv()
 
-    paths = {"fast": fast.get, "lmdb": raw_lmdb, "direct": direct.get, "request": request.get, "zmq": raw_zmq}
+    def compact(a: bytes) -> None:
+        send_frame(bare, encode_get_one(next(request_ids), handle, a))
+        bare.recv()
+
+    paths = {"fast": fast.get, "lmdb": raw_lmdb, "direct": direct.get, "request": request.get, "compact": compact,
+             "zmq": raw_zmq}
     rng = random.Random(1)
     out: dict[str, list[float]] = {name: [] for name in paths}
     clock = time.perf_counter_ns
@@ -114,7 +130,7 @@ def paired_latencies(args: tuple[str, str, str, list[bytes], int]) -> dict[str, 
     for round_ in range(n // block + 1):
         picks = [rng.choice(addrs) for _ in range(block)]
         for name, get in paths.items():  # blocks in turn: warm caches within a block, shared noise across
-            if name in ("request", "zmq") and round_ % 4:
+            if name in ("request", "compact", "zmq") and round_ % 4:
                 continue  # round trips are slow; a quarter of the samples is plenty
             for a in picks:
                 t = clock()
@@ -160,6 +176,8 @@ def _run_size(report: Report, size: int, count: int, quick: bool) -> None:
                               f"raw ZeroMQ round trip p{p}", percentile(lat["zmq"], p),
                               "<= 1.5x raw round trip" if p == 50 else "",
                               percentile(lat["request"], p) <= 1.5 * percentile(lat["zmq"], p) if p == 50 else None))
+            report.add(Figure(section, f"get p{p}, compact frame to nbsd", percentile(lat["compact"], p), "us",
+                              f"raw ZeroMQ round trip p{p}", percentile(lat["zmq"], p)))
             report.add(Figure(section, f"get p{p}, direct nbs", percentile(lat["direct"], p), "us"))
         for procs in (1, 4, 8):
             start_at = time.time() + 2.0 + procs * 0.4
