@@ -18,11 +18,12 @@ import zmq
 
 from bench.common import Figure, Report, percentile, populate, progress, run_parallel, wait_until
 from nbs.factory import new_local_store
-from nbsclient.protocol import encode_get_one
+from nbsclient.protocol import decode_reply, encode_get_one
 from nbsclient.sockets import send_frame
 from nbsd.runner import DaemonProcess
 
 BATCH = 256
+REPLY_WAIT_MS = 10_000  # a bare socket's wait for a round trip's reply
 
 
 def _latencies(get: Any, addrs: list[bytes], n: int) -> list[float]:
@@ -81,6 +82,15 @@ def lmdb_throughput(args: tuple[dict[str, Any], list[bytes], int, float, float])
     return _throughput(get_many, addrs, size, seconds, start_at)
 
 
+def _dealer(context: zmq.Context[zmq.Socket[bytes]], endpoint: str) -> zmq.Socket[bytes]:
+    """A bare socket for round trips whose every wait for a reply is bounded."""
+    sock = context.socket(zmq.DEALER)
+    sock.setsockopt(zmq.RCVTIMEO, REPLY_WAIT_MS)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    return sock
+
+
 def paired_latencies(args: tuple[str, str, str, list[bytes], int]) -> dict[str, list[float]]:
     """Single-get latencies of every path, measured in turn in one process so they share the noise.
 
@@ -100,10 +110,8 @@ def paired_latencies(args: tuple[str, str, str, list[bytes], int]) -> dict[str, 
     assert fast._cache is not None
     env, db = fast._cache.env, fast._cache.db
     context = zmq.Context()
-    sock = context.socket(zmq.DEALER)
-    sock.connect(echo)
-    bare = context.socket(zmq.DEALER)
-    bare.connect(endpoint)
+    sock = _dealer(context, echo)
+    bare = _dealer(context, endpoint)
     handle = request._handle  # the session the request path reads in
     assert handle is not None
     request_ids = itertools.count(1)
@@ -117,9 +125,13 @@ def paired_latencies(args: tuple[str, str, str, list[bytes], int]) -> dict[str, 
         send_frame(sock, a)
         sock.recv()
 
-    def compact(a: bytes) -> None:
+    def compact(a: bytes) -> bytes:
         send_frame(bare, encode_get_one(next(request_ids), handle, a))
-        bare.recv()
+        return bare.recv()
+
+    _, chunk, error = decode_reply(compact(addrs[0]))  # timed undecoded: make sure it is the chunk once
+    if error is not None or chunk != request.get(addrs[0]):
+        raise RuntimeError(f"the bare compact get did not return the chunk: {error or 'another reply'}")
 
     paths = {"fast": fast.get, "lmdb": raw_lmdb, "direct": direct.get, "request": request.get, "compact": compact,
              "zmq": raw_zmq}
@@ -132,11 +144,14 @@ def paired_latencies(args: tuple[str, str, str, list[bytes], int]) -> dict[str, 
         for name, get in paths.items():  # blocks in turn: warm caches within a block, shared noise across
             if name in ("request", "compact", "zmq") and round_ % 4:
                 continue  # round trips are slow; a quarter of the samples is plenty
-            for a in picks:
-                t = clock()
-                get(a)
-                if round_:
-                    out[name].append((clock() - t) / 1000)
+            try:
+                for a in picks:
+                    t = clock()
+                    get(a)
+                    if round_:
+                        out[name].append((clock() - t) / 1000)
+            except zmq.Again:
+                raise RuntimeError(f"no reply on the {name} path within {REPLY_WAIT_MS} ms") from None
     fast.close()
     request.close()
     return out
