@@ -1,15 +1,16 @@
-"""Batch operations on chunks, run by the chunk workers (or here): hash, encode (or both at once), verify.
+"""Batch operations on chunks, run by the chunk workers (or here): hash, encode (or both at once), verify, decode.
 
 Each job does exactly what its in-thread form does (``addresses_of``,
-``encode_records``, ``decode_records`` plus a hash check), so the bytes of
-a table never depend on where its records were encoded.
+``encode_records``, ``decode_records``, plus a hash check to verify), so the
+bytes of a table never depend on where its records were encoded, nor a
+chunk read on where it was decoded.
 """
 
 from __future__ import annotations
 
 import itertools
 import struct
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import TypeVar
 
 from nbs import chunk_worker as wire
@@ -123,6 +124,62 @@ class VerifyJob(Job[int]):
             if compute_addr(chunk) != addr:
                 raise RecordBatchError(position, "does not hash to its address")
         return sum(map(len, chunks))
+
+
+class DecodeJob(Job[list[bytes]]):
+    """Records read from a table: their chunks.
+
+    ``reads`` are the ``(offset, length)`` ranges of the table to read, laid
+    back to back; ``starts`` and ``lengths`` place each record in what they
+    make.  They are read when the job is sent, by ``read_into`` (``(offset,
+    buffer)``), straight into the worker's input memory, or by ``read``
+    (``(offset, length)``) when it runs here.  Chunks that do not fit in the
+    worker's output memory (a batch that decompresses to more than it holds)
+    are decoded here.
+    """
+
+    def __init__(self, read: Callable[[int, int], bytes], read_into: Callable[[int, memoryview], None],
+                 reads: list[tuple[int, int]], starts: Sequence[int], lengths: Sequence[int], max_len: int) -> None:
+        super().__init__(sum(length for _, length in reads))
+        self.read, self.read_into, self.reads, self.max_len = read, read_into, reads, max_len
+        self.starts, self.lengths = starts, lengths
+
+    def send(self, worker: ChunkWorker) -> None:
+        count = len(self.lengths)
+        worker.send_filled(wire.DECODE, self._fill, self.lengths, wire.VERDICT.size + 4 * count,
+                           extra=struct.pack(f"<Q{count}I", self.max_len, *self.starts))
+
+    def _fill(self, buffer: memoryview) -> int:
+        at = 0
+        for offset, length in self.reads:
+            self.read_into(offset, buffer[at:at + length])
+            at += length
+        return at
+
+    def receive(self, worker: ChunkWorker) -> list[bytes]:
+        answer, output = worker.receive()
+        position, problem, total = wire.VERDICT.unpack_from(answer)
+        if problem not in (wire.OK, wire.NO_ROOM):
+            raise RecordBatchError(position, _PROBLEMS.get(problem, "bad record").format(size=total,
+                                                                                         limit=self.max_len))
+        done = len(self.lengths) if problem == wire.OK else position
+        ends = list(itertools.accumulate(struct.unpack_from(f"<{done}I", answer, wire.VERDICT.size)))
+        chunks = [bytes(output[start:end]) for start, end in zip([0, *ends], ends)]
+        if problem == wire.OK:
+            return chunks
+        try:
+            return chunks + self._decode(position)
+        except RecordBatchError as err:
+            raise RecordBatchError(position + err.position, str(err)) from err
+
+    def run_here(self) -> list[bytes]:
+        return self._decode(0)
+
+    def _decode(self, first: int) -> list[bytes]:
+        """Decode the records from ``first`` on here, read as ``bytes`` (a buffer to read into would be zeroed)."""
+        pieces = [self.read(offset, length) for offset, length in self.reads]
+        return decode_records(pieces[0] if len(pieces) == 1 else b"".join(pieces),
+                              list(zip(self.starts[first:], self.lengths[first:])), self.max_len)
 
 
 _PROBLEMS = {

@@ -9,11 +9,15 @@ coalescing for batched gets (NBS-FORMAT.md sections 2.9-2.14).
 from __future__ import annotations
 
 import abc
+import bisect
+import itertools
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from nbs.addr import EMPTY_ADDR, Addr
+from nbs.chunk_jobs import DecodeJob
+from nbs.chunk_workers import BATCH_CHUNKS, run_jobs
 from nbs.errors import CorruptTableError
 from nbs.record import RecordBatchError, RecordError, decode_record, decode_records
 from nbs.stats import Histogram
@@ -22,23 +26,33 @@ from nbs.table_index import TableIndex
 FILE_BLOCK_SIZE = 4096
 S3_BLOCK_SIZE = 512 * 1024
 FILE_MAX_READ = 1 << 20  # a coalesced file read stops growing here
+DECODE_BYTES = 1 << 20  # records read for one decode job (of a chunk worker, or here)
+# A local read of fewer jobs is decoded here: handing a job to a sleeping worker costs ~0.1 ms to wake it (a
+# pipe write) and ~0.3 ms before its answer, which only a long stream of jobs hides.  Reads of 4 KiB chunks
+# in batches: 32 jobs 795-902 MB/s on the workers against 632-690 here, 16 jobs no better, 2 jobs 640-981
+# against 1,444-1,504 (docs/PERFORMANCE.md).
+WORKER_JOBS = 32
 
 
 class ReaderAt(abc.ABC):
     """Positioned reads of a table's bytes."""
 
-    reads_per_wave = 0
-    """Reads a batched get issues before it decodes their records (0: all at once).
-
-    Cheap reads (a local file) go one at a time: a read's records are decoded
-    while its buffer is still in the CPU's cache, and the next read reuses the
-    freed memory rather than filling fresh pages (a page fault per 4 KiB).
-    Slow reads (S3) go all at once, as concurrently as their pool allows.
-    """
+    local = False
+    """Whether reads are cheap (a local file): a batched get then reads a job of coalesced ranges at a time and
+    decodes it before the next (the buffer still in the CPU's cache, its memory reused), or, for a long read,
+    reads each job straight into an idle chunk worker's memory and lets the workers decode.  Slow reads (S3) go
+    all at once, as concurrently as their pool allows, and are decoded here."""
 
     @abc.abstractmethod
     def read_at(self, offset: int, length: int) -> bytes:
         """Exactly ``length`` bytes at ``offset`` (fewer only if the table is short)."""
+
+    def read_into(self, offset: int, buffer: memoryview) -> int:
+        """Read up to ``len(buffer)`` bytes at ``offset`` into ``buffer``; how many (fewer only if the table is
+        short).  Local readers override it to read without a buffer of their own."""
+        data = self.read_at(offset, len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
 
     def read_ranges(self, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
         """Several reads; backends with high latency override this to run them concurrently."""
@@ -257,13 +271,14 @@ class TableChunkSource(ChunkSource):
     def read_into(self, located: Located, found: dict[bytes, bytes]) -> None:
         """Add the chunks of ``(ordinal, address)`` pairs, already located, to ``found``.
 
-        Records are read in file order, coalesced into physical reads, a wave
-        of reads at a time (``ReaderAt.reads_per_wave``), and decoded in this
-        thread.  Decoding on a pool of threads was measured slower, 1.15-1.5x
-        for chunks of 4 KiB to 1 MiB: each chunk's CRC and decompression are
-        short C calls, and the threads spend more on handing the GIL to each
-        other than they overlap.  All of this runs per chunk, so it works on
-        ordinals and slices of ``located``: no object per chunk.
+        Records are read in file order, coalesced into physical reads.  A long
+        read of a local file (``ReaderAt.local``, ``WORKER_JOBS``) is decoded by
+        the chunk workers: a 4 KiB chunk's CRC and decompression cost about as
+        much as making its ``bytes`` here, a page fault included, so this
+        thread then only reads and copies.  Threads could not share it: the
+        GIL changing hands around each chunk's short C calls made a pool of
+        threads 1.15-1.5x slower than one.  All of this runs per chunk, so it
+        works on ordinals and slices of ``located``: no object per chunk.
         """
         if len(located.ordinals) == 1:  # the common case over many tables: nothing to coalesce
             ordinal, addr = located.ordinals[0], located.addrs[0]
@@ -271,16 +286,75 @@ class TableChunkSource(ChunkSource):
             return
         located = located.in_file_order()
         ordinals, addrs = located.ordinals, located.addrs
+        if self._reader.local:
+            self._read_in_jobs(ordinals, addrs, found)
+            return
         groups = self._coalesce(ordinals)
-        wave = self._reader.reads_per_wave or len(groups)
-        for first in range(0, len(groups), wave):
-            reads = groups[first:first + wave]
-            datas = self._reader.read_ranges([(start, length) for start, length, _, _ in reads])
-            for (start, length, lo, hi), data in zip(reads, datas):
-                if len(data) != length:
-                    raise CorruptTableError(self._label, f"short read of {len(data)}/{length} bytes at {start}")
-                held = addrs[lo:hi]
-                found.update(zip(held, self._decode_read(ordinals[lo:hi], held, start, data)))
+        datas = self._reader.read_ranges([(start, length) for start, length, _, _ in groups])
+        for (start, length, lo, hi), data in zip(groups, datas):
+            if len(data) != length:
+                raise CorruptTableError(self._label, f"short read of {len(data)}/{length} bytes at {start}")
+            held = addrs[lo:hi]
+            found.update(zip(held, self._decode_read(ordinals[lo:hi], held, start, data)))
+
+    def _read_in_jobs(self, ordinals: list[int], addrs: list[bytes], found: dict[bytes, bytes]) -> None:
+        """Chunks at sorted ``ordinals`` into ``found``, a ``DecodeJob`` at a time, in order: on idle chunk workers
+        if there are ``WORKER_JOBS`` or more, else here."""
+        jobs, firsts = self._decode_jobs(ordinals)
+        results = run_jobs(jobs, wait=False) if len(jobs) >= WORKER_JOBS else (job.run_here() for job in jobs)
+        for first in firsts:
+            try:
+                chunks = next(results)
+            except RecordBatchError as err:
+                raise CorruptTableError(self._label, f"chunk {Addr(addrs[first + err.position])}: {err}") from err
+            found.update(zip(addrs[first:first + len(chunks)], chunks))
+
+    def _decode_jobs(self, ordinals: list[int]) -> tuple[list[DecodeJob], list[int]]:
+        """Jobs of ``DECODE_BYTES`` of coalesced reads and at most ``BATCH_CHUNKS`` records each, and the position
+        in ``ordinals`` of each job's first record."""
+        first, count = ordinals[0], len(ordinals)
+        if ordinals[-1] - first == count - 1 and ordinals == list(range(first, first + count)):
+            return self._adjacent_jobs(first, first + count)
+        offsets, lengths, max_len = self._index.offsets, self._index.lengths, self._index.max_chunk
+        jobs: list[DecodeJob] = []
+        firsts: list[int] = []
+        reads: list[tuple[int, int]] = []
+        starts: list[int] = []
+        sizes: list[int] = []
+        size = 0
+        for start, length, lo, hi in self._coalesce(ordinals, BATCH_CHUNKS):
+            if reads and (size + length > DECODE_BYTES or len(sizes) + hi - lo > BATCH_CHUNKS):
+                jobs.append(DecodeJob(self._read_exact, self._read_exact_into, reads, starts, sizes, max_len))
+                reads, starts, sizes, size = [], [], [], 0
+            if not reads:
+                firsts.append(lo)
+            held = ordinals[lo:hi]
+            starts.extend([offsets[o] - start + size for o in held])
+            sizes.extend([lengths[o] for o in held])
+            reads.append((start, length))
+            size += length
+        jobs.append(DecodeJob(self._read_exact, self._read_exact_into, reads, starts, sizes, max_len))
+        return jobs, firsts
+
+    def _adjacent_jobs(self, first: int, end: int) -> tuple[list[DecodeJob], list[int]]:
+        """``_decode_jobs`` of the records ``first`` to ``end``, which lie back to back (a whole table read in
+        file order): each job one read, cut where a bisection of the offsets finds its bound, so that nothing
+        runs a step per record here (it did: 11-12 ms of a get of 25,000 chunks)."""
+        offsets, lengths, max_len = self._index.offsets, self._index.lengths, self._index.max_chunk
+        limit = min(DECODE_BYTES, self.max_read or DECODE_BYTES)
+        jobs: list[DecodeJob] = []
+        firsts: list[int] = []
+        at = first
+        while at < end:
+            bound = min(at + BATCH_CHUNKS, end)
+            stop = max(at + 1, bisect.bisect_right(offsets, offsets[at] + limit, at + 1, bound + 1) - 1)
+            sizes = lengths[at:stop]
+            starts = list(itertools.accumulate(sizes[:-1], initial=0))
+            jobs.append(DecodeJob(self._read_exact, self._read_exact_into, [(offsets[at], offsets[stop] - offsets[at])],
+                                  starts, sizes, max_len))
+            firsts.append(at - first)
+            at = stop
+        return jobs, firsts
 
     def _decode_read(self, ordinals: list[int], addrs: list[bytes], start: int, data: bytes) -> list[bytes]:
         """The chunks at ``ordinals`` (of ``addrs``), whose records ``data``, read at ``start``, holds."""
@@ -317,11 +391,12 @@ class TableChunkSource(ChunkSource):
     def persisted(self) -> TableChunkSource:
         return self
 
-    def _coalesce(self, ordinals: Sequence[int]) -> list[tuple[int, int, int, int]]:
+    def _coalesce(self, ordinals: Sequence[int], max_records: int = 1 << 62) -> list[tuple[int, int, int, int]]:
         """Physical reads ``(offset, length, first, end)`` of records ``ordinals[first:end]`` (sorted ordinals).
 
         A gap of up to ``block_size`` bytes is read through (Go's rule); with
-        ``max_read``, a read that would grow past it ends (a longer record is read alone).
+        ``max_read``, a read that would grow past it ends (a longer record is
+        read alone), as does one of ``max_records`` records.
         """
         offsets, lengths = self._index.offsets, self._index.lengths
         block_size, limit = self.block_size, self.max_read or 1 << 62
@@ -333,7 +408,7 @@ class TableChunkSource(ChunkSource):
             ordinal = ordinals[i]
             offset = offsets[ordinal]
             stop = offset + lengths[ordinal]
-            if offset - end > block_size or stop - start > limit:
+            if offset - end > block_size or stop - start > limit or i - first == max_records:
                 groups.append((start, end - start, first, i))
                 first, start = i, offset
             end = max(end, stop)
@@ -345,6 +420,11 @@ class TableChunkSource(ChunkSource):
         if len(data) != length:
             raise CorruptTableError(self._label, f"short read of {len(data)}/{length} bytes at {offset}")
         return data
+
+    def _read_exact_into(self, offset: int, buffer: memoryview) -> None:
+        got = self._reader.read_into(offset, buffer)
+        if got != len(buffer):
+            raise CorruptTableError(self._label, f"short read of {got}/{len(buffer)} bytes at {offset}")
 
     def _decode(self, record: bytes | memoryview, addr: bytes) -> bytes:
         try:

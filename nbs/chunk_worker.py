@@ -1,4 +1,4 @@
-"""A chunk worker process: hashes, encodes (or both) and verifies batches of chunks for its parent.
+"""A chunk worker process: hashes, encodes (or both), verifies and decodes batches of chunks for its parent.
 
 Threads cannot share this work on CPython: each 4 KiB chunk costs a few
 microseconds in C, and the GIL changing hands around every call costs as much
@@ -7,10 +7,13 @@ as the work itself (two threads hash at 1.1x one thread, and decompress at
 
 The chunks travel through shared memory, not a pipe: the parent writes a
 batch into the worker's input ``memfd`` and sends only the request (an
-operation, the chunk lengths and, to verify, the expected addresses) on the
-worker's stdin; the worker writes encoded records into its output ``memfd``
-and answers on stdout with addresses, record lengths or a verdict.  So a
-chunk is copied once into the worker and a record once out of it.
+operation, the chunk lengths and, to verify, the expected addresses; to
+decode, each record's offset) on the worker's stdin; the worker writes
+encoded records into its output ``memfd`` and answers on stdout with
+addresses, record lengths or a verdict.  So a
+chunk is copied once into the worker and a record once out of it.  To
+decode, the parent reads a table's records straight into the input slot and
+the worker writes the chunks into its output slot.
 
 This file runs as a script (``python nbs/chunk_worker.py FD_IN FD_OUT
 IN_STRIDE OUT_STRIDE``: each memfd holds two slots of its stride, so two
@@ -31,10 +34,10 @@ from typing import BinaryIO
 import cramjam
 import crc32c
 
-HASH, ENCODE, VERIFY, HASH_ENCODE = 1, 2, 3, 4
+HASH, ENCODE, VERIFY, HASH_ENCODE, DECODE = 1, 2, 3, 4, 5
 REQUEST = struct.Struct("<BBII")  # operation, slot, chunk count, bytes of input in the slot
 VERDICT = struct.Struct("<iBQ")  # first bad position (-1: none), its problem, total uncompressed bytes
-OK, BAD_RECORD, BAD_SNAPPY, BAD_SIZE, BAD_ADDRESS = range(5)
+OK, BAD_RECORD, BAD_SNAPPY, BAD_SIZE, BAD_ADDRESS, NO_ROOM = range(6)
 ADDR_SIZE = 20
 CRC_SIZE = 4
 MAX_EXPANSION = 22  # nbs.record's: a record claiming more than 22x its size lies
@@ -106,6 +109,41 @@ def verify_records(data: memoryview, lengths: tuple[int, ...], addrs: bytes, max
     return VERDICT.pack(-1, OK, total)
 
 
+def decode_records(data: memoryview, offsets: tuple[int, ...], lengths: tuple[int, ...], max_len: int,
+                   chunks: memoryview) -> bytes:
+    """Check and decompress the record at each offset of ``data`` into ``chunks``, back to back.
+
+    The answer is a verdict, then each chunk's length (zero where none was
+    written).  A chunk that does not fit in ``chunks`` ends the batch with
+    ``NO_ROOM`` at its position: the parent decodes the rest itself.
+    """
+    crc, size_of, decompress = crc32c.crc32c, cramjam.snappy.decompress_raw_len, cramjam.snappy.decompress_raw_into
+    sizes = [0] * len(lengths)
+    out = 0
+
+    def answer(position: int, problem: int, size: int) -> bytes:
+        return VERDICT.pack(position, problem, size) + struct.pack(f"<{len(sizes)}I", *sizes)
+
+    for position, (at, length) in enumerate(zip(offsets, lengths)):
+        end = at + length - CRC_SIZE
+        compressed = data[at:end]
+        if length <= CRC_SIZE or crc(compressed) != int.from_bytes(data[end:end + CRC_SIZE], "big"):
+            return answer(position, BAD_RECORD, 0)
+        try:
+            size = size_of(compressed)
+            if size == 0 or size > max_len or size > MAX_EXPANSION * (length - CRC_SIZE):
+                return answer(position, BAD_SIZE, size)
+            if out + size > len(chunks):
+                return answer(position, NO_ROOM, out)
+            if decompress(compressed, chunks[out:out + size]) != size:
+                return answer(position, BAD_SNAPPY, 0)
+        except cramjam.DecompressionError:
+            return answer(position, BAD_SNAPPY, 0)
+        sizes[position] = size
+        out += size
+    return answer(-1, OK, out)
+
+
 def serve(requests: BinaryIO, replies: BinaryIO, fd_in: int, fd_out: int, in_stride: int, out_stride: int) -> None:
     """Answer requests until ``requests`` ends."""
     inputs = memoryview(mmap.mmap(fd_in, 2 * in_stride))
@@ -126,6 +164,10 @@ def serve(requests: BinaryIO, replies: BinaryIO, fd_in: int, fd_out: int, in_str
         elif op == VERIFY:
             (max_len,) = struct.unpack("<Q", read_exactly(requests, 8))
             reply = verify_records(data, lengths, read_exactly(requests, ADDR_SIZE * count), max_len)
+        elif op == DECODE:
+            (max_len,) = struct.unpack("<Q", read_exactly(requests, 8))
+            offsets = struct.unpack(f"<{count}I", read_exactly(requests, 4 * count))
+            reply = decode_records(data, offsets, lengths, max_len, outputs[slot * out_stride:(slot + 1) * out_stride])
         else:
             return
         replies.write(reply)

@@ -1,10 +1,11 @@
 """The per-process pool of chunk worker processes (``nbs/chunk_worker.py``) and the batches they run.
 
-Hashing, encoding and verifying many small chunks use the machine's other
-cores only through processes (the worker module says why threads cannot).
-Batches go to leased workers, a few in flight, and come back in order.
-Callers share the workers: one whose workers are all busy with other
-threads' batches waits for one (bounded).  Anything a worker cannot do -
+Hashing, encoding, verifying and decoding many small chunks use the
+machine's other cores only through processes (the worker module says why
+threads cannot).  Batches go to leased workers, a few in flight, and come
+back in order.  Callers share the workers: one whose workers are all busy
+with other threads' batches waits for one (bounded); a read takes idle ones
+only (``lease_idle``).  Anything a worker cannot do -
 none could be started, the wait ran out, a batch too large for the shared
 memory, a worker that died or stopped answering - is done in the calling
 thread instead, so the pool only ever makes work faster, never fails it (a
@@ -18,6 +19,7 @@ A forked child never uses its parent's workers: it starts its own.
 
 from __future__ import annotations
 
+import functools
 import logging
 import mmap
 import os
@@ -30,7 +32,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Generic, TypeVar
 
 from nbs import chunk_worker as wire
@@ -87,12 +89,6 @@ class SharedMemory:
             os.close(self.fd)
             raise
 
-    def write(self, slot: int, pieces: Sequence[bytes | memoryview]) -> None:
-        """Lay ``pieces`` back to back in ``slot`` (one join and one copy beat a copy per piece)."""
-        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
-        start = slot * self.stride
-        self.map[start:start + len(data)] = data
-
     def region(self, slot: int) -> memoryview:
         return memoryview(self.map)[slot * self.stride:(slot + 1) * self.stride]
 
@@ -135,10 +131,19 @@ class ChunkWorker:
 
         ``reply_size`` is the length of the answer ``receive`` will read for it.
         """
+        self.send_filled(op, functools.partial(_lay, pieces), lengths, reply_size, extra)
+
+    def send_filled(self, op: int, fill: Callable[[memoryview], int], lengths: Sequence[int], reply_size: int,
+                    extra: bytes = b"") -> None:
+        """``send``, the input written by ``fill`` (into a free slot's region; it returns the bytes it wrote),
+        so a table's records can be read straight into the worker's memory.
+
+        What ``fill`` raises (a failed read) passes on: nothing was sent.
+        """
         slot = self._sent % SLOTS
+        size = fill(self.inputs.region(slot))
         try:
-            self.inputs.write(slot, pieces)
-            _write_all(self._requests, wire.REQUEST.pack(op, slot, len(lengths), sum(lengths))
+            _write_all(self._requests, wire.REQUEST.pack(op, slot, len(lengths), size)
                        + struct.pack(f"<{len(lengths)}I", *lengths) + extra)
         except OSError as err:
             raise WorkerFailed(f"sending a batch: {err}") from err
@@ -168,6 +173,13 @@ class ChunkWorker:
             got += len(part)
         return b"".join(parts), self.outputs.region(slot)
 
+    def answered(self) -> bool:
+        """Whether the answer to the oldest request has begun to arrive (never waits)."""
+        try:
+            return bool(select.select([self._replies], [], [], 0)[0])
+        except (OSError, ValueError):
+            return True  # receive finds out what is wrong
+
     def stop(self) -> None:
         """End the process (it exits when its stdin closes) and free the shared memory."""
         for stream in (self.process.stdin, self.process.stdout):
@@ -190,6 +202,13 @@ class ChunkWorker:
                 pass
         self.process.returncode = 0  # not our child: never wait for it
         self.broken = True  # and never use it
+
+
+def _lay(pieces: Sequence[bytes | memoryview], region: memoryview) -> int:
+    """Write ``pieces`` back to back at the start of ``region`` (one join and one copy beat a copy per piece)."""
+    data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+    region[:len(data)] = data
+    return len(data)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -216,6 +235,30 @@ class Job(ABC, Generic[R]):
 
     @abstractmethod
     def run_here(self) -> R: ...
+
+
+class _Done(Job[R]):
+    """A job already run here, out of its turn: its result (or what it raised) waits for its turn."""
+
+    def __init__(self, job: Job[R]) -> None:
+        super().__init__(job.input_size)
+        self._result: R | None = None
+        self._error: BaseException | None = None
+        try:
+            self._result = job.run_here()
+        except Exception as err:  # noqa: BLE001 - raised in its turn, where the caller expects it
+            self._error = err
+
+    def send(self, worker: ChunkWorker) -> None:
+        raise AssertionError("a job run here is never sent")
+
+    def receive(self, worker: ChunkWorker) -> R:
+        raise AssertionError("a job run here is never sent")
+
+    def run_here(self) -> R:
+        if self._error is not None:
+            raise self._error
+        return self._result  # type: ignore[return-value]
 
 
 class ChunkWorkers:
@@ -272,19 +315,40 @@ class ChunkWorkers:
                 self._queue.remove(turn)
                 self._wake_next()
 
+    def lease_idle(self, wanted: int) -> list[ChunkWorker]:
+        """Up to ``wanted`` workers already running and idle, at once, or none.
+
+        For a read, which decodes in its own thread when it gets none (as all
+        reads did before the workers): it never waits for a worker, and one in
+        line for them has the idle ones first.  Workers not yet running are
+        started for later calls, not this one: an interpreter takes ~60 ms to
+        start, longer than most reads.
+        """
+        with self._lock:
+            if self._queue:
+                return []
+            taken = [self._idle.pop() for _ in range(min(wanted, len(self._idle)))]
+            self._idle.extend(self._start(self.count - len(self._running)))  # for later calls
+            return taken
+
     def _take(self, wanted: int) -> list[ChunkWorker]:
         """Idle workers, then new ones, up to ``wanted`` (the lock held)."""
         taken = [self._idle.pop() for _ in range(min(wanted, len(self._idle)))]
-        while len(taken) < wanted and len(self._running) < self.count and time.monotonic() >= self._start_after:
+        return taken + self._start(wanted - len(taken))
+
+    def _start(self, wanted: int) -> list[ChunkWorker]:
+        """Up to ``wanted`` new workers, within the count and not while a failure's delay runs (the lock held)."""
+        started: list[ChunkWorker] = []
+        while len(started) < wanted and len(self._running) < self.count and time.monotonic() >= self._start_after:
             try:
                 worker = ChunkWorker()
             except OSError as err:
                 log.warning("cannot start a chunk worker (%s): working in this thread", err)
                 self._start_after = time.monotonic() + RESTART_DELAY_S
                 break
-            taken.append(worker)
+            started.append(worker)
             self._running.add(worker)
-        return taken
+        return started
 
     def give_back(self, worker: ChunkWorker, broken: bool) -> None:
         if broken:
@@ -326,7 +390,7 @@ class ChunkWorkers:
         for worker in idle:
             worker.stop()
 
-    def run(self, jobs: Sequence[Job[R]]) -> Iterator[R]:
+    def run(self, jobs: Sequence[Job[R]], wait: bool = True) -> Iterator[R]:
         """Each job's result, in order; up to ``SLOTS`` batches in flight per leased worker, the rest here.
 
         A worker goes back as soon as none of these jobs is left for it, before
@@ -334,8 +398,20 @@ class ChunkWorkers:
         this one reads its other answers.  nbsd hashes each part of a write (a
         batch per worker) on a thread of its own; when the lease ended with the
         call, a worker idled between every two parts.
+
+        Without ``wait`` (a read), only idle workers are used (``lease_idle``),
+        one fewer than the CPUs, and the calling thread runs the next job not
+        yet sent whenever the answer it would wait for has not begun to come:
+        a read's own thread has a share of its own (it copies every chunk
+        out), the rest of the time it would idle.  A job run so out of its
+        turn keeps its result, or what it raised, for its turn.
         """
-        leased = self.lease(min(self.count, len(jobs))) if len(jobs) > 1 else []
+        if len(jobs) < 2:
+            leased = []
+        elif wait:
+            leased = self.lease(min(self.count, len(jobs)))
+        else:
+            leased = self.lease_idle(min(max(1, self.count - 1), len(jobs)))
         if not leased:
             yield from (job.run_here() for job in jobs)
             return
@@ -346,6 +422,11 @@ class ChunkWorkers:
         try:
             self._start_more(waiting, free, flying)
             while flying:
+                if not wait and flying[0][1] is not None and not flying[0][1].answered():
+                    spare = next(waiting, None)
+                    if spare is not None:  # the worker is still at it: do the next job here meanwhile
+                        flying.append((_Done(spare), None))
+                        continue
                 job, worker = flying.popleft()
                 result = self._finish(job, worker, free)
                 self._start_more(waiting, free, flying)
@@ -447,6 +528,6 @@ def pool() -> ChunkWorkers:
     return _POOL
 
 
-def run_jobs(jobs: Sequence[Job[R]]) -> Iterator[R]:
-    return pool().run(jobs)
+def run_jobs(jobs: Sequence[Job[R]], wait: bool = True) -> Iterator[R]:
+    return pool().run(jobs, wait)
 

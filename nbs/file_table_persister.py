@@ -13,6 +13,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from nbs.addr import Addr
 from nbs.chunk_source import FILE_BLOCK_SIZE, FILE_MAX_READ, ChunkSource, EmptyChunkSource, ReaderAt, TableChunkSource
@@ -27,12 +28,13 @@ from nbs.table_upload import UploadSink
 from nbs.table_writer import TableStream, WrittenTable
 
 TABLE_TEMP_PREFIX = "nbs_table_"
+T = TypeVar("T")
 
 
 class FileReaderAt(ReaderAt):
     """Positioned reads of one table file through the descriptor cache."""
 
-    reads_per_wave = 1  # a read of up to FILE_MAX_READ, decoded before the next
+    local = True
 
     def __init__(self, path: str, fd_cache: FDCache, stats: Stats) -> None:
         self.path = path
@@ -40,10 +42,17 @@ class FileReaderAt(ReaderAt):
         self._stats = stats
 
     def read_at(self, offset: int, length: int) -> bytes:
+        return self._read(lambda fd: os.pread(fd, length, offset), length)
+
+    def read_into(self, offset: int, buffer: memoryview) -> int:
+        return self._read(lambda fd: os.preadv(fd, [buffer], offset), len(buffer))
+
+    def _read(self, read: Callable[[int], T], length: int) -> T:
+        """``read(fd)`` of the table's descriptor, held meanwhile, timed and counted as a read of ``length``."""
         started = time.perf_counter_ns()
         fd = ref_table_file(self._fd_cache, self.path)
         try:
-            data = os.pread(fd, length, offset)
+            result = read(fd)
         except OSError as err:
             raise StoreIOError("read table", self.path, err) from err
         finally:
@@ -51,7 +60,7 @@ class FileReaderAt(ReaderAt):
         if length:
             self._stats.file_bytes_per_read.sample(length)
             self._stats.file_read_latency.sample_time(started)
-        return data
+        return result
 
 
 def ref_table_file(fd_cache: FDCache, path: str) -> int:

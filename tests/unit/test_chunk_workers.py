@@ -6,25 +6,34 @@ and pipes; faults are real too (a killed or stopped worker).
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import itertools
 import logging
 import os
 import signal
+import struct
 import subprocess
 import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 import crc32c
 import psutil
 import pytest
 
 import nbs.chunk_workers as workers
+from nbs import chunk_source
+from nbs import chunk_worker as wire
 from nbs.addr import Addr, addresses_of, digests_of
 from nbs.chunk_jobs import encode_all, hash_all, hash_encode_all, verify_all
-from nbs.record import RecordBatchError, decode_records, encode_records
+from nbs.errors import CorruptTableError
+from nbs.factory import new_local_store
+from nbs.record import RecordBatchError, decode_records, encode_record, encode_records
+from nbs.table_index import parse_table_index
 from tests.forking import in_child
 
 
@@ -417,3 +426,281 @@ def test_chunks_that_change_while_they_are_hashed_are_stored_as_hashed(
         assert addrs == digests_of(decode_records(records.data, spans, 1 << 20))
     first = results[0][1]
     assert first == digests_of(chunks[:len(first)])  # the first batch was copied before anything changed
+
+
+# Decoding a local table's records on the workers (TableChunkSource.read_into with a local reader).
+
+@pytest.fixture
+def local_store(tmp_path: Path) -> Iterator[tuple[str, list[bytes]]]:
+    """A local store of ``3 * BATCH_CHUNKS + 17`` mixed chunks, committed (no worker started): (directory, chunks)."""
+    chunks = mixed(3 * workers.BATCH_CHUNKS + 17)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(workers, "_POOL", workers.ChunkWorkers(0))
+        store = new_local_store(str(tmp_path))
+        addrs = store.put_many(chunks)
+        assert store.commit(addrs[-1], store.root())
+        store.close()
+    yield str(tmp_path), chunks
+
+
+DECODERS: set[int] = set()
+
+
+@pytest.fixture
+def reads_on_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reads of two jobs or more go to the workers (the test store's reads are four jobs)."""
+    monkeypatch.setattr(chunk_source, "WORKER_JOBS", 2)
+
+
+def decodes_sent(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list to which each batch sent to decode adds its record count (and ``DECODERS`` its worker)."""
+    sent: list[int] = []
+    DECODERS.clear()
+    send_filled = workers.ChunkWorker.send_filled
+
+    def spy(self: workers.ChunkWorker, op: int, fill: Callable[[memoryview], int], lengths: Sequence[int],
+            reply_size: int, extra: bytes = b"") -> None:
+        if op == wire.DECODE:
+            sent.append(len(lengths))
+            DECODERS.add(self.process.pid)
+        send_filled(self, op, fill, lengths, reply_size, extra)
+    monkeypatch.setattr(workers.ChunkWorker, "send_filled", spy)
+    return sent
+
+
+def get_all(directory: str, chunks: list[bytes]) -> dict[bytes, bytes]:
+    store = new_local_store(directory)
+    try:
+        return store.get_many(addresses_of(chunks))
+    finally:
+        store.close()
+
+
+@pytest.mark.usefixtures("reads_on_workers")
+@pytest.mark.parametrize("count", [0, 2, 3])
+def test_a_local_get_many_is_decoded_by_idle_workers_into_the_chunks_written(
+        monkeypatch: pytest.MonkeyPatch, local_store: tuple[str, list[bytes]], count: int) -> None:
+    fresh = workers.ChunkWorkers(count)
+    monkeypatch.setattr(workers, "_POOL", fresh)
+    directory, chunks = local_store
+    try:
+        fresh.lease_idle(0)  # starts the workers, as an earlier read would
+        sent = decodes_sent(monkeypatch)
+        assert get_all(directory, chunks) == dict(zip(addresses_of(chunks), chunks))
+        assert (0 < sum(sent) <= len(chunks)) if count else not sent
+        assert all(n <= workers.BATCH_CHUNKS for n in sent)
+        assert len(DECODERS) == (count - 1 if count else 0)  # a CPU left for the reading thread's own share
+        assert fresh.failures == 0
+    finally:
+        fresh.shutdown()
+
+
+def test_a_read_of_fewer_jobs_than_worth_a_worker_is_decoded_here_and_starts_none(
+        pool: workers.ChunkWorkers, monkeypatch: pytest.MonkeyPatch, local_store: tuple[str, list[bytes]]) -> None:
+    """Handing a job to a worker costs a wake-up and a wait for its answer: a short read would only lose time."""
+    directory, chunks = local_store
+    assert len(chunks) < chunk_source.WORKER_JOBS * workers.BATCH_CHUNKS
+    sent = decodes_sent(monkeypatch)
+    for _ in range(2):
+        assert get_all(directory, chunks) == dict(zip(addresses_of(chunks), chunks))
+    assert sent == [] and not worker_pids()
+    pool.lease_idle(0)
+    assert get_all(directory, chunks) == dict(zip(addresses_of(chunks), chunks)) and sent == []
+
+
+@pytest.mark.usefixtures("reads_on_workers")
+def test_a_read_starts_workers_for_the_next_one_and_decodes_here_meanwhile(
+        pool: workers.ChunkWorkers, monkeypatch: pytest.MonkeyPatch, local_store: tuple[str, list[bytes]]) -> None:
+    """Starting a worker (an interpreter) takes longer than most reads: the read that starts them does not wait."""
+    directory, chunks = local_store
+    sent = decodes_sent(monkeypatch)
+    assert not worker_pids()
+    assert len(get_all(directory, chunks)) == len(chunks)
+    assert sent == [] and len(worker_pids()) == 2
+    assert get_all(directory, chunks) == dict(zip(addresses_of(chunks), chunks))
+    assert sent and all(n <= workers.BATCH_CHUNKS for n in sent)
+
+
+@pytest.mark.usefixtures("reads_on_workers")
+def test_a_read_neither_waits_for_busy_workers_nor_jumps_the_queue(
+        pool: workers.ChunkWorkers, monkeypatch: pytest.MonkeyPatch, local_store: tuple[str, list[bytes]]) -> None:
+    monkeypatch.setattr(workers, "LEASE_WAIT_S", 60.0)
+    directory, chunks = local_store
+    pool.lease_idle(0)
+    sent = decodes_sent(monkeypatch)
+    both = pool.lease(2)  # another caller's batches
+    results: list[bool] = []
+    reader = threading.Thread(target=lambda: results.append(len(get_all(directory, chunks)) == len(chunks)))
+    reader.start()
+    reader.join(10)
+    assert results == [True] and sent == []  # decoded here at once
+    for worker in both:
+        pool.give_back(worker, broken=False)
+    with pool._lock:
+        in_line = threading.Condition(pool._lock)  # a caller waiting for a worker, about to be woken
+        pool._queue.append(in_line)
+    try:
+        assert pool.lease_idle(2) == []  # idle workers are the waiting caller's first
+    finally:
+        with pool._lock:
+            pool._queue.remove(in_line)
+    assert len(get_all(directory, chunks)) == len(chunks) and sent
+
+
+@pytest.mark.usefixtures("reads_on_workers")
+def test_a_bad_record_far_into_a_read_on_the_workers_is_named(
+        pool: workers.ChunkWorkers, local_store: tuple[str, list[bytes]]) -> None:
+    directory, chunks = local_store
+    pool.lease_idle(0)
+    (name,) = [f for f in os.listdir(directory) if f not in ("manifest", "LOCK")]
+    path = os.path.join(directory, name)
+    data = Path(path).read_bytes()
+    index = parse_table_index(data, name, len(data))
+    bad = 2 * workers.BATCH_CHUNKS + 9
+    damaged = bytearray(data)
+    damaged[index.offsets[index.lookup(Addr.of(chunks[bad]))] + 1] ^= 0xFF
+    Path(path).write_bytes(damaged)
+    store = new_local_store(directory)
+    try:
+        with pytest.raises(CorruptTableError, match=f"chunk {Addr.of(chunks[bad])}: .*CRC-32C"):
+            store.get_many(addresses_of(chunks))
+        assert_both_idle(pool)  # the workers that found it still serve
+        os.truncate(path, index.offsets[index.lookup(Addr.of(chunks[bad]))])
+        with pytest.raises(CorruptTableError, match="short read"):
+            store.get_many(addresses_of(chunks))
+        assert_both_idle(pool)
+    finally:
+        store.close()
+
+
+@pytest.mark.usefixtures("reads_on_workers")
+def test_records_that_decompress_past_the_worker_s_memory_are_finished_here(
+        pool: workers.ChunkWorkers, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A read of 1 MiB of records can hold 22 MiB of chunks; the worker decodes what fits in its output memory."""
+    import nbs.chunk_jobs as jobs
+
+    chunks = [b"%d;" % i + bytes(128 << 10) for i in range(200)]  # records of ~6 KiB: two reads of 1 MiB
+    store = new_local_store(str(tmp_path))
+    assert store.commit(store.put_many(chunks)[-1], store.root())
+    pool.lease_idle(0)
+    finished_here: list[int] = []
+    decode = jobs.DecodeJob._decode
+
+    def spy(self: jobs.DecodeJob, first: int) -> list[bytes]:
+        finished_here.append(first)
+        return decode(self, first)
+    monkeypatch.setattr(jobs.DecodeJob, "_decode", spy)
+    try:
+        assert store.get_many(addresses_of(chunks)) == dict(zip(addresses_of(chunks), chunks))
+    finally:
+        store.close()
+    assert finished_here and all(done > 0 for done in finished_here)  # each began on a worker
+
+
+@pytest.mark.parametrize("problem", ["crc", "size", "snappy", "room"])
+def test_the_worker_names_the_first_record_it_cannot_decode(problem: str) -> None:
+    good = [encode_record(c)[0] for c in mixed(5)]
+    bad = {
+        "crc": good[3][:-1] + bytes([good[3][-1] ^ 1]),
+        "size": forged(bytes([0xFF, 0xFF, 0xFF, 0xFF, 0x0F]) + b"\x00" * 20),  # claims 4 GiB
+        "snappy": forged(b"\x10\x0f"),  # 16 bytes claimed, a literal of 16 with no bytes behind it
+        "room": good[3],
+    }[problem]
+    records = [*good[:3], bad, good[4]]
+    offsets = list(itertools.accumulate((len(r) for r in records[:-1]), initial=0))
+    expected = [len(c) for c in mixed(3)]
+    room = sum(expected) + (0 if problem == "room" else 1 << 20)
+    answer = wire.decode_records(memoryview(b"".join(records)), tuple(offsets), tuple(map(len, records)), 1 << 20,
+                                 memoryview(bytearray(room)))
+    position, verdict, _ = wire.VERDICT.unpack_from(answer)
+    sizes = struct.unpack_from("<5I", answer, wire.VERDICT.size)
+    codes = {"crc": wire.BAD_RECORD, "size": wire.BAD_SIZE, "snappy": wire.BAD_SNAPPY, "room": wire.NO_ROOM}
+    assert (position, verdict) == (3, codes[problem]) and list(sizes[:3]) == expected
+
+
+def forged(compressed: bytes) -> bytes:
+    """A record of ``compressed`` with a right CRC."""
+    return compressed + crc32c.crc32c(compressed).to_bytes(4, "big")
+
+
+@pytest.mark.usefixtures("reads_on_workers")
+def test_a_child_forked_after_reads_on_the_workers_decodes_on_its_own(
+        pool: workers.ChunkWorkers, local_store: tuple[str, list[bytes]]) -> None:
+    directory, chunks = local_store
+    pool.lease_idle(0)
+    store = new_local_store(directory)
+    try:
+        expected = dict(zip(addresses_of(chunks), chunks))
+        assert store.get_many(addresses_of(chunks)) == expected
+        parents = worker_pids()
+
+        def child() -> bool:
+            first = store.get_many(addresses_of(chunks)) == expected  # here: its workers are only starting
+            second = store.get_many(addresses_of(chunks)) == expected
+            return first and second and len(worker_pids()) == 2 and not worker_pids() & parents
+
+        assert in_child(child, timeout=60)
+        assert store.get_many(addresses_of(chunks)) == expected and worker_pids() == parents
+    finally:
+        store.close()
+
+
+def test_a_read_does_the_next_jobs_itself_while_its_worker_is_busy_and_hands_results_on_in_order(
+        pool: workers.ChunkWorkers, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A read's thread, waiting for an answer, runs the jobs not yet sent; a failure among them (a lie in a
+    batch) surfaces in its turn, after the results of the jobs before it."""
+    import nbs.chunk_jobs as jobs
+
+    monkeypatch.setattr(workers, "REPLY_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(workers, "RESTART_DELAY_S", 0.0)
+    chunks = mixed(6 * workers.BATCH_CHUNKS)
+    lengths = [len(c) for c in chunks]
+    addrs = addresses_of(chunks)
+    ran_here: list[int] = []
+
+    class Noted(jobs.VerifyJob):
+        def run_here(self) -> int:
+            ran_here.append(self.start)
+            return super().run_here()
+
+    records, record_lengths = records_of(chunks)
+    starts = list(itertools.accumulate(record_lengths, initial=0))
+
+    def batches_of(expected: list[Addr]) -> list[Noted]:
+        return [Noted(memoryview(records), starts[start], record_lengths[start:end], expected[start:end], 9000)
+                for start, end in workers.batches(lengths)]
+
+    def stopped_workers() -> list[int]:
+        pool.lease_idle(0)  # started if they were found broken
+        deadline = time.monotonic() + 10
+        while len(worker_pids()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        pids = sorted(worker_pids())
+        assert len(pids) == 2
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)  # busy, as far as the caller can tell
+        return pids
+
+    sums = [sum(lengths[start:end]) for start, end in workers.batches(lengths)]
+    firsts = [starts[start] for start, _ in workers.batches(lengths)]
+    assert len(sums) == 6
+    for lie_at in (None, 4 * workers.BATCH_CHUNKS + 7):
+        expected = list(addrs)
+        if lie_at is not None:
+            expected[lie_at] = Addr.of(b"not this one")
+        ran_here.clear()
+        stopped = stopped_workers()
+        try:
+            results = pool.run(batches_of(expected), wait=False)
+            if lie_at is None:
+                assert list(results) == sums
+            else:
+                assert [next(results) for _ in range(4)] == sums[:4]  # the results before the lie's batch
+                with pytest.raises(RecordBatchError, match="does not hash to its address") as err:
+                    next(results)
+                assert err.value.position == 7
+        finally:
+            for pid in stopped:
+                with contextlib.suppress(ProcessLookupError):  # the one found hung was stopped for good
+                    os.kill(pid, signal.SIGCONT)
+        assert ran_here == firsts[2:] + firsts[:2]  # the four unsent first, then the two the worker never answered

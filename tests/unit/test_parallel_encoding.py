@@ -8,7 +8,7 @@ from typing import TypeVar
 
 import pytest
 
-from nbs import record
+from nbs import chunk_workers, record
 from nbs.addr import Addr
 from nbs.chunk_source import BytesReaderAt, TableChunkSource
 from nbs.chunk_workers import BATCH_CHUNKS
@@ -177,62 +177,86 @@ def test_get_many_reads_at_most_max_read_bytes_at_once_and_decodes_every_read() 
     assert len(reader.reads) == 1  # without a limit, adjacent records make one read
 
 
-class WaveReader(CountingReader):
-    """A cheap reader, as a local file is: a batched get reads two ranges at a time."""
-
-    reads_per_wave = 2
+class RangesReader(CountingReader):
+    """A slow reader, as S3 is: notes how many ranges each ``read_ranges`` asks for at once."""
 
     def __init__(self, data: bytes) -> None:
         super().__init__(data)
-        self.waves: list[int] = []
+        self.calls: list[int] = []
 
     def read_ranges(self, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
-        self.waves.append(len(ranges))
+        self.calls.append(len(ranges))
         return super().read_ranges(ranges)
 
 
-def test_cheap_reads_go_in_waves_and_every_record_of_every_wave_is_decoded() -> None:
-    chunks, reader, source = _batched_table(WaveReader)
+def test_slow_reads_go_all_at_once_and_every_record_of_every_read_is_decoded() -> None:
+    chunks, reader, source = _batched_table(RangesReader)
     found: dict[bytes, bytes] = {}
     assert source.get_many([Addr.of(c) for c in chunks], found) == []
     assert found == {Addr.of(c): c for c in chunks}
-    assert len(reader.waves) > 2 and max(reader.waves) == 2
-    assert sum(reader.waves) == len(reader.reads)
+    assert reader.calls == [len(reader.reads)] and len(reader.reads) > 2
 
 
-class DecodedSoFarReader(WaveReader):
-    """Notes, at each wave it reads, how many chunks the get has already decoded into ``found``."""
+class DecodedSoFarReader(CountingReader):
+    """A cheap reader, as a local file is; notes, at each read, how many chunks the get has decoded into ``found``."""
 
-    reads_per_wave = 1
+    local = True
 
     def __init__(self, data: bytes) -> None:
         super().__init__(data)
         self.found: dict[bytes, bytes] = {}
         self.decoded_before: list[int] = []
 
-    def read_ranges(self, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
+    def read_at(self, offset: int, length: int) -> bytes:
         self.decoded_before.append(len(self.found))
-        return super().read_ranges(ranges)
+        return super().read_at(offset, length)
 
 
-def test_each_wave_is_decoded_before_the_next_is_read() -> None:
-    """Only one wave's buffers are alive at a time, and they are decoded while in the CPU's cache."""
+def test_cheap_reads_are_decoded_a_job_at_a_time_here_without_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without chunk workers, a job's reads (at most ``BATCH_CHUNKS`` records) are decoded before the next job's
+    are read: only one job's buffer is alive at a time."""
+    monkeypatch.setattr(chunk_workers, "_POOL", chunk_workers.ChunkWorkers(0))
     chunks, reader, source = _batched_table(DecodedSoFarReader)
     assert source.get_many([Addr.of(c) for c in chunks], reader.found) == []
     assert reader.found == {Addr.of(c): c for c in chunks}
-    assert len(reader.decoded_before) > 2 and reader.decoded_before[0] == 0
-    assert all(after > before for before, after in zip(reader.decoded_before, reader.decoded_before[1:]))
+    assert len(reader.decoded_before) > 3 and reader.decoded_before == sorted(reader.decoded_before)
+    decoded = sorted(set(reader.decoded_before))  # a job's chunks, all decoded before the next job reads
+    assert decoded[0] == 0 and len(decoded) >= 3
+    assert all(0 < after - before <= BATCH_CHUNKS for before, after in zip(decoded, decoded[1:]))
 
 
-@pytest.mark.parametrize("waves", [False, True], ids=["one-read", "waves"])
-def test_get_many_names_a_corrupt_chunk_far_into_its_records(waves: bool) -> None:
+class LocalReader(CountingReader):
+    local = True
+
+
+@pytest.mark.parametrize("asked", ["all", "every other", "twice over"])
+def test_a_local_read_plans_bounded_reads_and_gives_every_chunk_asked(monkeypatch: pytest.MonkeyPatch,
+                                                                      asked: str) -> None:
+    """All of a table is read in adjacent ranges cut without a step per record; any other choice (gaps,
+    an address asked twice) through the coalescing of each record: the same chunks either way."""
+    monkeypatch.setattr(chunk_workers, "_POOL", chunk_workers.ChunkWorkers(0))
+    chunks, reader, source = _batched_table(LocalReader)
+    addrs = [Addr.of(c) for c in chunks]
+    wanted = {"all": addrs, "every other": addrs[::2], "twice over": addrs + addrs[:7]}[asked]
+    found: dict[bytes, bytes] = {}
+    assert source.get_many(wanted, found) == []
+    assert found == {a: c for a, c in zip(addrs, chunks) if a in set(wanted)}
+    assert all(length <= 64 << 10 for _, length in reader.reads)  # max_read
+    ranges = sorted(reader.reads)
+    assert all(a + n <= b for (a, n), (b, _) in zip(ranges, ranges[1:]))  # each record read once
+    if asked == "all":
+        assert all(a + n == b for (a, n), (b, _) in zip(ranges, ranges[1:]))  # back to back, no gaps
+
+
+@pytest.mark.parametrize("local", [False, True], ids=["one-read", "local"])
+def test_get_many_names_a_corrupt_chunk_far_into_its_records(local: bool) -> None:
     chunks = [os.urandom(100) for _ in range(3 * BATCH_CHUNKS)]
     table = build_table((Addr.of(c), c) for c in chunks)
     index = table.index()
     damaged = bytearray(table.data)
     damaged[index.offsets[2 * BATCH_CHUNKS + 1] + 1] ^= 0xFF
-    reader = WaveReader(bytes(damaged)) if waves else BytesReaderAt(bytes(damaged))
-    source = TableChunkSource(table.name, index, reader, 4096, max_read=(8 << 10) if waves else 0)
+    reader = LocalReader(bytes(damaged)) if local else BytesReaderAt(bytes(damaged))
+    source = TableChunkSource(table.name, index, reader, 4096, max_read=(8 << 10) if local else 0)
     with pytest.raises(CorruptTableError, match=str(Addr.of(chunks[2 * BATCH_CHUNKS + 1]))):
         source.get_many([Addr.of(c) for c in chunks], {})
-    assert not isinstance(reader, WaveReader) or len(reader.waves) > 3  # the bad chunk lay in a late wave
+    assert not isinstance(reader, LocalReader) or len(reader.reads) > 3  # the bad chunk lay in a late read
