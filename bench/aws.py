@@ -4,9 +4,11 @@ Every S3 and DynamoDB request goes through a counting loopback proxy, so
 the cold-read figures are backend requests and response bytes, not times:
 what the daemon saves is requests.  moto keeps objects in memory and runs
 on the same two cores, so the write figures compare shapes of work, not
-what real S3 would sustain.  Writes are measured twice: on incompressible
-chunks (a table as large as the plain upload) and on issue 16's mixed chunks
-(half of them JSON-like, so the table is smaller than the bytes uploaded plainly).
+what real S3 would sustain.  Writes are measured twice: on issue 16's mixed
+chunks (half of them JSON-like, so the table is smaller than the bytes uploaded
+plainly), which carry its target, and on incompressible chunks, the worst case
+(a table as large as the plain upload, which must also wait for every chunk to
+be hashed: the table's S3 key is the hash of its addresses).
 """
 
 from __future__ import annotations
@@ -143,14 +145,15 @@ def _writes(report: Report, place: Place, workdir: str, commits: int, per_commit
     random_chunks = write_batches(commits, per_commit, seed=31)
     mixed = mixed_chunks(commits * per, seed=37)
     _write_turns(report, place, workdir, f"AWS writes {commits} commits x {per_commit >> 20} MiB", "random",
-                 random_chunks)
+                 random_chunks, targeted=False)
     _write_turns(report, place, workdir, f"AWS writes {commits} commits x {per_commit >> 20} MiB, mixed chunks",
-                 "mixed", [mixed[i:i + per] for i in range(0, len(mixed), per)])
+                 "mixed", [mixed[i:i + per] for i in range(0, len(mixed), per)], targeted=True)
 
 
 def _write_turns(report: Report, place: Place, workdir: str, section: str, label: str,
-                 batches: list[list[bytes]]) -> None:
-    """Per commit, in turns: a plain boto3 upload of the batch's bytes, put+commit direct, put+commit via nbsd.
+                 batches: list[list[bytes]], targeted: bool) -> None:
+    """Per commit, in turns: a plain boto3 upload of the batch's bytes, put+commit direct, put+commit via nbsd
+    (``targeted``: issue 16's data, whose direct figure has the target of at least the plain upload).
 
     Taking turns commit by commit (and medians over the commits) lets the
     three share the machine's noise and moto's growing state.  The plain
@@ -177,8 +180,9 @@ def _write_turns(report: Report, place: Place, workdir: str, section: str, label
                 seconds["via"].append(commit_batches(via, [batch]))
     plain_rate, direct_rate, via_rate = (per_commit / statistics.median(seconds[k]) / 1e6
                                          for k in ("plain", "direct", "via"))
+    target, met = (">= 1.0x", direct_rate >= plain_rate) if targeted else ("", None)
     report.add(Figure(section, "put+commit, AWS direct (median commit)", direct_rate, "MB/s",
-                      "plain boto3 upload_fileobj", plain_rate, ">= 1.0x", direct_rate >= plain_rate))
+                      "plain boto3 upload_fileobj", plain_rate, target, met))
     report.add(Figure(section, "put+commit, AWS via nbsd (median commit)", via_rate, "MB/s", "AWS direct",
                       direct_rate))
     report.add(Figure(section, "table bytes per commit, AWS direct (mean)", direct.stats().bytes_per_persist.mean()
