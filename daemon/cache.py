@@ -80,6 +80,8 @@ class CacheCounters(Counts):
     corrupt: int = 0
     hidden: int = 0  # present, but the asking store holds the chunk in none of the entry's tables
     rehomed: int = 0  # present under tables the store no longer names (conjoined), served and re-tagged
+    client_hits: int = 0  # served by clients from the cache themselves, as they report it
+    client_misses: int = 0  # what clients report they missed (and then asked the daemon for)
 
     def count_lookups(self, hits: int, misses: int = 0, hidden: int = 0) -> None:
         """``add`` for every read, without its keyword dict and look-ups by name: a cached chunk's inline get

@@ -63,7 +63,7 @@ class DaemonCollector:
         hits = CounterMetricFamily("nbsd_cache_hits", "chunks served from the LMDB cache, by who read it "
                                    "(client: the clients' own fast path, as they report it)", labels=["reader"])
         hits.add_metric(["daemon"], counters.hits)
-        hits.add_metric(["client"], service.client_hits)
+        hits.add_metric(["client"], counters.client_hits)
         yield hits
         yield CounterMetricFamily("nbsd_cache_misses", "chunks the cache did not have for the asking store; a "
                                   "client's own misses come to the daemon and are counted here",

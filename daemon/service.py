@@ -78,8 +78,6 @@ class Service:
         self.requests = Tally()  # by operation
         self.timings = Timings()
         self.errors = Tally()  # by error kind
-        self.client_hits = 0
-        self.client_misses = 0
         self.figures = CountsByKey(StoreFigures)
         self.parts_socket: str | None = None  # where clients hand over part memory (ipc only, when allowed)
         self.chunk_parts = Tally()  # table_chunks parts received, by how their bytes came
@@ -397,8 +395,7 @@ class Service:
         """Clients report the hits they served from the cache themselves, and damage they saw."""
         hits, misses = body.get("hits", 0), body.get("misses", 0)
         if isinstance(hits, int) and isinstance(misses, int) and hits >= 0 and misses >= 0:
-            self.client_hits += hits
-            self.client_misses += misses
+            self.cache.counters.add(client_hits=hits, client_misses=misses)
         corrupt = body.get("corrupt", [])
         if corrupt:
             self.cache.drop_corrupt(p.decode_addrs(corrupt))
@@ -421,7 +418,7 @@ class Service:
         proc = psutil.Process()
         workers = chunk_workers.pool()
         counters = self.cache.counters.as_dict()
-        served = counters["hits"] + self.client_hits
+        served = counters["hits"] + counters["client_hits"]
         asked = served + counters["misses"]
         sessions = self.sessions.per_store()
         stores = {key: {**fig.as_dict(), "sessions": sessions.get(key, 0)} for key, fig in self.figures.items()}
@@ -441,8 +438,7 @@ class Service:
             "sessions": len(self.sessions),
             "requests": self.requests.as_dict(),
             "errors": self.errors.as_dict(),
-            "cache": {**counters, "client_hits": self.client_hits, "client_misses": self.client_misses,
-                      "hit_ratio": round(served / asked, 4) if asked else None,
+            "cache": {**counters, "hit_ratio": round(served / asked, 4) if asked else None,
                       "bytes": self.cache.total_bytes(), "budget": self.cache.budget,
                       "entries": self.cache.entries(), "path": self.cache.path, "state": self.cache.health.state,
                       "fill_pending_bytes": self.filler.pending_bytes, "fills_deferred": self.filler.deferred,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -262,5 +263,36 @@ def test_stats_while_a_store_is_first_used_does_not_fail(tmp_path: Path, monkeyp
     monkeypatch.setattr(StoreFigures, "as_dict", as_dict_as_a_store_is_first_used)
     stats = call(service, p.STATS, {})
     assert stats["stores"][service.sessions.get(handle).key]["chunks_requested"] == 1
+    service.close()
+    service.cache.close()
+
+
+def test_hits_clients_report_from_threads_at_once_are_all_counted(tmp_path: Path) -> None:
+    """Clients' own hits and misses are cache counters, added under its lock, in stats and its hit ratio."""
+    service, handle, addrs = _served_store(tmp_path)
+    call(service, p.GET, {"handle": handle, "addrs": [bytes(addrs[0])]})  # a daemon miss, then a cached read
+    assert service.filler.drain(5)
+    call(service, p.GET, {"handle": handle, "addrs": [bytes(addrs[0])]})
+    start = threading.Barrier(4)
+
+    def report() -> None:
+        start.wait()
+        for _ in range(500):
+            call(service, p.REPORT, {"hits": 3, "misses": 1})
+
+    threads = [threading.Thread(target=report) for _ in range(4)]
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch within the reports' additions, as a busy daemon's may
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(before)
+    call(service, p.REPORT, {"hits": -1, "misses": 5})  # refused: a negative count adds nothing
+    cache = call(service, p.STATS, {})["cache"]
+    assert (cache["client_hits"], cache["client_misses"], cache["hits"], cache["misses"]) == (6000, 2000, 1, 1)
+    assert cache["hit_ratio"] == round(6001 / 6002, 4)
     service.close()
     service.cache.close()
